@@ -1,0 +1,10 @@
+//! caddyprof: a declarative continuous-profiling agent for Rust, configured like Caddy.
+//!
+//! The pipeline: [`syntax`] (lex, parse, import) → [`adapt`] (directives → JSON) →
+//! [`config`] (typed, validated) → runtime.
+
+pub mod diagnostic;
+pub mod source;
+
+pub use diagnostic::{Diagnostic, Error};
+pub use source::{Location, SourceFile};

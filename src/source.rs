@@ -1,0 +1,108 @@
+//! Source files: the text the user gave, its name, and line/column lookup.
+
+use std::sync::Arc;
+
+use miette::NamedSource;
+
+/// One input file (or string), shared cheaply between tokens and diagnostics.
+///
+/// The text is the file exactly as read, before environment substitution, so that every
+/// position shown to the user points into what they wrote.
+#[derive(Clone)]
+pub struct SourceFile {
+    named: NamedSource<Arc<str>>,
+    line_starts: Arc<[usize]>,
+}
+
+impl SourceFile {
+    /// Wraps `text` under the display name `name` (a path, or something like `<stdin>`).
+    ///
+    /// ```
+    /// let file = caddyprof::SourceFile::new("Profilingfile", "profefe\n");
+    /// assert_eq!(file.line_col(1), (1, 2));
+    /// ```
+    pub fn new(name: impl AsRef<str>, text: impl Into<Arc<str>>) -> Self {
+        let text: Arc<str> = text.into();
+        let line_starts = std::iter::once(0)
+            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        SourceFile {
+            named: NamedSource::new(name, text),
+            line_starts,
+        }
+    }
+
+    /// The display name of the file.
+    pub fn name(&self) -> &str {
+        self.named.name()
+    }
+
+    /// The whole text of the file.
+    pub fn text(&self) -> &str {
+        self.named.inner()
+    }
+
+    /// The 1-based line and column (in characters) of a byte offset.
+    pub fn line_col(&self, offset: usize) -> (usize, usize) {
+        let offset = offset.min(self.text().len());
+        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
+        let start = self.line_starts[line];
+        let column = self.text()[start..floor_char_boundary(self.text(), offset)]
+            .chars()
+            .count();
+        (line + 1, column + 1)
+    }
+
+    /// The miette source code of this file, for diagnostics.
+    pub fn source_code(&self) -> &NamedSource<Arc<str>> {
+        &self.named
+    }
+}
+
+impl std::fmt::Debug for SourceFile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SourceFile").field("name", &self.name()).finish()
+    }
+}
+
+impl PartialEq for SourceFile {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(self.named.inner(), other.named.inner()) && self.name() == other.name()
+    }
+}
+
+fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+/// A byte range inside one [`SourceFile`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Location {
+    /// The file.
+    pub file: SourceFile,
+    /// Byte offset of the first byte.
+    pub start: usize,
+    /// Byte offset just past the last byte.
+    pub end: usize,
+}
+
+impl Location {
+    /// The 1-based line and column of the start.
+    pub fn line_col(&self) -> (usize, usize) {
+        self.file.line_col(self.start)
+    }
+
+    /// The span, for miette labels.
+    pub fn span(&self) -> miette::SourceSpan {
+        (self.start, self.end.saturating_sub(self.start)).into()
+    }
+
+    /// `file:line:column`, as shown in messages.
+    pub fn display(&self) -> String {
+        let (line, column) = self.line_col();
+        format!("{}:{line}:{column}", self.file.name())
+    }
+}
