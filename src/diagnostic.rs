@@ -107,10 +107,9 @@ impl Diagnostic {
     /// without color. Used by snapshots and logs.
     pub fn render_plain(&self) -> String {
         let mut out = String::new();
-        let handler = miette::GraphicalReportHandler::new_themed(
-            miette::GraphicalTheme::unicode_nocolor(),
-        )
-        .with_width(100);
+        let handler =
+            miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+                .with_width(100);
         // Writing into a String cannot fail.
         let _ = handler.render_report(&mut out, self);
         out

@@ -8,3 +8,4 @@ pub mod source;
 
 pub use diagnostic::{Diagnostic, Error};
 pub use source::{Location, SourceFile};
+pub mod syntax;

@@ -61,7 +61,9 @@ impl SourceFile {
 
 impl std::fmt::Debug for SourceFile {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SourceFile").field("name", &self.name()).finish()
+        f.debug_struct("SourceFile")
+            .field("name", &self.name())
+            .finish()
     }
 }
 

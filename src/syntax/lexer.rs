@@ -1,0 +1,520 @@
+//! The lexer: runs the pest grammar (`grammar/caddyfile.pest`) over one file and turns its
+//! pairs into [`Token`]s and [`Comment`]s, with Caddy's line accounting (§2.8).
+
+use std::rc::Rc;
+
+use pest::Parser as _;
+use pest::iterators::Pair;
+
+use super::env::Substituted;
+use super::token::{Comment, Token, TokenKind};
+use crate::diagnostic::Diagnostic;
+use crate::source::{Location, SourceFile};
+
+#[derive(pest_derive::Parser)]
+#[grammar = "grammar/caddyfile.pest"]
+struct Grammar;
+
+/// The tokens and comments of one file.
+#[derive(Debug, Default)]
+pub struct Lexed {
+    /// The tokens, in order.
+    pub tokens: Vec<Token>,
+    /// The comments, in order.
+    pub comments: Vec<Comment>,
+}
+
+/// Lexes `file`. With `env`, `{$VAR}` references are substituted first (as for `adapt`);
+/// without it the text is lexed as written (as for `fmt`).
+pub fn lex(
+    file: &SourceFile,
+    env: Option<&dyn Fn(&str) -> Option<String>>,
+) -> Result<Lexed, Diagnostic> {
+    let substituted = match env {
+        Some(lookup) => Some(super::env::substitute(file, lookup)?),
+        None => None,
+    };
+    let text = substituted
+        .as_ref()
+        .map_or(file.text(), |s| s.text.as_str());
+    let mut lexer = Lexer {
+        file,
+        substituted: substituted.as_ref(),
+        line: 1,
+        skipped: 0,
+        out: Lexed::default(),
+        no_imports: Rc::from(Vec::new()),
+    };
+    // The grammar matches any input, so this only fails on pest's own limits.
+    let pairs = Grammar::parse(Rule::file, text).map_err(|e| {
+        Diagnostic::error(format!("the file could not be read: {e}"))
+            .label(&lexer.location(0, 0), "here")
+    })?;
+    for pair in pairs.flatten().filter(|p| p.as_rule() == Rule::file) {
+        for item in pair.into_inner() {
+            lexer.item(item)?;
+        }
+    }
+    Ok(lexer.out)
+}
+
+struct Lexer<'a> {
+    file: &'a SourceFile,
+    substituted: Option<&'a Substituted>,
+    /// Caddy's line counter and the continuation lines not yet added to it.
+    line: usize,
+    skipped: usize,
+    out: Lexed,
+    no_imports: Rc<[super::token::ImportSite]>,
+}
+
+impl Lexer<'_> {
+    fn location(&self, start: usize, end: usize) -> Location {
+        let (start, end) = match self.substituted {
+            Some(s) => (
+                s.original_offset(start, false),
+                s.original_offset(end, true),
+            ),
+            None => (start, end),
+        };
+        Location {
+            file: self.file.clone(),
+            start,
+            end: end.max(start),
+        }
+    }
+
+    fn pair_location(&self, pair: &Pair<Rule>) -> Location {
+        let span = pair.as_span();
+        self.location(span.start(), span.end())
+    }
+
+    fn newline(&mut self) {
+        self.line += 1 + self.skipped;
+        self.skipped = 0;
+    }
+
+    fn item(&mut self, pair: Pair<Rule>) -> Result<(), Diagnostic> {
+        match pair.as_rule() {
+            Rule::newline => self.newline(),
+            Rule::continuation => self.skipped += 1,
+            Rule::dangling_escape | Rule::EOI => {}
+            Rule::comment => {
+                let location = self.pair_location(&pair);
+                self.out.comments.push(Comment {
+                    text: pair.as_str().trim_end_matches('\r').to_owned(),
+                    location,
+                });
+            }
+            Rule::unterminated_quoted | Rule::unterminated_backtick => {
+                let quote = if pair.as_rule() == Rule::unterminated_quoted {
+                    '"'
+                } else {
+                    '`'
+                };
+                let open = pair.as_str().find(quote).unwrap_or(0) + pair.as_span().start();
+                return Err(
+                    Diagnostic::error(format!("unterminated {quote}-quoted text"))
+                        .label(&self.location(open, open + 1), "this quote is never closed")
+                        .help(format!("add the closing {quote}, or escape this one")),
+                );
+            }
+            Rule::heredoc_missing_marker => {
+                return Err(Diagnostic::error("heredoc has no marker")
+                    .label(&self.pair_location(&pair), "expected a marker after `<<`")
+                    .help(
+                        "name the heredoc, e.g. `<<END`, and close it with `END` on its own line",
+                    ));
+            }
+            Rule::unterminated_heredoc => {
+                let marker = pair
+                    .clone()
+                    .into_inner()
+                    .next()
+                    .map_or("", |m| m.as_str())
+                    .to_owned();
+                let start = pair.as_span().start();
+                let at = self.location(start, start + 2 + marker.len());
+                check_marker(&marker, &at)?;
+                return Err(
+                    Diagnostic::error(format!("heredoc <<{marker} is never closed"))
+                        .label(&at, "this heredoc has no closing marker")
+                        .help(format!(
+                            "end it with a line holding only `{marker}` (after the indentation)"
+                        )),
+                );
+            }
+            _ => self.token(pair)?,
+        }
+        Ok(())
+    }
+
+    fn token(&mut self, pair: Pair<Rule>) -> Result<(), Diagnostic> {
+        let rule = pair.as_rule();
+        let location = self.pair_location(&pair);
+        let raw = pair.as_str();
+        let (kind, text) = match rule {
+            Rule::word => (TokenKind::Word, word_text(pair.into_inner())),
+            Rule::escaped_word => {
+                let mut inner = pair.into_inner();
+                let first = inner.next().map_or("", |p| p.as_str());
+                let mut text = if first == "<" {
+                    String::new()
+                } else {
+                    String::from("\\")
+                };
+                text.push_str(first);
+                text.push_str(&word_text(inner));
+                (TokenKind::Word, text)
+            }
+            Rule::quoted => (TokenKind::Quoted, quoted_text(pair.into_inner())),
+            Rule::escaped_quoted => {
+                let mut inner = pair.into_inner();
+                let first = inner.next().map_or("", |p| p.as_str());
+                let mut text = if first == "\"" {
+                    String::new()
+                } else {
+                    String::from("\\")
+                };
+                text.push_str(first);
+                text.push_str(&quoted_text(inner));
+                (TokenKind::Quoted, text)
+            }
+            Rule::backtick | Rule::escaped_backtick => (
+                TokenKind::Backtick,
+                pair.into_inner().map(|p| p.as_str()).collect(),
+            ),
+            Rule::heredoc => (TokenKind::Heredoc, self.heredoc_text(pair, &location)?),
+            _ => return Ok(()),
+        };
+        let breaks = raw.matches('\n').count();
+        let line = self.line;
+        for _ in 0..breaks {
+            self.newline();
+        }
+        // A word made only of `\r` is no token at all.
+        if kind == TokenKind::Word && text.is_empty() {
+            return Ok(());
+        }
+        self.out.tokens.push(Token {
+            text,
+            kind,
+            location,
+            line,
+            breaks,
+            imports: self.no_imports.clone(),
+            snippet: None,
+        });
+        Ok(())
+    }
+
+    fn heredoc_text(&self, pair: Pair<Rule>, at: &Location) -> Result<String, Diagnostic> {
+        let start = pair.as_span().start();
+        let mut marker = "";
+        let mut body = "";
+        let mut body_start = 0;
+        let mut padding = "";
+        for part in pair.into_inner() {
+            match part.as_rule() {
+                Rule::heredoc_marker => marker = part.as_str(),
+                Rule::heredoc_body => {
+                    body = part.as_str();
+                    body_start = part.as_span().start();
+                }
+                Rule::heredoc_close => {
+                    padding = part.into_inner().next().map_or("", |p| p.as_str());
+                }
+                _ => {}
+            }
+        }
+        check_marker(marker, &self.location(start, start + 2 + marker.len()))?;
+        let mut lines = Vec::new();
+        let mut offset = body_start;
+        for line in body.split_terminator('\n') {
+            let content = line.trim_end_matches('\r');
+            if content.is_empty() {
+                lines.push(String::new());
+            } else if let Some(rest) = content.strip_prefix(padding) {
+                lines.push(rest.replace('\r', ""));
+            } else {
+                let indent_len = content.len() - content.trim_start().len();
+                return Err(Diagnostic::error(format!(
+                    "heredoc line is not indented like its closing marker {marker}"
+                ))
+                .label(
+                    &self.location(offset, offset + indent_len.max(1)),
+                    "this indentation",
+                )
+                .label(at, "in this heredoc")
+                .help(format!(
+                    "start every line of the heredoc with the closing marker's indentation {}",
+                    describe_whitespace(padding)
+                )));
+            }
+            offset += line.len() + 1;
+        }
+        Ok(lines.join("\n"))
+    }
+}
+
+fn check_marker(marker: &str, at: &Location) -> Result<(), Diagnostic> {
+    if marker.starts_with('<') {
+        return Err(Diagnostic::error("too many '<' for a heredoc")
+            .label(at, "here")
+            .help("use only two, for example <<END"));
+    }
+    if !marker
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    {
+        return Err(Diagnostic::error(format!(
+            "heredoc marker {marker:?} must contain only alphanumeric characters, dashes and underscores"
+        ))
+        .label(at, "invalid marker")
+        .help("use a marker such as <<END; to write `<<` as text, quote it or write \\<<"));
+    }
+    Ok(())
+}
+
+fn describe_whitespace(padding: &str) -> String {
+    if padding.is_empty() {
+        return "(none)".to_owned();
+    }
+    let tabs = padding.matches('\t').count();
+    let spaces = padding.matches(' ').count();
+    match (tabs, spaces) {
+        (0, n) => format!("({n} spaces)"),
+        (n, 0) => format!("({n} tabs)"),
+        _ => format!("{padding:?}"),
+    }
+}
+
+fn word_text(pieces: pest::iterators::Pairs<Rule>) -> String {
+    let mut text = String::new();
+    for piece in pieces {
+        let s = piece.as_str();
+        match piece.as_rule() {
+            Rule::escape_lt => text.push('<'),
+            Rule::escape_pair => {
+                // `\` + (`\r`…) + the escaped character, which is last.
+                text.push('\\');
+                text.extend(s.chars().last());
+            }
+            Rule::lost_escape => {}
+            _ => text.push_str(&s.replace('\r', "")),
+        }
+    }
+    text
+}
+
+fn quoted_text(pieces: pest::iterators::Pairs<Rule>) -> String {
+    let mut text = String::new();
+    for piece in pieces {
+        let mut chars = piece.as_str().chars();
+        while let Some(c) = chars.next() {
+            if c == '\\' {
+                match chars.next() {
+                    Some('"') => text.push('"'),
+                    Some(next) => {
+                        text.push('\\');
+                        text.push(next);
+                    }
+                    None => text.push('\\'),
+                }
+            } else {
+                text.push(c);
+            }
+        }
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Lexes `input` and groups the token texts by logical line.
+    fn lines(input: &str) -> Result<Vec<Vec<String>>, String> {
+        let file = SourceFile::new("Profilingfile", input);
+        let env = |name: &str| (name == "X").then(|| "a b".to_owned());
+        let lexed = lex(&file, Some(&env)).map_err(|d| d.message().to_owned())?;
+        let mut out: Vec<Vec<String>> = Vec::new();
+        let mut prev: Option<&Token> = None;
+        for token in &lexed.tokens {
+            match prev {
+                Some(p) if !p.is_followed_on_new_line_by(token) => {
+                    out.last_mut().unwrap().push(token.text.clone())
+                }
+                _ => out.push(vec![token.text.clone()]),
+            }
+            prev = Some(token);
+        }
+        Ok(out)
+    }
+
+    fn ok(input: &str, want: &[&[&str]]) {
+        let want: Vec<Vec<String>> = want
+            .iter()
+            .map(|l| l.iter().map(|s| s.to_string()).collect())
+            .collect();
+        assert_eq!(lines(input), Ok(want), "input {input:?}");
+    }
+
+    fn err(input: &str, message_part: &str) {
+        match lines(input) {
+            Err(m) => assert!(m.contains(message_part), "input {input:?}: {m}"),
+            Ok(l) => panic!("input {input:?} lexed to {l:?}, expected error"),
+        }
+    }
+
+    // §2.1 input
+    #[test]
+    fn bom_and_invalid_utf8_and_empty() {
+        ok("\u{FEFF}a b", &[&["a", "b"]]);
+        ok("a\u{FEFF}b", &[&["a\u{FEFF}b"]]);
+        ok("", &[]);
+        ok("  # only a comment\n\n", &[]);
+    }
+
+    // §2.2 whitespace
+    #[test]
+    fn unicode_whitespace_separates() {
+        ok(
+            "a\u{00A0}b\u{2003}c\u{3000}d\u{0085}e\u{000B}f",
+            &[&["a", "b", "c", "d", "e", "f"]],
+        );
+        ok("a\u{200B}b", &[&["a\u{200B}b"]]);
+        ok("ab\rcd", &[&["abcd"]]);
+        ok("a\r\nb\r\n", &[&["a"], &["b"]]);
+        ok("a\tb\n\n\nc", &[&["a", "b"], &["c"]]);
+    }
+
+    // §2.3 bare words and backslashes
+    #[test]
+    fn bare_words_and_backslashes() {
+        ok("a{b}c x{ }y", &[&["a{b}c", "x{", "}y"]]);
+        ok("a\"b c\"d", &[&["a\"b", "c\"d"]]);
+        ok("a#b 'q r'", &[&["a#b", "'q", "r'"]]);
+        ok("ab\\\ncd\nef", &[&["ab", "cd"], &["ef"]]);
+        ok("ab\\\r\ncd", &[&["ab", "cd"]]);
+        ok("a\\ b", &[&["a", "b"]]);
+        ok("\\<<EOF\nx", &[&["<<EOF"], &["x"]]);
+        ok("a\\<b", &[&["a<b"]]);
+        ok("\\\"abc\"", &[&["\\abc"]]);
+        ok("\\`abc`", &[&["abc"]]);
+        ok(
+            "a\\b a\\\\b a\\\"b a\\{b\\} \\$y",
+            &[&["a\\b", "a\\\\b", "a\\\"b", "a\\{b\\}", "\\$y"]],
+        );
+        ok("ab\\", &[&["ab"]]);
+        ok("a \\", &[&["a"]]);
+        ok("a \\ b", &[&["a", "\\b"]]);
+        ok("a \\ \nb", &[&["a", "b"]]);
+    }
+
+    // §2.4 comments
+    #[test]
+    fn comments() {
+        ok("a #b\nc", &[&["a"], &["c"]]);
+        ok("a#b", &[&["a#b"]]);
+        ok("\"a\"#b\nc", &[&["a"], &["c"]]);
+        ok("{#c", &[&["{#c"]]);
+        ok("x # \"{ `\n y", &[&["x"], &["y"]]);
+        // Improvement 2: a backslash in a comment does not continue the line.
+        ok("path a # C:\\dir\nb", &[&["path", "a"], &["b"]]);
+        ok("a \\#c\nb", &[&["a"], &["b"]]);
+    }
+
+    // §2.5 double quotes
+    #[test]
+    fn double_quotes() {
+        ok("\"a\"b", &[&["a", "b"]]);
+        ok("\"a\"\"b\"", &[&["a", "b"]]);
+        ok(r#""a\"b" "\\" "\n""#, &[&["a\"b", "\\\\", "\\n"]]);
+        ok(r#""a\\\"b""#, &[&["a\\\\\"b"]]);
+        ok("\"a\nb\" c", &[&["a\nb", "c"]]);
+        ok("\"a\r\nb\"", &[&["a\r\nb"]]);
+        ok("\"a\\\nb\"", &[&["a\\\nb"]]);
+        ok("x \"\" y", &[&["x", "", "y"]]);
+        ok("\"{\" \"}\" \"{}\"", &[&["{", "}", "{}"]]);
+        err("a \"b\nc", "unterminated");
+    }
+
+    // §2.6 backticks
+    #[test]
+    fn backticks() {
+        ok("`a\\` b", &[&["a\\", "b"]]);
+        ok("`a \"b\" # {c}\nd`e", &[&["a \"b\" # {c}\nd", "e"]]);
+        err("`abc", "unterminated");
+    }
+
+    // §2.7 heredocs
+    #[test]
+    fn heredocs() {
+        ok(
+            "a <<EOF\n\tx\n\t  y\n\tEOF b\nc",
+            &[&["a", "x\n  y", "b"], &["c"]],
+        );
+        ok("a <<EOF same line", &[&["a", "<<EOF", "same", "line"]]);
+        ok("<< >>", &[&["<<", ">>"]]);
+        ok("a <<EOF", &[&["a", "<<EOF"]]);
+        ok("a a<<EOF", &[&["a", "a<<EOF"]]);
+        ok("a \"<<EOF\"", &[&["a", "<<EOF"]]);
+        ok("a <<EOF\r\n  x\r\n  EOF\r\n", &[&["a", "x"]]);
+        ok("a <<EOF\n  x\n\n  y\n  EOF", &[&["a", "x\n\ny"]]);
+        ok("a <<EOF\n\nEOF", &[&["a", ""]]);
+        ok("<<<EOF x", &[&["<<<EOF", "x"]]);
+        // Improvement 4: the marker inside a text line is text.
+        ok(
+            "a <<END\n the END is near\nEND",
+            &[&["a", " the END is near"]],
+        );
+        ok("a <<END\nENDtail\nEND", &[&["a", "ENDtail"]]);
+        err("a <<\nx", "no marker");
+        err("a <<<EOF\nx\nEOF", "too many '<'");
+        err("a <<E.F\nx\nE.F", "alphanumeric");
+        err("a <<EOF\tx\nEOF", "alphanumeric");
+        err("a <<EOF\n\tx\n  EOF", "not indented");
+        err("a <<EOF\n x\n", "never closed");
+        err("a <<EOF\n", "never closed");
+    }
+
+    // §2.8 lines
+    #[test]
+    fn logical_lines() {
+        ok("a \\\nb \\\nc\nd", &[&["a", "b", "c"], &["d"]]);
+        // A continuation followed by a multi-line quoted token moves what follows to a new line.
+        ok("a \\\n\"x\ny\" b\nc", &[&["a", "x\ny"], &["b"], &["c"]]);
+        ok("a \"x\ny\" b", &[&["a", "x\ny", "b"]]);
+        // Improvement 3: an empty heredoc does not glue the next line on.
+        ok(
+            "path <<EOF\nEOF\nrespond x",
+            &[&["path", ""], &["respond", "x"]],
+        );
+        ok(
+            "path <<EOF\n\nEOF\nrespond x",
+            &[&["path", ""], &["respond", "x"]],
+        );
+    }
+
+    // §1 happens before lexing
+    #[test]
+    fn env_values_are_lexed() {
+        ok("d {$X} c", &[&["d", "a", "b", "c"]]);
+        ok("d \"{$X}\"", &[&["d", "a b"]]);
+        ok("d {$Y}\ne", &[&["d"], &["e"]]);
+        err("d {$X\n}", "not closed");
+    }
+
+    #[test]
+    fn positions_point_at_the_original_text() {
+        let file = SourceFile::new("f", "ab {$X} cd\n  ef");
+        let env = |_: &str| Some("long value".to_owned());
+        let lexed = lex(&file, Some(&env)).unwrap();
+        let cd = lexed.tokens.iter().find(|t| t.text == "cd").unwrap();
+        assert_eq!(cd.location.line_col(), (1, 9));
+        let ef = lexed.tokens.iter().find(|t| t.text == "ef").unwrap();
+        assert_eq!(ef.location.line_col(), (2, 3));
+        assert_eq!(ef.source_text(), "ef");
+    }
+}

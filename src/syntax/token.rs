@@ -1,0 +1,93 @@
+//! Tokens: what the lexer produces and the parser reads.
+
+use std::rc::Rc;
+
+use crate::source::Location;
+
+/// How a token was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenKind {
+    /// A bare word.
+    Word,
+    /// A `"double-quoted"` string.
+    Quoted,
+    /// A `` `backtick` `` string.
+    Backtick,
+    /// A `<<MARKER` heredoc.
+    Heredoc,
+}
+
+/// One token of a Profilingfile, with where it came from.
+#[derive(Clone, Debug)]
+pub struct Token {
+    /// The token's value: quotes removed, escapes applied, heredoc indentation stripped.
+    pub text: String,
+    /// How it was written.
+    pub kind: TokenKind,
+    /// Where it is in the source (for a token made by an import, where it was written).
+    pub location: Location,
+    /// The logical line number, counted as Caddy does (a continued line keeps the number of
+    /// the line it continues).
+    pub(crate) line: usize,
+    /// How many line breaks the token spans.
+    pub(crate) breaks: usize,
+    /// The chain of imports that brought this token in (innermost last); empty if none.
+    pub imports: Rc<[ImportSite]>,
+    /// The snippet this token was copied from, if any.
+    pub snippet: Option<Rc<str>>,
+}
+
+/// One `import` that brought tokens in.
+#[derive(Clone, Debug)]
+pub struct ImportSite {
+    /// The `import` token.
+    pub at: Location,
+    /// The snippet imported, or `None` for a file.
+    pub snippet: Option<Rc<str>>,
+}
+
+impl Token {
+    /// Whether the token was quoted in any way (quotes, backticks or heredoc).
+    pub fn was_quoted(&self) -> bool {
+        self.kind != TokenKind::Word
+    }
+
+    /// Whether this is a structural `{`.
+    pub fn is_open_brace(&self) -> bool {
+        self.kind == TokenKind::Word && self.text == "{"
+    }
+
+    /// Whether this is a structural `}`.
+    pub fn is_close_brace(&self) -> bool {
+        self.kind == TokenKind::Word && self.text == "}"
+    }
+
+    /// Whether `next` starts a new logical line after this token (caddyfile-syntax.md §2.8).
+    pub fn is_followed_on_new_line_by(&self, next: &Token) -> bool {
+        self.location.file != next.location.file
+            || !Rc::ptr_eq(&self.imports, &next.imports)
+                && !same_chain(&self.imports, &next.imports)
+            || self.line + self.breaks < next.line
+    }
+
+    /// The token as written in the source, quotes and escapes included.
+    pub fn source_text(&self) -> &str {
+        &self.location.file.text()[self.location.start..self.location.end]
+    }
+}
+
+fn same_chain(a: &[ImportSite], b: &[ImportSite]) -> bool {
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            x.at.start == y.at.start && x.at.file == y.at.file && x.snippet == y.snippet
+        })
+}
+
+/// A comment, kept for the formatter.
+#[derive(Clone, Debug)]
+pub struct Comment {
+    /// The comment text, `#` included.
+    pub text: String,
+    /// Where it is.
+    pub location: Location,
+}
