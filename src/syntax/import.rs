@@ -1,0 +1,471 @@
+//! `import`: snippets, files and globs, with `{args[…]}` and `{block}` placeholders
+//! (caddyfile-syntax.md §5), and the import graph that catches cycles.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use super::parser::{Parser, chain_with, error_at, with_import_notes};
+use super::token::{ImportSite, Token};
+use crate::diagnostic::{Diagnostic, Error};
+use crate::source::SourceFile;
+
+/// Which file or snippet imports which, to refuse cycles (Caddy's `importGraph`).
+#[derive(Default)]
+pub(super) struct ImportGraph {
+    edges: HashMap<String, HashSet<String>>,
+}
+
+impl ImportGraph {
+    /// Records that `from` imports `to`; fails if `to` already (transitively) imports
+    /// `from`. As in Caddy, a node may import itself once before this fires.
+    fn add_edge(&mut self, from: &str, to: &str) -> bool {
+        if self.reaches(to, from) {
+            return false;
+        }
+        self.edges
+            .entry(from.to_owned())
+            .or_default()
+            .insert(to.to_owned());
+        true
+    }
+
+    /// Whether a path of one or more edges leads from `from` to `to`.
+    fn reaches(&self, from: &str, to: &str) -> bool {
+        let mut seen = HashSet::new();
+        let mut stack: Vec<&str> = self
+            .edges
+            .get(from)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        while let Some(node) = stack.pop() {
+            if node == to {
+                return true;
+            }
+            if seen.insert(node) {
+                stack.extend(
+                    self.edges
+                        .get(node)
+                        .into_iter()
+                        .flatten()
+                        .map(String::as_str),
+                );
+            }
+        }
+        false
+    }
+}
+
+/// The node of the import graph that `token` belongs to: its file, or file:snippet.
+fn node_of(token: &Token) -> String {
+    match &token.snippet {
+        Some(snippet) => format!("{}:{snippet}", token.location.file.name()),
+        None => token.location.file.name().to_owned(),
+    }
+}
+
+impl Parser<'_> {
+    /// Reads an `import` line (the next token is `import`) and splices what it imports in
+    /// its place.
+    pub(super) fn import(&mut self) -> Result<(), Error> {
+        let import = self.next().expect("at import");
+        let mut args = Vec::new();
+        let mut block = None;
+        while self.next_is_on_same_line() {
+            let token = self.next().expect("same line");
+            if token.is_open_brace() && !self.next_is_on_same_line() {
+                block = Some(self.tokens_to_matching_brace(&token)?);
+                break;
+            }
+            args.push(token);
+        }
+        if args.is_empty() {
+            return Err(error_at(
+                &import,
+                "import needs a snippet name or a file path",
+                "here",
+            )
+            .help(
+                "write `import NAME` for a snippet defined above, or `import FILE` (globs allowed)",
+            )
+            .into());
+        }
+        let pattern = args.remove(0);
+        if pattern.text.is_empty() {
+            return Err(error_at(&pattern, "import needs a non-empty path", "empty").into());
+        }
+        let site_snippet;
+        let from = node_of(&import);
+        let mut imported = Vec::new();
+        if let Some(snippet) = self.snippets.get(&pattern.text) {
+            site_snippet = Some(Rc::<str>::from(pattern.text.as_str()));
+            if let Some(first) = snippet.tokens.first() {
+                let to = format!("{}:{}", first.location.file.name(), pattern.text);
+                if !self.graph.add_edge(&from, &to) {
+                    return Err(cycle_error(&import, &from, &to).into());
+                }
+            }
+            imported.extend(snippet.tokens.iter().cloned().map(|mut t| {
+                t.snippet = site_snippet.clone();
+                t
+            }));
+        } else {
+            site_snippet = None;
+            for path in self.resolve_files(&import, &pattern)? {
+                let name = path.to_string_lossy().into_owned();
+                if !self.graph.add_edge(&from, &name) {
+                    return Err(cycle_error(&import, &from, &name).into());
+                }
+                imported.extend(self.lex_imported_file(&import, &path, name)?);
+            }
+        }
+        let site = ImportSite {
+            at: import.location.clone(),
+            snippet: site_snippet,
+        };
+        let chain = chain_with(&import.imports, site);
+        let block = block.unwrap_or_default();
+        let mut expanded = Vec::with_capacity(imported.len());
+        for mut token in imported {
+            token.imports = chain.clone();
+            self.expand_placeholders(token, &args, &block, &mut expanded)?;
+        }
+        self.budget = self.budget.checked_sub(expanded.len()).ok_or_else(|| {
+            error_at(
+                &import,
+                "imports expand to too many tokens",
+                "while importing this",
+            )
+            .help("an import probably repeats itself many times over; simplify the snippets")
+        })?;
+        self.pending.extend(expanded.into_iter().rev());
+        Ok(())
+    }
+
+    /// The files an import pattern names, relative to the importing file's folder.
+    fn resolve_files(&mut self, import: &Token, pattern: &Token) -> Result<Vec<PathBuf>, Error> {
+        let base = self
+            .base_dirs
+            .get(import.location.file.name())
+            .cloned()
+            .unwrap_or_else(|| self.options.base_dir.clone());
+        let joined = base.join(&pattern.text);
+        let absolute = std::path::absolute(&joined).unwrap_or(joined);
+        let text = absolute.to_string_lossy().into_owned();
+        let is_glob = text.contains(['*', '?', '[', ']']);
+        if !is_glob {
+            if !absolute.exists() {
+                let help = match crate::diagnostic::suggest(
+                    &pattern.text,
+                    self.snippets.keys().map(String::as_str),
+                ) {
+                    Some(name) => format!("no snippet or file has this name; did you mean the snippet '{name}'? (snippets must be defined before they are imported)"),
+                    None => "no snippet or file has this name; snippets must be defined above the import, and paths are relative to the importing file".to_owned(),
+                };
+                return Err(error_at(
+                    pattern,
+                    format!("file to import not found: {text}"),
+                    "not found",
+                )
+                .help(help)
+                .into());
+            }
+            return Ok(vec![absolute]);
+        }
+        if text.matches('*').count() > 1
+            || text.matches('?').count() > 1
+            || (text.contains('[') && text.contains(']'))
+        {
+            return Err(error_at(
+                pattern,
+                "an import glob may have only one '*' and one '?', and no '[…]'",
+                "this pattern",
+            )
+            .help("split it into several imports")
+            .into());
+        }
+        let skip_hidden = absolute
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('*'));
+        let mut matches: Vec<PathBuf> = glob::glob(&text)
+            .map_err(|e| error_at(pattern, format!("invalid import glob: {e}"), "this pattern"))?
+            .filter_map(Result::ok)
+            .filter(|p| {
+                !(skip_hidden
+                    && p.file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with('.')))
+            })
+            .collect();
+        matches.sort();
+        if matches.is_empty() {
+            self.warnings.push(with_import_notes(
+                Diagnostic::warning(format!("no files match the import glob {text}"))
+                    .label(&pattern.location, "matches nothing"),
+                pattern,
+            ));
+        }
+        Ok(matches)
+    }
+
+    /// Reads and lexes an imported file.
+    fn lex_imported_file(
+        &mut self,
+        import: &Token,
+        path: &Path,
+        name: String,
+    ) -> Result<Vec<Token>, Error> {
+        if path.is_dir() {
+            return Err(error_at(
+                import,
+                format!("cannot import {name}: it is a folder"),
+                "here",
+            )
+            .help("import the files inside it with a glob, e.g. `import dir/*`")
+            .into());
+        }
+        let bytes = std::fs::read(path)
+            .map_err(|e| error_at(import, format!("cannot read {name}: {e}"), "imported here"))?;
+        let text = String::from_utf8_lossy(&bytes).into_owned();
+        if text.trim().is_empty() {
+            self.warnings.push(with_import_notes(
+                Diagnostic::warning(format!("imported file {name} is empty"))
+                    .label(&import.location, "imports nothing"),
+                import,
+            ));
+            return Ok(Vec::new());
+        }
+        if let Some(dir) = path.parent() {
+            self.base_dirs.insert(name.clone(), dir.to_path_buf());
+        }
+        let file = SourceFile::new(name, text);
+        let lexed = super::lex(&file, self.options.env).map_err(|d| {
+            with_import_notes(
+                d.related(
+                    Diagnostic::advice("imported here").label(&import.location, "imported here"),
+                ),
+                import,
+            )
+        })?;
+        Ok(lexed.tokens)
+    }
+
+    /// Applies the import's placeholders to one imported token, appending the result (none,
+    /// one or several tokens) to `out`.
+    fn expand_placeholders(
+        &mut self,
+        token: Token,
+        args: &[Token],
+        block: &[Token],
+        out: &mut Vec<Token>,
+    ) -> Result<(), Error> {
+        let text = token.text.as_str();
+        if text == "{block}" {
+            out.extend(block.iter().cloned());
+            return Ok(());
+        }
+        if let Some(key) = text
+            .strip_prefix("{blocks.")
+            .and_then(|rest| rest.strip_suffix('}'))
+        {
+            out.extend(sub_block(block, key)?);
+            return Ok(());
+        }
+        if let Some(range) = text
+            .strip_prefix("{args[")
+            .and_then(|rest| rest.strip_suffix("]}"))
+            .filter(|r| r.contains(':'))
+        {
+            match variadic_range(range, args.len()) {
+                Ok(Some((start, end))) => {
+                    for arg in &args[start..end] {
+                        out.push(with_text(&token, arg.text.clone()));
+                    }
+                    return Ok(());
+                }
+                Ok(None) => {
+                    self.warnings.push(with_import_notes(
+                        Diagnostic::warning(format!(
+                            "placeholder {text} is out of range: the import has {} argument(s)",
+                            args.len()
+                        ))
+                        .label(&token.location, "left as written"),
+                        &token,
+                    ));
+                }
+                Err(reason) => return Err(error_at(&token, reason, "this placeholder").into()),
+            }
+        }
+        let replaced = self.replace_in_text(&token, args)?;
+        out.push(if replaced == token.text {
+            token
+        } else {
+            with_text(&token, replaced)
+        });
+        Ok(())
+    }
+
+    /// Replaces `{args[N]}` (and the old `{args.N}`) anywhere in the token's text, and
+    /// unescapes `\{` and `\}`, as Caddy's replacer does for every imported token.
+    fn replace_in_text(&mut self, token: &Token, args: &[Token]) -> Result<String, Error> {
+        let text = &token.text;
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text.as_str();
+        while let Some(i) = rest.find(['{', '\\']) {
+            out.push_str(&rest[..i]);
+            rest = &rest[i..];
+            if let Some(after) = rest.strip_prefix('\\') {
+                match after.chars().next() {
+                    Some(c @ ('{' | '}')) => {
+                        out.push(c);
+                        rest = &after[1..];
+                    }
+                    _ => {
+                        out.push('\\');
+                        rest = after;
+                    }
+                }
+                continue;
+            }
+            let Some(close) = rest.find('}') else {
+                break;
+            };
+            let key = &rest[1..close];
+            let index = if let Some(n) = key.strip_prefix("args[").and_then(|k| k.strip_suffix(']'))
+            {
+                Some(n)
+            } else if let Some(n) = key.strip_prefix("args.") {
+                self.warnings.push(with_import_notes(
+                    Diagnostic::warning(format!("{{args.{n}}} is deprecated"))
+                        .label(&token.location, "here")
+                        .help(format!("write {{args[{n}]}}")),
+                    token,
+                ));
+                Some(n)
+            } else {
+                None
+            };
+            match index {
+                Some(n) if n.contains(':') => {
+                    self.warnings.push(with_import_notes(
+                        Diagnostic::warning(format!(
+                            "{{args[{n}]}} expands to several tokens and must be a whole token"
+                        ))
+                        .label(&token.location, "left as written")
+                        .help("put it on its own, separated by spaces"),
+                        token,
+                    ));
+                    out.push_str(&rest[..=close]);
+                }
+                Some(n) => match n.parse::<usize>() {
+                    Ok(i) if i < args.len() => out.push_str(&args[i].text),
+                    Ok(i) => {
+                        self.warnings.push(with_import_notes(
+                            Diagnostic::warning(format!(
+                                "argument index {i} is out of range: the import has {} argument(s)",
+                                args.len()
+                            ))
+                            .label(&token.location, "left as written"),
+                            token,
+                        ));
+                        out.push_str(&rest[..=close]);
+                    }
+                    Err(_) => {
+                        return Err(error_at(
+                            token,
+                            format!("invalid argument index '{n}' in {{{key}}}"),
+                            "this placeholder",
+                        )
+                        .help("an index is a whole number from 0, e.g. {args[0]}; a range is {args[1:]}")
+                        .into());
+                    }
+                },
+                None => out.push_str(&rest[..=close]),
+            }
+            rest = &rest[close + 1..];
+        }
+        out.push_str(rest);
+        Ok(out)
+    }
+}
+
+/// A copy of `token` with new text; its line-break count follows the text, as in Caddy.
+fn with_text(token: &Token, text: String) -> Token {
+    let mut token = token.clone();
+    token.breaks = text.matches('\n').count();
+    token.text = text;
+    token
+}
+
+/// `a:b`, `a:`, `:b` or `:` as a range of `len` arguments: `Ok(None)` when out of range,
+/// `Err` when not numbers.
+fn variadic_range(range: &str, len: usize) -> Result<Option<(usize, usize)>, String> {
+    let (start, end) = range.split_once(':').expect("has ':'");
+    let parse = |s: &str, default: usize| -> Result<usize, String> {
+        if s.is_empty() {
+            return Ok(default);
+        }
+        s.parse::<usize>().map_err(|_| {
+            format!("invalid argument range '{range}': bounds must be whole numbers from 0")
+        })
+    };
+    let (start, end) = (parse(start, 0)?, parse(end, len)?);
+    Ok((start <= end && end <= len).then_some((start, end)))
+}
+
+/// The tokens of sub-block `key` of an import block: the rest of its line and the contents
+/// of its braces.
+fn sub_block(block: &[Token], key: &str) -> Result<Vec<Token>, Error> {
+    let mut i = 0;
+    while i < block.len() {
+        let mut line_end = i + 1;
+        while line_end < block.len()
+            && !block[line_end - 1].is_followed_on_new_line_by(&block[line_end])
+        {
+            line_end += 1;
+        }
+        let opens = block[line_end - 1].is_open_brace();
+        if opens && line_end - 1 == i {
+            return Err(
+                error_at(&block[i], "anonymous blocks are not supported", "here")
+                    .help("name the block: `KEY {`")
+                    .into(),
+            );
+        }
+        let (args_end, contents_end, next) = if opens {
+            let mut depth = 1;
+            let mut k = line_end;
+            while k < block.len() {
+                if block[k].is_open_brace() {
+                    depth += 1;
+                } else if block[k].is_close_brace() {
+                    depth -= 1;
+                    if depth == 0 {
+                        break;
+                    }
+                }
+                k += 1;
+            }
+            (line_end - 1, k, k + 1)
+        } else {
+            (line_end, line_end, line_end)
+        };
+        if block[i].text == key {
+            let mut tokens = block[i + 1..args_end].to_vec();
+            tokens.extend_from_slice(&block[line_end.min(contents_end)..contents_end]);
+            return Ok(tokens);
+        }
+        i = next;
+    }
+    Ok(Vec::new())
+}
+
+fn cycle_error(import: &Token, from: &str, to: &str) -> Diagnostic {
+    error_at(
+        import,
+        format!("a cycle of imports exists between {from} and {to}"),
+        "this import closes the cycle",
+    )
+    .help("remove one of the imports in the cycle")
+}

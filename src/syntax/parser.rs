@@ -1,0 +1,415 @@
+//! The parser: groups tokens into blocks and directives following Caddy's brace and line
+//! rules (caddyfile-syntax.md §4), expanding snippets and imports as it goes (§5).
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::rc::Rc;
+
+use super::import::ImportGraph;
+use super::token::{ImportSite, Token};
+use super::tree::{Block, Body, Directive, Document};
+use crate::diagnostic::{Diagnostic, Error};
+use crate::source::SourceFile;
+
+/// How to parse.
+pub struct ParseOptions<'a> {
+    /// Expand snippets and `import`s (for `adapt`). Without it, snippet definitions are kept
+    /// as blocks and `import` lines as directives (for `fmt`).
+    pub expand: bool,
+    /// Substitute `{$VAR}` with this lookup before lexing; `None` leaves the text as written.
+    pub env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    /// The folder that relative imports of the root file are resolved against.
+    pub base_dir: PathBuf,
+}
+
+/// A parsed document and the warnings found on the way.
+#[derive(Debug)]
+pub struct Parsed {
+    /// The document.
+    pub document: Document,
+    /// Warnings (for example an import glob that matched nothing).
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The most tokens imports may produce, so that a file that imports itself in a loop of
+/// snippets cannot exhaust memory.
+const TOKEN_BUDGET: usize = 20_000_000;
+
+/// Parses `file`.
+pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error> {
+    if file.text().is_empty() {
+        return Err(Diagnostic::error(format!("{} is empty", file.name()))
+            .help("write at least one app block, for example `profiling { … }`")
+            .into());
+    }
+    let lexed = super::lex(file, options.env)?;
+    let mut tokens = lexed.tokens;
+    tokens.reverse();
+    let mut parser = Parser {
+        pending: tokens,
+        prev: None,
+        options,
+        snippets: HashMap::new(),
+        graph: ImportGraph::default(),
+        base_dirs: HashMap::from([(file.name().to_owned(), options.base_dir.clone())]),
+        warnings: Vec::new(),
+        budget: TOKEN_BUDGET,
+    };
+    let blocks = parser.blocks()?;
+    Ok(Parsed {
+        document: Document {
+            blocks,
+            comments: lexed.comments,
+        },
+        warnings: parser.warnings,
+    })
+}
+
+/// A snippet definition.
+pub(super) struct Snippet {
+    pub(super) tokens: Vec<Token>,
+    pub(super) name_token: Token,
+}
+
+pub(super) struct Parser<'a> {
+    /// The tokens still to read, last first (so that imports can be spliced in cheaply).
+    pub(super) pending: Vec<Token>,
+    /// The last token read.
+    pub(super) prev: Option<Token>,
+    pub(super) options: &'a ParseOptions<'a>,
+    pub(super) snippets: HashMap<String, Snippet>,
+    pub(super) graph: ImportGraph,
+    /// The folder each file's relative imports resolve against, by file name.
+    pub(super) base_dirs: HashMap<String, PathBuf>,
+    pub(super) warnings: Vec<Diagnostic>,
+    pub(super) budget: usize,
+}
+
+impl Parser<'_> {
+    pub(super) fn peek(&self) -> Option<&Token> {
+        self.pending.last()
+    }
+
+    pub(super) fn next(&mut self) -> Option<Token> {
+        let token = self.pending.pop()?;
+        self.prev = Some(token.clone());
+        Some(token)
+    }
+
+    /// Whether the next token starts a new logical line (true at the start of input).
+    pub(super) fn next_is_on_new_line(&self) -> bool {
+        match (&self.prev, self.peek()) {
+            (Some(prev), Some(next)) => prev.is_followed_on_new_line_by(next),
+            _ => true,
+        }
+    }
+
+    /// Whether the next token is on the same logical line as the last one read.
+    pub(super) fn next_is_on_same_line(&self) -> bool {
+        self.peek().is_some() && !self.next_is_on_new_line()
+    }
+
+    /// Whether the next token is an `import` to expand here.
+    fn at_import(&self) -> bool {
+        self.options.expand
+            && self.next_is_on_new_line()
+            && self.peek().is_some_and(|t| t.text == "import")
+    }
+
+    fn blocks(&mut self) -> Result<Vec<Block>, Error> {
+        let mut blocks = Vec::new();
+        while let Some(token) = self.peek() {
+            if self.at_import() {
+                self.import()?;
+                continue;
+            }
+            if token.is_close_brace() {
+                let token = token.clone();
+                return Err(error_at(
+                    &token,
+                    "unexpected '}' at top level",
+                    "no block is open here",
+                )
+                .help("remove it, or check the braces above: a block may have been closed twice")
+                .into());
+            }
+            let keys = if token.is_open_brace() {
+                Vec::new()
+            } else {
+                self.keys()?
+            };
+            if self.options.expand && keys.len() == 1 && is_snippet_name(&keys[0]) {
+                self.snippet(keys.into_iter().next().expect("one key"))?;
+                continue;
+            }
+            let body = if self.peek().is_some_and(Token::is_open_brace)
+                && (keys.is_empty() || self.next_is_on_same_line())
+            {
+                let open = self.next().expect("peeked");
+                self.braced_body(open)?
+            } else {
+                Body {
+                    open: None,
+                    directives: self.directives(None)?,
+                    close: None,
+                }
+            };
+            blocks.push(Block { keys, body });
+        }
+        Ok(blocks)
+    }
+
+    /// Reads the keys of a block (§4.2).
+    fn keys(&mut self) -> Result<Vec<Token>, Error> {
+        let mut keys = Vec::new();
+        let mut expect_more = false;
+        loop {
+            let Some(token) = self.peek() else {
+                if expect_more {
+                    let last = self.prev.clone().expect("a key was read");
+                    return Err(
+                        error_at(&last, "expected another key after ','", "this comma")
+                            .help("remove the trailing comma")
+                            .into(),
+                    );
+                }
+                break;
+            };
+            if !keys.is_empty() && !expect_more && self.next_is_on_new_line() {
+                break;
+            }
+            if token.is_open_brace() {
+                if expect_more {
+                    let last = self.prev.clone().expect("a key was read");
+                    return Err(error_at(
+                        &last,
+                        "expected another key but found '{'",
+                        "trailing comma",
+                    )
+                    .help("remove the extra comma")
+                    .into());
+                }
+                break;
+            }
+            let token = self.next().expect("peeked");
+            if token.text == "," && !token.was_quoted() {
+                expect_more = true;
+                continue;
+            }
+            expect_more = false;
+            let mut key = token;
+            if !key.was_quoted() {
+                if key.text.starts_with('@') {
+                    return Err(error_at(&key, "a block key may not start with '@'", "here")
+                        .help("'@' names request matchers in Caddy's HTTP config; they have no meaning here")
+                        .into());
+                }
+                if key.text.ends_with('{') {
+                    return Err(
+                        error_at(&key, "a block key cannot end with a brace", "here")
+                            .help(format!(
+                                "put a space between the key and the brace: `{} {{`",
+                                key.text.trim_end_matches('{')
+                            ))
+                            .into(),
+                    );
+                }
+                if let Some(stripped) = key.text.strip_suffix(',') {
+                    key.text = stripped.to_owned();
+                    expect_more = true;
+                }
+                if key.text.contains(',') {
+                    return Err(error_at(&key, "a block key cannot contain a comma", "here")
+                        .help("separate keys with ', ' (comma and space)")
+                        .into());
+                }
+            }
+            keys.push(key);
+        }
+        Ok(keys)
+    }
+
+    /// After `{` has been read: the directives up to the matching `}`.
+    fn braced_body(&mut self, open: Token) -> Result<Body, Error> {
+        if self.next_is_on_same_line() {
+            let next = self.peek().expect("same line").clone();
+            return Err(unexpected_after_open_brace(&open, &next).into());
+        }
+        let directives = self.directives(Some(&open))?;
+        let close = self.next().expect("directives stop at '}'");
+        if self.next_is_on_same_line() {
+            let next = self.peek().expect("same line").clone();
+            return Err(error_at(&next, "unexpected token after '}'", "here")
+                .label(&close.location, "this closes the block")
+                .help("put a closing brace on its own line")
+                .into());
+        }
+        Ok(Body {
+            open: Some(open),
+            directives,
+            close: Some(close),
+        })
+    }
+
+    /// Directives until the `}` that closes `open` (left to read), or, without braces, until
+    /// the end of input or a `}`.
+    fn directives(&mut self, open: Option<&Token>) -> Result<Vec<Directive>, Error> {
+        let mut directives = Vec::new();
+        loop {
+            let Some(token) = self.peek() else {
+                return match open {
+                    Some(open) => Err(error_at(open, "this block is never closed", "opened here")
+                        .help("add the matching '}' on its own line")
+                        .into()),
+                    None => Ok(directives),
+                };
+            };
+            if token.is_close_brace() {
+                if !self.next_is_on_new_line() {
+                    let token = token.clone();
+                    return Err(misplaced_close(&token).into());
+                }
+                return Ok(directives);
+            }
+            if self.at_import() {
+                self.import()?;
+                continue;
+            }
+            directives.push(self.directive()?);
+        }
+    }
+
+    /// One directive: its first token, the rest of its line, and a block if the line ends
+    /// with `{` (§4.3).
+    fn directive(&mut self) -> Result<Directive, Error> {
+        let name = self.next().expect("peeked");
+        if name.is_open_brace() {
+            return Err(error_at(&name, "unexpected '{' on a new line", "here")
+                .help("did you mean to place the '{' on the previous line?")
+                .into());
+        }
+        let mut args = Vec::new();
+        let mut block = None;
+        while self.next_is_on_same_line() {
+            let token = self.next().expect("same line");
+            if token.is_open_brace() {
+                block = Some(self.braced_body(token)?);
+                break;
+            }
+            if token.is_close_brace() {
+                return Err(misplaced_close(&token).into());
+            }
+            if token.kind == super::TokenKind::Word
+                && token.text == "{}"
+                && !self.next_is_on_same_line()
+            {
+                return Err(error_at(&token, "unexpected '{}' at end of line", "here")
+                    .help("an empty block needs its braces on two lines: '{' at the end of this line and '}' on the next")
+                    .into());
+            }
+            args.push(token);
+        }
+        Ok(Directive { name, args, block })
+    }
+
+    /// After a `(name)` key: the snippet's tokens, collected by counting braces (§4.4).
+    fn snippet(&mut self, key: Token) -> Result<(), Error> {
+        let name = key.text[1..key.text.len() - 1].to_owned();
+        let open = match self.peek() {
+            Some(t) if t.is_open_brace() && self.next_is_on_same_line() => {
+                self.next().expect("peeked")
+            }
+            _ => {
+                return Err(
+                    error_at(&key, "a snippet definition needs a block", "this snippet")
+                        .help(format!("write `({name}) {{` and its contents, then `}}`"))
+                        .into(),
+                );
+            }
+        };
+        let tokens = self.tokens_to_matching_brace(&open)?;
+        if let Some(previous) = self.snippets.get(&name) {
+            return Err(error_at(
+                &key,
+                format!("snippet '{name}' is defined twice"),
+                "redefined here",
+            )
+            .label(&previous.name_token.location, "first defined here")
+            .help("rename one of them")
+            .into());
+        }
+        self.snippets.insert(
+            name,
+            Snippet {
+                tokens,
+                name_token: key,
+            },
+        );
+        Ok(())
+    }
+
+    /// After `open`: every token up to its matching `}` (consumed, not returned), counting
+    /// unquoted braces without regard to lines.
+    pub(super) fn tokens_to_matching_brace(&mut self, open: &Token) -> Result<Vec<Token>, Error> {
+        let mut depth = 1usize;
+        let mut tokens = Vec::new();
+        while let Some(token) = self.next() {
+            if token.is_open_brace() {
+                depth += 1;
+            } else if token.is_close_brace() {
+                depth -= 1;
+                if depth == 0 {
+                    return Ok(tokens);
+                }
+            }
+            tokens.push(token);
+        }
+        Err(error_at(open, "this block is never closed", "opened here")
+            .help("add the matching '}'")
+            .into())
+    }
+}
+
+fn is_snippet_name(key: &Token) -> bool {
+    key.text.len() > 2 && key.text.starts_with('(') && key.text.ends_with(')')
+}
+
+fn unexpected_after_open_brace(open: &Token, next: &Token) -> Diagnostic {
+    error_at(next, "unexpected token after '{' on the same line", "here")
+        .label(&open.location, "this brace opens a block")
+        .help("a '{' must end its line: put the block's contents on the following lines, and '}' on a line of its own")
+}
+
+fn misplaced_close(close: &Token) -> Diagnostic {
+    error_at(close, "a closing '}' must be on its own line", "here")
+        .help("move the '}' to the next line (one-line blocks like `a { b }` are not allowed)")
+}
+
+/// An error labelled at `token`, with a note for each import that brought it in.
+pub(crate) fn error_at(token: &Token, message: impl Into<String>, label: &str) -> Diagnostic {
+    with_import_notes(
+        Diagnostic::error(message).label(&token.location, label),
+        token,
+    )
+}
+
+/// Adds a note for each import that brought `token` in, innermost first.
+pub(crate) fn with_import_notes(mut diagnostic: Diagnostic, token: &Token) -> Diagnostic {
+    for site in token.imports.iter().rev() {
+        let what = match &site.snippet {
+            Some(name) => format!("snippet '{name}' imported here"),
+            None => "file imported here".to_owned(),
+        };
+        diagnostic = diagnostic.related(Diagnostic::advice(what.clone()).label(&site.at, what));
+    }
+    diagnostic
+}
+
+/// The import chain of tokens brought in by `site` from a token with chain `parent`.
+pub(super) fn chain_with(parent: &Rc<[ImportSite]>, site: ImportSite) -> Rc<[ImportSite]> {
+    parent
+        .iter()
+        .cloned()
+        .chain(std::iter::once(site))
+        .collect()
+}

@@ -1,0 +1,68 @@
+//! The syntax tree of a Profilingfile: blocks with keys, directives with arguments and
+//! nested blocks. Every token keeps its file, line and column.
+
+use super::token::{Comment, Token};
+
+/// A parsed Profilingfile.
+#[derive(Clone, Debug, Default)]
+pub struct Document {
+    /// The top-level blocks, in order (snippet definitions are not blocks once expanded).
+    pub blocks: Vec<Block>,
+    /// The comments of the root file, in order (kept for the formatter).
+    pub comments: Vec<Comment>,
+}
+
+/// A top-level block: `keys… { directives… }`, or keys followed by directives without braces.
+#[derive(Clone, Debug)]
+pub struct Block {
+    /// The keys (for a Profilingfile, the app name). Empty for a `{ … }` block.
+    pub keys: Vec<Token>,
+    /// The contents.
+    pub body: Body,
+}
+
+/// The contents of a block.
+#[derive(Clone, Debug)]
+pub struct Body {
+    /// The opening `{`, if the block has braces.
+    pub open: Option<Token>,
+    /// The directives, one per logical line.
+    pub directives: Vec<Directive>,
+    /// The closing `}`, if the block has braces.
+    pub close: Option<Token>,
+}
+
+/// One directive: a name, its arguments on the same logical line, and an optional block.
+#[derive(Clone, Debug)]
+pub struct Directive {
+    /// The first token of the line.
+    pub name: Token,
+    /// The other tokens on the line, before any block.
+    pub args: Vec<Token>,
+    /// The nested `{ … }` block, if any.
+    pub block: Option<Body>,
+}
+
+impl Block {
+    /// The first key, which names the app in a Profilingfile.
+    pub fn key(&self) -> Option<&Token> {
+        self.keys.first()
+    }
+}
+
+impl Directive {
+    /// The argument texts.
+    pub fn arg_texts(&self) -> impl Iterator<Item = &str> {
+        self.args.iter().map(|t| t.text.as_str())
+    }
+
+    /// The directives of the nested block (none without a block).
+    pub fn children(&self) -> &[Directive] {
+        self.block.as_ref().map_or(&[], |b| &b.directives)
+    }
+
+    /// The last token of the directive's own line (its name or its last argument).
+    pub fn last_token(&self) -> &Token {
+        self.args.last().unwrap_or(&self.name)
+    }
+}
