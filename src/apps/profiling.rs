@@ -1,0 +1,241 @@
+//! The `profiling` app: the host of child profilers. It holds the shared parameters and
+//! propagates them to each child (a child's own `parameters` take precedence).
+
+use serde_json::{Map, Value};
+
+use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
+use crate::config::Parameters;
+use crate::config::decode::{Decoder, join};
+use crate::config::json::{Kind, Node};
+
+use crate::diagnostic::{Diagnostic, did_you_mean};
+
+// ---------------------------------------------------------------------------------------------
+// Configuration
+// ---------------------------------------------------------------------------------------------
+
+/// The JSON field names of the profiling app, in canonical order: the parameters, flattened,
+/// then `profilers`.
+pub const FIELDS: &[&str] = &[
+    "cpu_profile_rate",
+    "block_profile_rate",
+    "mutex_profile_fraction",
+    "profile_types",
+    "profilers",
+];
+
+/// The `"profiler"` names of child profilers: the real modules', then caddyprof's extensions.
+pub const PROFILERS: &[&str] = &["pyroscope", "profefe", file::NAME];
+
+/// The `"profiler"` names that are caddyprof extensions (Caddy cannot load them).
+pub const EXTENSION_PROFILERS: &[&str] = &[file::NAME];
+
+/// The `profiling` app.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ProfilingApp {
+    /// The parameters shared by every child.
+    pub parameters: Parameters,
+    /// The child profilers, in order.
+    pub profilers: Vec<ChildProfiler>,
+}
+
+/// One entry of `profilers`, chosen by its `"profiler"` name.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ChildProfiler {
+    /// `{"profiler": "pyroscope", …}`.
+    Pyroscope(PyroscopeApp),
+    /// `{"profiler": "profefe", …}`.
+    Profefe(ProfefeApp),
+    /// `{"profiler": "file", …}`: a caddyprof extension.
+    File(FileSink),
+}
+
+impl ChildProfiler {
+    /// The `"profiler"` name.
+    pub fn name(&self) -> &'static str {
+        match self {
+            ChildProfiler::Pyroscope(_) => "pyroscope",
+            ChildProfiler::Profefe(_) => "profefe",
+            ChildProfiler::File(_) => file::NAME,
+        }
+    }
+
+    /// Whether this is a caddyprof extension, which Caddy cannot load.
+    pub fn is_extension(&self) -> bool {
+        EXTENSION_PROFILERS.contains(&self.name())
+    }
+
+    /// The child's own parameters, if it has any.
+    pub fn parameters(&self) -> Option<&Parameters> {
+        match self {
+            ChildProfiler::Pyroscope(p) => p.parameters.as_ref(),
+            ChildProfiler::Profefe(p) => p.parameters.as_ref(),
+            ChildProfiler::File(f) => f.parameters.as_ref(),
+        }
+    }
+
+    /// The canonical JSON object, `"profiler"` first.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        map.insert("profiler".into(), self.name().into());
+        match self {
+            ChildProfiler::Pyroscope(p) => p.write_fields(&mut map),
+            ChildProfiler::Profefe(p) => p.write_fields(&mut map),
+            ChildProfiler::File(f) => f.write_fields(&mut map),
+        }
+        Value::Object(map)
+    }
+}
+
+impl ProfilingApp {
+    /// The canonical JSON object of this app.
+    pub fn to_json(&self) -> Value {
+        let mut map = Map::new();
+        self.parameters.write_fields(&mut map);
+        if !self.profilers.is_empty() {
+            let children = self.profilers.iter().map(ChildProfiler::to_json).collect();
+            map.insert("profilers".into(), Value::Array(children));
+        }
+        Value::Object(map)
+    }
+}
+
+/// Decodes the profiling app object at `path`.
+pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfilingApp {
+    let mut app = ProfilingApp::default();
+
+    for member in d.object(node, path, FIELDS) {
+        if member.key != "profilers" {
+            app.parameters.read_field(d, member, path);
+            continue;
+        }
+
+        let list_path = join(path, "profilers");
+        let Kind::Array(items) = &member.value.kind else {
+            d.error(
+                &member.value.span,
+                format!(
+                    "{list_path}: expected an array of profilers, found {}",
+                    member.value.kind.type_name()
+                ),
+                "expected an array",
+                "write [{\"profiler\": \"pyroscope\", …}, …]",
+            );
+            continue;
+        };
+        for (i, item) in items.iter().enumerate() {
+            if let Some(child) = decode_child(d, item, &format!("{list_path}[{i}]")) {
+                app.profilers.push(child);
+            }
+        }
+    }
+    if app.profilers.is_empty() && d.errors.is_empty() {
+        d.warn(
+            &(node.span.start..node.span.start + 1),
+            format!("{path}: no child profilers: the profiling app does nothing"),
+            "no profilers",
+            "add \"profilers\": [{\"profiler\": \"pyroscope\", …}]",
+        );
+    }
+    app
+}
+
+/// Decodes one entry of `profilers`.
+fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfiler> {
+    let Kind::Object(members) = &node.kind else {
+        d.object(node, path, &[]);
+        return None;
+    };
+    // Find the name first: it decides which fields are valid.
+    let Some(name_member) = members.iter().find(|m| m.key == "profiler") else {
+        d.error(
+            &(node.span.start..node.span.start + 1),
+            format!("{path}: missing \"profiler\""),
+            "this profiler has no \"profiler\" name",
+            &format!(
+                "add \"profiler\" as the first field, one of: {}",
+                PROFILERS.join(", ")
+            ),
+        );
+        return None;
+    };
+    let name_path = join(path, "profiler");
+    let name = d.string(&name_member.value, &name_path)?;
+    let own_fields = match name.as_str() {
+        "pyroscope" => pyroscope::FIELDS,
+        "profefe" => profefe::FIELDS,
+        file::NAME => file::FIELDS,
+        _ => {
+            d.error(
+                &name_member.value.span,
+                format!("{name_path}: unknown profiler '{name}'"),
+                "unknown profiler",
+                &did_you_mean(&name, PROFILERS),
+            );
+            return None;
+        }
+    };
+    // `profile_types` directly on a child is the seed's alias for `parameters.profile_types`.
+    let mut allowed = vec!["profiler"];
+    allowed.extend_from_slice(own_fields);
+    allowed.push("profile_types");
+    let valid = d.object(node, path, &allowed);
+    let alias = valid.iter().copied().find(|m| m.key == "profile_types");
+    let fields: Vec<_> = valid
+        .into_iter()
+        .filter(|m| m.key != "profiler" && m.key != "profile_types")
+        .collect();
+    let mut child = match name.as_str() {
+        "pyroscope" => ChildProfiler::Pyroscope(pyroscope::decode_fields(d, &fields, path)),
+        "profefe" => ChildProfiler::Profefe(profefe::decode_fields(d, &fields, path)),
+        _ => ChildProfiler::File(file::decode_fields(d, &fields, path)),
+    };
+    if let Some(alias) = alias {
+        let nested =
+            fields
+                .iter()
+                .find(|m| m.key == "parameters")
+                .and_then(|p| match &p.value.kind {
+                    Kind::Object(ms) => ms.iter().find(|m| m.key == "profile_types"),
+                    _ => None,
+                });
+        if let Some(nested) = nested {
+            let err = Diagnostic::error(format!(
+                "{path}: profile_types is given both directly and in parameters"
+            ))
+            .label(&d.at(&alias.key_span), "given here")
+            .label(&d.at(&nested.key_span), "and here")
+            .help("keep only the one inside \"parameters\"");
+            d.errors.push(err);
+        } else {
+            let types = d.profile_types(&alias.value, &join(path, "profile_types"));
+            let parameters = child_parameters(&mut child);
+            parameters.profile_types = types;
+            d.warn(
+                &alias.key_span,
+                format!("{path}.profile_types: read as parameters.profile_types"),
+                "belongs in \"parameters\"",
+                "move it into \"parameters\": {\"profile_types\": […]}; Caddy's module rejects \
+                 it here",
+            );
+        }
+    }
+    if child.is_extension() {
+        let note = Diagnostic::advice(format!(
+            "{path}: the '{name}' profiler is a caddyprof extension: Caddy cannot load this \
+             configuration"
+        ))
+        .label(&d.at(&name_member.value.span), "caddyprof extension");
+        d.warnings.push(note);
+    }
+    Some(child)
+}
+
+fn child_parameters(child: &mut ChildProfiler) -> &mut Parameters {
+    let slot = match child {
+        ChildProfiler::Pyroscope(p) => &mut p.parameters,
+        ChildProfiler::Profefe(p) => &mut p.parameters,
+        ChildProfiler::File(f) => &mut f.parameters,
+    };
+    slot.get_or_insert_with(Parameters::default)
+}

@@ -1,0 +1,249 @@
+//! A JSON tree that remembers where every key and value is in the text.
+//!
+//! serde_json does all the real work: it checks the syntax first (so its error messages and
+//! positions are the ones the user sees), and it decodes every string and number. What is left
+//! here is a small walk over text already known to be valid, recording byte spans. Unlike
+//! `serde_json::Value`, objects keep every member, so duplicate keys can be reported.
+
+use std::ops::Range;
+
+/// A JSON value and its byte span in the text (strings include their quotes).
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Node {
+    pub span: Range<usize>,
+    pub kind: Kind,
+}
+
+/// What a [`Node`] holds.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) enum Kind {
+    Null,
+    Bool(bool),
+    Number(serde_json::Number),
+    String(String),
+    Array(Vec<Node>),
+    Object(Vec<Member>),
+}
+
+/// One `"key": value` of an object, in source order.
+#[derive(Clone, Debug, PartialEq)]
+pub(crate) struct Member {
+    pub key: String,
+    pub key_span: Range<usize>,
+    pub value: Node,
+}
+
+impl Kind {
+    /// The JSON type name, for "expected X, found Y" messages.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Kind::Null => "null",
+            Kind::Bool(_) => "a boolean",
+            Kind::Number(_) => "a number",
+            Kind::String(_) => "a string",
+            Kind::Array(_) => "an array",
+            Kind::Object(_) => "an object",
+        }
+    }
+}
+
+/// A syntax error: serde_json's message and the byte offset it points at.
+#[derive(Debug)]
+pub(crate) struct SyntaxError {
+    pub message: String,
+    pub offset: usize,
+}
+
+/// Parses `text`, which must be one JSON value.
+pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+        let full = e.to_string();
+        let suffix = format!(" at line {} column {}", e.line(), e.column());
+        let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
+        return Err(SyntaxError {
+            message,
+            offset: offset_of(text, e.line(), e.column()),
+        });
+    }
+    let mut walk = Walk { text, pos: 0 };
+    walk.value().ok_or_else(|| SyntaxError {
+        // Unreachable for text serde_json accepted; kept as an error rather than a panic.
+        message: "invalid JSON".to_string(),
+        offset: walk.pos.min(text.len()),
+    })
+}
+
+/// The byte offset of serde_json's 1-based line and (byte) column.
+fn offset_of(text: &str, line: usize, column: usize) -> usize {
+    let line_start = if line <= 1 {
+        0
+    } else {
+        text.match_indices('\n')
+            .nth(line - 2)
+            .map_or(text.len(), |(i, _)| i + 1)
+    };
+    let mut offset = (line_start + column.saturating_sub(1)).min(text.len());
+    while !text.is_char_boundary(offset) {
+        offset -= 1;
+    }
+    offset
+}
+
+struct Walk<'a> {
+    text: &'a str,
+    pos: usize,
+}
+
+impl Walk<'_> {
+    fn peek(&self) -> Option<u8> {
+        self.text.as_bytes().get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Option<()> {
+        self.skip_ws();
+        (self.peek()? == byte).then(|| self.pos += 1)
+    }
+
+    fn value(&mut self) -> Option<Node> {
+        self.skip_ws();
+        let start = self.pos;
+        let kind = match self.peek()? {
+            b'{' => Kind::Object(self.object()?),
+            b'[' => Kind::Array(self.array()?),
+            b'"' => Kind::String(self.string()?.0),
+            b't' => self.literal("true", Kind::Bool(true))?,
+            b'f' => self.literal("false", Kind::Bool(false))?,
+            b'n' => self.literal("null", Kind::Null)?,
+            _ => {
+                while matches!(
+                    self.peek(),
+                    Some(b'0'..=b'9' | b'-' | b'+' | b'.' | b'e' | b'E')
+                ) {
+                    self.pos += 1;
+                }
+                Kind::Number(serde_json::from_str(&self.text[start..self.pos]).ok()?)
+            }
+        };
+        Some(Node {
+            span: start..self.pos,
+            kind,
+        })
+    }
+
+    fn literal(&mut self, word: &str, kind: Kind) -> Option<Kind> {
+        self.text[self.pos..].starts_with(word).then(|| {
+            self.pos += word.len();
+            kind
+        })
+    }
+
+    /// A string at `pos`: its decoded value and span (with quotes).
+    fn string(&mut self) -> Option<(String, Range<usize>)> {
+        self.skip_ws();
+        let start = self.pos;
+        let bytes = self.text.as_bytes();
+        if bytes.get(start) != Some(&b'"') {
+            return None;
+        }
+        let mut i = start + 1;
+        loop {
+            match bytes.get(i)? {
+                b'\\' => i += 2,
+                b'"' => break,
+                _ => i += 1,
+            }
+        }
+        self.pos = i + 1;
+        let value = serde_json::from_str(self.text.get(start..self.pos)?).ok()?;
+        Some((value, start..self.pos))
+    }
+
+    fn array(&mut self) -> Option<Vec<Node>> {
+        self.eat(b'[')?;
+        let mut items = Vec::new();
+        if self.eat(b']').is_some() {
+            return Some(items);
+        }
+        loop {
+            items.push(self.value()?);
+            if self.eat(b']').is_some() {
+                return Some(items);
+            }
+            self.eat(b',')?;
+        }
+    }
+
+    fn object(&mut self) -> Option<Vec<Member>> {
+        self.eat(b'{')?;
+        let mut members = Vec::new();
+        if self.eat(b'}').is_some() {
+            return Some(members);
+        }
+        loop {
+            let (key, key_span) = self.string()?;
+            self.eat(b':')?;
+            let value = self.value()?;
+            members.push(Member {
+                key,
+                key_span,
+                value,
+            });
+            if self.eat(b'}').is_some() {
+                return Some(members);
+            }
+            self.eat(b',')?;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_of_keys_and_values() {
+        let text = r#" {"a": [1, "x\"y"], "a": {"b": null}} "#;
+        let node = parse(text).unwrap();
+        assert_eq!(node.span, 1..text.len() - 1);
+        let Kind::Object(members) = &node.kind else {
+            panic!("not an object")
+        };
+        assert_eq!(members.len(), 2, "duplicates are kept");
+        assert_eq!(&text[members[0].key_span.clone()], r#""a""#);
+        let Kind::Array(items) = &members[0].value.kind else {
+            panic!("not an array")
+        };
+        assert_eq!(&text[items[1].span.clone()], r#""x\"y""#);
+        assert_eq!(items[1].kind, Kind::String("x\"y".into()));
+        assert_eq!(&text[members[1].value.span.clone()], r#"{"b": null}"#);
+    }
+
+    #[test]
+    fn syntax_error_offsets() {
+        let text = "{\n  \"a\": 1,\n}";
+        let err = parse(text).unwrap_err();
+        assert_eq!(err.message, "trailing comma");
+        assert_eq!(&text[err.offset..], "}");
+        let err = parse("{\"é\": tru}").unwrap_err();
+        assert!(err.offset <= 10);
+        let err = parse("").unwrap_err();
+        assert_eq!(err.offset, 0);
+    }
+
+    #[test]
+    fn unicode_and_numbers() {
+        let text = "{\"µ\": -1.5e3, \"k\": \"\\u00b5s\"}";
+        let Kind::Object(members) = parse(text).unwrap().kind else {
+            panic!()
+        };
+        assert_eq!(members[0].key, "µ");
+        assert_eq!(&text[members[0].value.span.clone()], "-1.5e3");
+        assert_eq!(members[1].value.kind, Kind::String("µs".into()));
+    }
+}
