@@ -90,3 +90,39 @@ impl ProfefeApp {
         Value::Object(map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    fn app(fields: &str) -> Result<super::ProfefeApp, String> {
+        Config::from_json(&format!(r#"{{"apps": {{"profefe": {{{fields}}}}}}}"#))
+            .map(|c| c.profefe.unwrap())
+            .map_err(|e| e.diagnostics()[0].message().to_string())
+    }
+
+    #[test]
+    fn timeout() {
+        assert_eq!(
+            app(r#""timeout": 0"#).unwrap().timeout,
+            Some(crate::config::Duration::Nanos(0))
+        );
+        assert!(app(r#""timeout": "0""#).is_ok());
+        assert!(app(r#""timeout": "-1s""#).unwrap_err().contains("negative"));
+        assert!(
+            app(r#""timeout": 1.5"#)
+                .unwrap_err()
+                .contains("whole number")
+        );
+    }
+
+    #[test]
+    fn address() {
+        assert!(app(r#""address": "https://profefe.example:10100""#).is_ok());
+        assert!(
+            app(r#""address": "tcp://x""#)
+                .unwrap_err()
+                .contains("http or https")
+        );
+    }
+}

@@ -239,3 +239,64 @@ fn child_parameters(child: &mut ChildProfiler) -> &mut Parameters {
     };
     slot.get_or_insert_with(Parameters::default)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::SourceFile;
+    use crate::config::ProfileType;
+
+    fn load(profilers: &str) -> Result<crate::config::Loaded, crate::Error> {
+        let text = format!(r#"{{"apps": {{"profiling": {{"profilers": [{profilers}]}}}}}}"#);
+        crate::Config::load_json(&SourceFile::new("t.json", text))
+    }
+
+    fn first_error(profilers: &str) -> String {
+        load(profilers).unwrap_err().diagnostics()[0]
+            .message()
+            .to_string()
+    }
+
+    #[test]
+    fn children() {
+        let loaded = load(
+            r#"{"profiler": "profefe"}, {"profiler": "pyroscope", "profile_types": ["mutex"]}"#,
+        )
+        .unwrap();
+        let app = loaded.config.profiling.unwrap();
+        assert_eq!(
+            app.profilers[0],
+            ChildProfiler::Profefe(ProfefeApp::default())
+        );
+        assert_eq!(
+            app.profilers[1].parameters().unwrap().profile_types,
+            Some(vec![ProfileType::Mutex])
+        );
+        assert_eq!(loaded.warnings.len(), 1, "the alias is warned about");
+    }
+
+    #[test]
+    fn child_errors() {
+        assert!(first_error(r#"{"profiler": "profefe", "profiler": "profefe"}"#).contains("twice"));
+        assert!(first_error(r#"{"profiler": 1}"#).contains("expected a string"));
+        assert!(
+            first_error(r#"{"profiler": "profefe", "server_address": "http://x"}"#)
+                .contains("unknown field 'server_address'")
+        );
+        assert!(first_error(r#"{}"#).contains("missing \"profiler\""));
+        assert!(first_error(r#""pyroscope""#).contains("expected an object"));
+        assert!(
+            first_error(r#"{"profiler": "file", "interval": "0s"}"#).contains("greater than zero")
+        );
+    }
+
+    #[test]
+    fn empty_profiling_warns() {
+        let loaded = crate::Config::load_json(&SourceFile::new(
+            "t.json",
+            r#"{"apps": {"profiling": {"cpu_profile_rate": 0}}}"#,
+        ))
+        .unwrap();
+        assert!(loaded.warnings[0].message().contains("does nothing"));
+    }
+}

@@ -144,3 +144,57 @@ impl PyroscopeApp {
         Value::Object(map)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+
+    fn app(fields: &str) -> Result<super::PyroscopeApp, String> {
+        Config::from_json(&format!(r#"{{"apps": {{"pyroscope": {{{fields}}}}}}}"#))
+            .map(|c| c.pyroscope.unwrap())
+            .map_err(|e| e.diagnostics()[0].message().to_string())
+    }
+
+    #[test]
+    fn fields() {
+        let a =
+            app(r#""server_address": "{env.URL}", "disable_gc_runs": true, "upload_rate": 1000"#)
+                .unwrap();
+        assert_eq!(a.server_address.as_deref(), Some("{env.URL}"));
+        assert_eq!(a.disable_gc_runs, Some(true));
+        assert_eq!(a.upload_rate, Some(crate::config::Duration::Nanos(1000)));
+        assert!(app(r#""upload_rate": "{env.RATE}""#).is_ok());
+    }
+
+    #[test]
+    fn rejects() {
+        assert!(
+            app(r#""upload_rate": -1"#)
+                .unwrap_err()
+                .contains("greater than zero")
+        );
+        assert!(
+            app(r#""upload_rate": "0""#)
+                .unwrap_err()
+                .contains("greater than zero")
+        );
+        assert!(
+            app(r#""server_address": "http://""#)
+                .unwrap_err()
+                .contains("invalid URL")
+        );
+        assert!(app(r#""auth_token": """#).unwrap_err().contains("empty"));
+        assert!(
+            app(r#""parameters": []"#)
+                .unwrap_err()
+                .contains("expected an object")
+        );
+    }
+
+    #[test]
+    fn secrets_are_not_debug_printed() {
+        let a = app(r#""auth_token": "s3cret", "basic_auth_password": "hunter2""#).unwrap();
+        let debug = format!("{a:?}");
+        assert!(!debug.contains("s3cret") && !debug.contains("hunter2"));
+    }
+}
