@@ -1,14 +1,101 @@
 //! caddyprof: a declarative continuous-profiling agent for Rust, configured like Caddy.
 //!
 //! The pipeline: [`syntax`] (lex, parse, import) → [`adapt`] (directives → JSON) →
-//! [`config`] (typed, validated) → runtime.
+//! [`config`] (typed, validated) → runtime, with each app in [`apps`].
+//!
+//! ```
+//! let json = caddyprof::adapt("pyroscope http://localhost:4040 {\n\tupload_rate 10s\n}\n").unwrap();
+//! assert_eq!(
+//!     json.to_string(),
+//!     r#"{"apps":{"pyroscope":{"server_address":"http://localhost:4040","upload_rate":"10s"}}}"#
+//! );
+//! ```
 
+pub mod adapt;
 pub mod apps;
 pub mod config;
 pub mod diagnostic;
 pub mod source;
+pub mod syntax;
 
+use std::path::{Path, PathBuf};
+
+pub use adapt::Adapted;
 pub use config::Config;
 pub use diagnostic::{Diagnostic, Error};
 pub use source::{Location, SourceFile};
-pub mod syntax;
+
+/// Adapts a Profilingfile given as text to the canonical JSON `{"apps": …}`.
+///
+/// `{$VAR}` references are taken from the process environment; relative imports are
+/// resolved against the current directory. Warnings are dropped: use [`adapt_source`] to
+/// get them.
+pub fn adapt(text: &str) -> Result<serde_json::Value, Error> {
+    let file = SourceFile::new("Profilingfile", text);
+    adapt_source(&file, &AdaptOptions::default()).map(|adapted| adapted.json)
+}
+
+/// Reads and adapts the Profilingfile at `path`; its imports are resolved relative to it.
+pub fn adapt_file(path: impl AsRef<Path>) -> Result<Adapted, Error> {
+    let path = path.as_ref();
+    let file = read_source(path)?;
+    let options = AdaptOptions {
+        base_dir: path.parent().map(Path::to_path_buf).unwrap_or_default(),
+        ..AdaptOptions::default()
+    };
+    adapt_source(&file, &options)
+}
+
+/// A source of `{$VAR}` values: a name to its value, `None` when unset.
+pub type EnvFn = dyn Fn(&str) -> Option<String>;
+
+/// How to adapt.
+pub struct AdaptOptions {
+    /// Where `{$VAR}` values come from (the process environment by default).
+    pub env: Box<EnvFn>,
+    /// The folder relative imports of the root file are resolved against (the current
+    /// directory by default).
+    pub base_dir: PathBuf,
+}
+
+impl Default for AdaptOptions {
+    fn default() -> Self {
+        AdaptOptions {
+            env: Box::new(syntax::env::process_env),
+            base_dir: PathBuf::new(),
+        }
+    }
+}
+
+/// Adapts `file`: parse with imports and environment substitution, then map to JSON.
+pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted, Error> {
+    let base_dir = if options.base_dir.as_os_str().is_empty() {
+        std::env::current_dir().unwrap_or_default()
+    } else {
+        options.base_dir.clone()
+    };
+    let parse_options = syntax::ParseOptions {
+        expand: true,
+        env: Some(&*options.env),
+        base_dir,
+    };
+    let parsed = syntax::parse(file, &parse_options)?;
+    let mut adapted = adapt::adapt_document(&parsed.document)?;
+    let mut warnings = parsed.warnings;
+    warnings.append(&mut adapted.warnings);
+    adapted.warnings = warnings;
+    Ok(adapted)
+}
+
+/// Reads a file as a [`SourceFile`] (invalid UTF-8 becomes U+FFFD), or a diagnostic saying
+/// why it cannot be read.
+pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
+    let bytes = std::fs::read(path).map_err(|e| {
+        Diagnostic::error(format!("cannot read {}: {e}", path.display()))
+            .help("check the path and its permissions")
+    })?;
+    Ok(SourceFile::new(
+        path.display().to_string(),
+        String::from_utf8_lossy(&bytes).into_owned(),
+    ))
+}

@@ -10,8 +10,13 @@ use miette::NamedSource;
 /// position shown to the user points into what they wrote.
 #[derive(Clone)]
 pub struct SourceFile {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
     named: NamedSource<Arc<str>>,
-    line_starts: Arc<[usize]>,
+    /// The byte offset where each line starts.
+    line_starts: Vec<usize>,
 }
 
 impl SourceFile {
@@ -27,26 +32,32 @@ impl SourceFile {
             .chain(text.match_indices('\n').map(|(i, _)| i + 1))
             .collect();
         SourceFile {
-            named: NamedSource::new(name, text),
-            line_starts,
+            inner: Arc::new(Inner {
+                named: NamedSource::new(name, text),
+                line_starts,
+            }),
         }
     }
 
     /// The display name of the file.
     pub fn name(&self) -> &str {
-        self.named.name()
+        self.inner.named.name()
     }
 
     /// The whole text of the file.
     pub fn text(&self) -> &str {
-        self.named.inner()
+        self.inner.named.inner()
     }
 
     /// The 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text().len());
-        let line = self.line_starts.partition_point(|&start| start <= offset) - 1;
-        let start = self.line_starts[line];
+        let line = self
+            .inner
+            .line_starts
+            .partition_point(|&start| start <= offset)
+            - 1;
+        let start = self.inner.line_starts[line];
         let column = self.text()[start..floor_char_boundary(self.text(), offset)]
             .chars()
             .count();
@@ -55,7 +66,7 @@ impl SourceFile {
 
     /// The miette source code of this file, for diagnostics.
     pub fn source_code(&self) -> &NamedSource<Arc<str>> {
-        &self.named
+        &self.inner.named
     }
 }
 
@@ -69,7 +80,9 @@ impl std::fmt::Debug for SourceFile {
 
 impl PartialEq for SourceFile {
     fn eq(&self, other: &Self) -> bool {
-        Arc::ptr_eq(self.named.inner(), other.named.inner()) && self.name() == other.name()
+        Arc::ptr_eq(&self.inner, &other.inner)
+            || (Arc::ptr_eq(self.inner.named.inner(), other.inner.named.inner())
+                && self.name() == other.name())
     }
 }
 

@@ -4,6 +4,7 @@
 //! Its fields are provisional (`directory`, `interval`, `parameters`) until the runtime that
 //! writes the files settles them.
 
+use crate::adapt::reader::{Kind, ProfilerSpec};
 use serde_json::{Map, Value};
 
 use crate::config::decode::{Decoder, join};
@@ -77,3 +78,18 @@ impl FileSink {
         }
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Profilingfile reading
+// ---------------------------------------------------------------------------------------------
+
+/// What a `file` block may contain (besides the shared parameters); its argument is the
+/// directory.
+pub const SPEC: ProfilerSpec = ProfilerSpec {
+    name: NAME,
+    address_field: "directory",
+    fields: &[
+        ("directory", Kind::Text),
+        ("interval", Kind::Duration { positive: true }),
+    ],
+};

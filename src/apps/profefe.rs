@@ -1,6 +1,7 @@
 //! The `profefe` app: pushes profiles to a profefe collector. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+use crate::adapt::reader::{Kind, ProfilerSpec};
 use serde_json::{Map, Value};
 
 use crate::config::decode::{Decoder, join};
@@ -90,6 +91,21 @@ impl ProfefeApp {
         Value::Object(map)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Profilingfile reading
+// ---------------------------------------------------------------------------------------------
+
+/// What a `profefe` block may contain (besides the shared parameters).
+pub const SPEC: ProfilerSpec = ProfilerSpec {
+    name: "profefe",
+    address_field: "address",
+    fields: &[
+        ("address", Kind::Url),
+        ("service", Kind::Text),
+        ("timeout", Kind::Duration { positive: false }),
+    ],
+};
 
 #[cfg(test)]
 mod tests {

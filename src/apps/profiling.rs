@@ -1,6 +1,12 @@
 //! The `profiling` app: the host of child profilers. It holds the shared parameters and
 //! propagates them to each child (a child's own `parameters` take precedence).
 
+use crate::adapt::reader::{
+    Fields, PARAMETERS, ProfilerSpec, read_parameter, read_profiler, unknown_directive,
+};
+use crate::diagnostic::Error;
+use crate::syntax::Directive;
+use crate::syntax::parser::error_at;
 use serde_json::{Map, Value};
 
 use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
@@ -238,6 +244,66 @@ fn child_parameters(child: &mut ChildProfiler) -> &mut Parameters {
         ChildProfiler::File(f) => &mut f.parameters,
     };
     slot.get_or_insert_with(Parameters::default)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Profilingfile reading
+// ---------------------------------------------------------------------------------------------
+
+/// The profilers a `profiling` block may hold, as directives.
+pub const CHILDREN: &[&ProfilerSpec] = &[&pyroscope::SPEC, &profefe::SPEC, &file::SPEC];
+
+/// Reads the directives of a `profiling { … }` block: the parameters directly, and each
+/// profiler as a directive whose optional argument is its address.
+pub fn adapt(
+    directives: &[Directive],
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Map<String, Value>, Error> {
+    let mut fields = Fields::default();
+    let mut profilers = Vec::new();
+    for directive in directives {
+        let name = directive.name.text.as_str();
+        if PARAMETERS.contains(&name) {
+            read_parameter(directive, &mut fields, warnings)?;
+        } else if let Some(spec) = CHILDREN.iter().find(|spec| spec.name == name) {
+            if let Some(extra) = directive.args.get(1) {
+                return Err(error_at(
+                    extra,
+                    format!("{name} takes at most one argument, its address"),
+                    "unexpected argument",
+                )
+                .help(format!(
+                    "set other fields inside a block: `{name} ADDRESS {{` …"
+                ))
+                .into());
+            }
+            if fields.set_by("profilers").is_none() {
+                fields.set("profilers", Value::Null, &directive.name)?;
+            }
+            let child = read_profiler(
+                spec,
+                directive.args.first(),
+                directive.children(),
+                true,
+                warnings,
+            )?;
+            profilers.push(Value::Object(child));
+        } else {
+            let mut valid: Vec<&str> = PARAMETERS.to_vec();
+            valid.extend(CHILDREN.iter().map(|spec| spec.name));
+            let mut diagnostic = unknown_directive(&directive.name, "profiling", &valid);
+            if name == "parameters" {
+                diagnostic = diagnostic.help("in the profiling app, write the parameters directly (cpu_profile_rate, profile_types, …), not in a parameters block");
+            }
+            return Err(diagnostic.into());
+        }
+    }
+    if fields.set_by("profilers").is_some() {
+        fields
+            .map
+            .insert("profilers".to_owned(), Value::Array(profilers));
+    }
+    Ok(fields.map)
 }
 
 #[cfg(test)]

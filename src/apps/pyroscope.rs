@@ -1,6 +1,7 @@
 //! The `pyroscope` app: pushes profiles to a Pyroscope server. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+use crate::adapt::reader::{Kind, ProfilerSpec};
 use std::fmt;
 
 use serde_json::{Map, Value};
@@ -144,6 +145,27 @@ impl PyroscopeApp {
         Value::Object(map)
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Profilingfile reading
+// ---------------------------------------------------------------------------------------------
+
+/// What a `pyroscope` block may contain (the four parameters and `parameters { … }` are
+/// shared by every profiler).
+pub const SPEC: ProfilerSpec = ProfilerSpec {
+    name: "pyroscope",
+    address_field: "server_address",
+    fields: &[
+        ("application_name", Kind::Text),
+        ("server_address", Kind::Url),
+        ("auth_token", Kind::Text),
+        ("basic_auth_user", Kind::Text),
+        ("basic_auth_password", Kind::Text),
+        ("tenant_id", Kind::Text),
+        ("disable_gc_runs", Kind::Flag),
+        ("upload_rate", Kind::Duration { positive: true }),
+    ],
+};
 
 #[cfg(test)]
 mod tests {

@@ -123,13 +123,29 @@ impl Parser<'_> {
         }
         let site = ImportSite {
             at: import.location.clone(),
-            snippet: site_snippet,
+            snippet: site_snippet.clone(),
         };
         let chain = chain_with(&import.imports, site);
         let block = block.unwrap_or_default();
         let mut expanded = Vec::with_capacity(imported.len());
-        for mut token in imported {
+        let mut verbatim_until = 0;
+        for (i, mut token) in imported.iter().cloned().enumerate() {
             token.imports = chain.clone();
+            if i < verbatim_until {
+                expanded.push(token);
+                continue;
+            }
+            // A snippet defined in an imported file keeps its placeholders for its own
+            // imports (§5).
+            if let Some(end) = site_snippet
+                .is_none()
+                .then(|| snippet_definition_end(&imported, i))
+                .flatten()
+            {
+                verbatim_until = end;
+                expanded.push(token);
+                continue;
+            }
             self.expand_placeholders(token, &args, &block, &mut expanded)?;
         }
         self.budget = self.budget.checked_sub(expanded.len()).ok_or_else(|| {
@@ -294,7 +310,11 @@ impl Parser<'_> {
                         &token,
                     ));
                 }
-                Err(reason) => return Err(error_at(&token, reason, "this placeholder").into()),
+                Err(reason) => {
+                    return Err(error_at(&token, reason, "this placeholder")
+                        .help("a range is {args[a:b]}, {args[a:]}, {args[:b]} or {args[:]}, with whole numbers from 0")
+                        .into());
+                }
             }
         }
         let replaced = self.replace_in_text(&token, args)?;
@@ -464,8 +484,55 @@ fn sub_block(block: &[Token], key: &str) -> Result<Vec<Token>, Error> {
 fn cycle_error(import: &Token, from: &str, to: &str) -> Diagnostic {
     error_at(
         import,
-        format!("a cycle of imports exists between {from} and {to}"),
+        format!(
+            "import cycle: {} and {} import each other",
+            describe_node(from),
+            describe_node(to)
+        ),
         "this import closes the cycle",
     )
     .help("remove one of the imports in the cycle")
+}
+
+/// A node of the import graph as a user knows it: `snippet 'x'` or the file's name.
+fn describe_node(node: &str) -> String {
+    let file_name = |path: &str| {
+        Path::new(path)
+            .file_name()
+            .map_or(path.to_owned(), |n| n.to_string_lossy().into_owned())
+    };
+    match node.rsplit_once(':') {
+        Some((file, snippet)) if !snippet.contains(['/', '\\']) && !snippet.is_empty() => {
+            format!("snippet '{snippet}' (in {})", file_name(file))
+        }
+        _ => file_name(node),
+    }
+}
+
+/// If `tokens[i]` starts a snippet definition `(name) {` on a line of its own, the index
+/// just past its closing `}`.
+fn snippet_definition_end(tokens: &[Token], i: usize) -> Option<usize> {
+    let key = &tokens[i];
+    let starts_line = i == 0 || tokens[i - 1].is_followed_on_new_line_by(key);
+    let open = tokens.get(i + 1)?;
+    if !(starts_line
+        && !key.was_quoted()
+        && super::parser::is_snippet_name(key)
+        && open.is_open_brace()
+        && !key.is_followed_on_new_line_by(open))
+    {
+        return None;
+    }
+    let mut depth = 0usize;
+    for (j, token) in tokens.iter().enumerate().skip(i + 1) {
+        if token.is_open_brace() {
+            depth += 1;
+        } else if token.is_close_brace() {
+            depth -= 1;
+            if depth == 0 {
+                return Some(j + 1);
+            }
+        }
+    }
+    Some(tokens.len())
 }

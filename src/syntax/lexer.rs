@@ -26,10 +26,7 @@ pub struct Lexed {
 
 /// Lexes `file`. With `env`, `{$VAR}` references are substituted first (as for `adapt`);
 /// without it the text is lexed as written (as for `fmt`).
-pub fn lex(
-    file: &SourceFile,
-    env: Option<&dyn Fn(&str) -> Option<String>>,
-) -> Result<Lexed, Diagnostic> {
+pub fn lex(file: &SourceFile, env: Option<super::env::EnvLookup>) -> Result<Lexed, Diagnostic> {
     let substituted = match env {
         Some(lookup) => Some(super::env::substitute(file, lookup)?),
         None => None,
@@ -107,17 +104,23 @@ impl Lexer<'_> {
                 });
             }
             Rule::unterminated_quoted | Rule::unterminated_backtick => {
-                let quote = if pair.as_rule() == Rule::unterminated_quoted {
-                    '"'
+                let (quote, what, help) = if pair.as_rule() == Rule::unterminated_quoted {
+                    (
+                        '"',
+                        "quoted",
+                        "add the closing \", or write \\\" for a quote inside the text",
+                    )
                 } else {
-                    '`'
+                    (
+                        '`',
+                        "backtick",
+                        "add the closing ` (backtick text has no escapes)",
+                    )
                 };
                 let open = pair.as_str().find(quote).unwrap_or(0) + pair.as_span().start();
-                return Err(
-                    Diagnostic::error(format!("unterminated {quote}-quoted text"))
-                        .label(&self.location(open, open + 1), "this quote is never closed")
-                        .help(format!("add the closing {quote}, or escape this one")),
-                );
+                return Err(Diagnostic::error(format!("unterminated {what} text"))
+                    .label(&self.location(open, open + 1), "this quote is never closed")
+                    .help(help));
             }
             Rule::heredoc_missing_marker => {
                 return Err(Diagnostic::error("heredoc has no marker")

@@ -17,7 +17,7 @@ pub struct ParseOptions<'a> {
     /// as blocks and `import` lines as directives (for `fmt`).
     pub expand: bool,
     /// Substitute `{$VAR}` with this lookup before lexing; `None` leaves the text as written.
-    pub env: Option<&'a dyn Fn(&str) -> Option<String>>,
+    pub env: Option<super::env::EnvLookup<'a>>,
     /// The folder that relative imports of the root file are resolved against.
     pub base_dir: PathBuf,
 }
@@ -370,7 +370,7 @@ impl Parser<'_> {
     }
 }
 
-fn is_snippet_name(key: &Token) -> bool {
+pub(super) fn is_snippet_name(key: &Token) -> bool {
     key.text.len() > 2 && key.text.starts_with('(') && key.text.ends_with(')')
 }
 

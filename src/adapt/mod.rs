@@ -1,0 +1,114 @@
+//! Adapt: turns the syntax tree of a Profilingfile into the canonical JSON `apps` structure
+//! (profilingfile.md §2).
+//!
+//! This module holds the driver (top-level app blocks) and [`reader`], the shared way of
+//! reading a directive's arguments. What each app's block may contain is declared by the app
+//! itself, in `crate::apps`.
+
+pub mod reader;
+
+use serde_json::{Map, Value};
+
+use crate::apps;
+use crate::diagnostic::{Diagnostic, Error, did_you_mean};
+use crate::syntax::parser::error_at;
+use crate::syntax::{Block, Document, Token};
+
+/// The JSON made from a Profilingfile, and the warnings found on the way.
+#[derive(Debug)]
+pub struct Adapted {
+    /// `{"apps": {…}}`.
+    pub json: Value,
+    /// Warnings: legal but suspicious input. They do not make adapting fail.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// The app names a top-level block may have.
+pub const APP_NAMES: &[&str] = &["profiling", "pyroscope", "profefe"];
+
+/// Adapts a parsed and expanded document.
+pub fn adapt_document(document: &Document) -> Result<Adapted, Error> {
+    let mut warnings = Vec::new();
+    let mut apps = Map::new();
+    let mut seen: Vec<&Token> = Vec::new();
+    for block in &document.blocks {
+        let key = app_key(block)?;
+        if let Some(first) = seen.iter().find(|t| t.text == key.text) {
+            return Err(error_at(
+                key,
+                format!("the {} app is defined twice", key.text),
+                "second definition",
+            )
+            .label(&first.location, "first defined here")
+            .help("merge the two blocks into one: each app may appear once")
+            .into());
+        }
+        seen.push(key);
+        let address = block.keys.get(1);
+        let value = match key.text.as_str() {
+            "profiling" => {
+                if let Some(extra) = address {
+                    return Err(extra_key(extra, "the profiling app takes no address").into());
+                }
+                apps::profiling::adapt(&block.body.directives, &mut warnings)?
+            }
+            "pyroscope" => reader::read_profiler(
+                &apps::pyroscope::SPEC,
+                address,
+                &block.body.directives,
+                false,
+                &mut warnings,
+            )?,
+            "profefe" => reader::read_profiler(
+                &apps::profefe::SPEC,
+                address,
+                &block.body.directives,
+                false,
+                &mut warnings,
+            )?,
+            _ => unreachable!("app_key checked the name"),
+        };
+        apps.insert(key.text.clone(), Value::Object(value));
+    }
+    let mut root = Map::new();
+    root.insert("apps".to_owned(), Value::Object(apps));
+    Ok(Adapted {
+        json: Value::Object(root),
+        warnings,
+    })
+}
+
+/// The token naming a block's app, checked.
+fn app_key(block: &Block) -> Result<&Token, Error> {
+    let Some(key) = block.key() else {
+        let at = block
+            .body
+            .open
+            .as_ref()
+            .or(block.body.directives.first().map(|d| &d.name))
+            .expect("a block has keys or contents");
+        return Err(error_at(at, "a block without a name is reserved", "this block has no app name")
+            .help("name the app: `profiling {`, `pyroscope {` or `profefe {` (Caddy's global options block has no meaning here)")
+            .into());
+    };
+    if !APP_NAMES.contains(&key.text.as_str()) {
+        let mut help = did_you_mean(&key.text, APP_NAMES);
+        if key.text.starts_with('(') {
+            help = "a snippet definition `(name)` must be the only key of its block".to_owned();
+        }
+        return Err(
+            error_at(key, format!("unknown app '{}'", key.text), "not an app")
+                .help(help)
+                .into(),
+        );
+    }
+    if let Some(extra) = block.keys.get(2) {
+        return Err(extra_key(extra, "an app block takes its name and at most one address").into());
+    }
+    Ok(key)
+}
+
+fn extra_key(token: &Token, message: &str) -> Diagnostic {
+    error_at(token, message, "unexpected")
+        .help("write one app per block, e.g. `pyroscope http://localhost:4040 {`")
+}

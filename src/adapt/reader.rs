@@ -1,0 +1,380 @@
+//! Reading directives into JSON values: the shared rules for arguments, value kinds,
+//! duplicates and parameters, used by every app's Profilingfile reading.
+
+use serde_json::{Map, Value};
+
+use crate::config::duration::DURATION_HELP;
+use crate::config::parameters::CPU_RATE_WARNING;
+use crate::config::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
+use crate::diagnostic::{Diagnostic, Error, did_you_mean};
+use crate::syntax::parser::error_at;
+use crate::syntax::{Directive, Token};
+
+/// The kind of value a directive takes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    /// One string, kept as written.
+    Text,
+    /// One http(s) URL.
+    Url,
+    /// One duration; `positive` requires it to be more than zero.
+    Duration {
+        /// Whether zero and negative durations are refused.
+        positive: bool,
+    },
+    /// A flag: no argument means true; `true` or `false` may be given.
+    Flag,
+}
+
+/// What a profiler block (pyroscope, profefe, …) may contain: declared by each app.
+pub struct ProfilerSpec {
+    /// The profiler's name (`pyroscope`).
+    pub name: &'static str,
+    /// The field an optional first argument (or second block key) sets, e.g.
+    /// `server_address`.
+    pub address_field: &'static str,
+    /// The directives and their value kinds, in canonical order (`parameters` excluded).
+    pub fields: &'static [(&'static str, Kind)],
+}
+
+/// The four parameter directives.
+pub const PARAMETERS: &[&str] = &[
+    "cpu_profile_rate",
+    "block_profile_rate",
+    "mutex_profile_fraction",
+    "profile_types",
+];
+
+/// A JSON object being built, remembering which directive set each key so that a second
+/// one can point at the first.
+#[derive(Default)]
+pub struct Fields<'a> {
+    /// The object, keys in source order.
+    pub map: Map<String, Value>,
+    set_by: Vec<(String, &'a Token)>,
+}
+
+impl<'a> Fields<'a> {
+    /// Sets `key` from `by`; an error if it was already set.
+    pub fn set(&mut self, key: &str, value: Value, by: &'a Token) -> Result<(), Error> {
+        if let Some((_, first)) = self.set_by.iter().find(|(k, _)| k == key) {
+            return Err(
+                error_at(by, format!("{key} is given twice"), "given again here")
+                    .label(&first.location, "first given here")
+                    .help("keep only one of them")
+                    .into(),
+            );
+        }
+        self.set_by.push((key.to_owned(), by));
+        self.map.insert(key.to_owned(), value);
+        Ok(())
+    }
+
+    /// The token that set `key`, if any.
+    pub fn set_by(&self, key: &str) -> Option<&'a Token> {
+        self.set_by.iter().find(|(k, _)| k == key).map(|(_, t)| *t)
+    }
+}
+
+/// Reads a parameter directive (one of [`PARAMETERS`]) into `params`.
+pub fn read_parameter<'a>(
+    directive: &'a Directive,
+    params: &mut Fields<'a>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<(), Error> {
+    let name = directive.name.text.as_str();
+    no_block(directive)?;
+    if name == "profile_types" {
+        return read_profile_types(directive, params, warnings);
+    }
+    let arg = one_arg(directive, "a whole number, 0 or more")?;
+    let rate = parse_rate(&arg.text).map_err(|reason| {
+        error_at(arg, format!("invalid {name}: {reason}"), "not a valid rate").help(rate_help(name))
+    })?;
+    if name == "cpu_profile_rate" && rate > CPU_RATE_WARNING {
+        warnings.push(
+            Diagnostic::warning(format!("cpu_profile_rate {rate} is unusually high"))
+                .label(&arg.location, "samples per second")
+                .help("the rate is in hertz; 100 is the usual value and costs about 1% CPU"),
+        );
+    }
+    params.set(name, Value::from(rate), &directive.name)
+}
+
+fn rate_help(name: &str) -> &'static str {
+    match name {
+        "cpu_profile_rate" => "the CPU sampling rate in hertz, e.g. 100 (0 means the default, 100)",
+        "block_profile_rate" => {
+            "nanoseconds of blocking per sampled event, e.g. 1 for every event (0 turns it off)"
+        }
+        _ => "report 1 in N contention events, e.g. 10 (0 turns it off)",
+    }
+}
+
+/// `profile_types T…`: one or more types; repeating the directive appends.
+fn read_profile_types<'a>(
+    directive: &'a Directive,
+    params: &mut Fields<'a>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<(), Error> {
+    if directive.args.is_empty() {
+        return Err(error_at(
+            &directive.name,
+            "profile_types needs at least one type",
+            "no types given",
+        )
+        .help(format!(
+            "list types after it, e.g. `profile_types cpu heap`; valid types: {}",
+            ProfileType::NAMES.join(", ")
+        ))
+        .into());
+    }
+    let mut list = match params.map.get("profile_types") {
+        Some(Value::Array(list)) => list.clone(),
+        _ => Vec::new(),
+    };
+    for arg in &directive.args {
+        if arg.text.parse::<ProfileType>().is_err() {
+            return Err(error_at(
+                arg,
+                format!("unknown profile type '{}'", arg.text),
+                "not a profile type",
+            )
+            .help(ProfileType::help_for(&arg.text))
+            .into());
+        }
+        let value = Value::from(arg.text.as_str());
+        if list.contains(&value) {
+            warnings.push(
+                Diagnostic::warning(format!("profile type '{}' is listed twice", arg.text))
+                    .label(&arg.location, "repeated"),
+            );
+        }
+        list.push(value);
+    }
+    if params.set_by("profile_types").is_none() {
+        params.set("profile_types", Value::Null, &directive.name)?;
+    }
+    params
+        .map
+        .insert("profile_types".to_owned(), Value::Array(list));
+    Ok(())
+}
+
+/// Reads a profiler block (an app, or a child of `profiling`) per its spec.
+///
+/// `address` is the optional first argument (or second block key); `child` says whether
+/// `"profiler"` must be written first.
+pub fn read_profiler(
+    spec: &ProfilerSpec,
+    address: Option<&Token>,
+    directives: &[Directive],
+    child: bool,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Map<String, Value>, Error> {
+    let mut fields = Fields::default();
+    if child {
+        fields
+            .map
+            .insert("profiler".to_owned(), Value::from(spec.name));
+    }
+    if let Some(address) = address {
+        let value = read_value(
+            spec.address_field,
+            Kind::Url,
+            std::slice::from_ref(address),
+            address,
+        )?;
+        fields.set(spec.address_field, value, address)?;
+    }
+    // Parameters, written directly or in `parameters { … }`, go under "parameters" at the
+    // place of the first one.
+    let mut params = Fields::default();
+    let mut params_block: Option<&Token> = None;
+    for directive in directives {
+        let name = directive.name.text.as_str();
+        if PARAMETERS.contains(&name) {
+            if let Some(block) = params_block {
+                return Err(both_ways(&directive.name, block).into());
+            }
+            if fields.set_by("parameters").is_none() {
+                fields.set("parameters", Value::Null, &directive.name)?;
+            }
+            read_parameter(directive, &mut params, warnings)?;
+        } else if name == "parameters" {
+            if let Some(arg) = directive.args.first() {
+                return Err(error_at(
+                    arg,
+                    "parameters takes no arguments, only a block",
+                    "unexpected",
+                )
+                .into());
+            }
+            if let Some(direct) = fields
+                .set_by("parameters")
+                .filter(|_| params_block.is_none())
+            {
+                return Err(both_ways(direct, &directive.name).into());
+            }
+            fields.set("parameters", Value::Null, &directive.name)?;
+            params_block = Some(&directive.name);
+            for inner in directive.children() {
+                if !PARAMETERS.contains(&inner.name.text.as_str()) {
+                    return Err(unknown_directive(&inner.name, "parameters", PARAMETERS).into());
+                }
+                read_parameter(inner, &mut params, warnings)?;
+            }
+        } else if let Some(&(field, kind)) = spec.fields.iter().find(|(f, _)| *f == name) {
+            no_block(directive)?;
+            let value = read_value(field, kind, &directive.args, &directive.name)?;
+            if let Some(first) = fields.set_by(field).filter(|_| field == spec.address_field) {
+                return Err(error_at(&directive.name, format!("the address is given twice ({field})"), "given again here")
+                    .label(&first.location, "first given here")
+                    .help("keep only one: either the argument after the profiler's name, or this directive")
+                    .into());
+            }
+            fields.set(field, value, &directive.name)?;
+        } else {
+            let mut names: Vec<&str> = spec.fields.iter().map(|(f, _)| *f).collect();
+            names.push("parameters");
+            names.extend(PARAMETERS);
+            return Err(unknown_directive(&directive.name, spec.name, &names).into());
+        }
+    }
+    if fields.set_by("parameters").is_some() {
+        fields
+            .map
+            .insert("parameters".to_owned(), Value::Object(params.map));
+    }
+    Ok(fields.map)
+}
+
+fn both_ways(direct: &Token, block: &Token) -> Diagnostic {
+    error_at(
+        direct,
+        "parameters are given both directly and in a parameters block",
+        "given directly",
+    )
+    .label(&block.location, "parameters block")
+    .help("write all parameters one way: directly in the block, or inside `parameters { … }`")
+}
+
+/// The error for a directive that does not belong in `block`.
+pub fn unknown_directive(name: &Token, block: &str, valid: &[&str]) -> Diagnostic {
+    let mut help = did_you_mean(&name.text, valid);
+    if super::APP_NAMES.contains(&name.text.as_str()) {
+        help = format!(
+            "{help}; to start another app, close this one first (an app block without braces runs to the end of the file)"
+        );
+    }
+    error_at(
+        name,
+        format!("unknown directive '{}' in {block}", name.text),
+        "not valid here",
+    )
+    .help(help)
+}
+
+/// Refuses a block after a directive that takes none.
+pub fn no_block(directive: &Directive) -> Result<(), Error> {
+    match &directive.block {
+        Some(block) => {
+            let at = block.open.as_ref().unwrap_or(&directive.name);
+            Err(error_at(
+                at,
+                format!("{} does not take a block", directive.name.text),
+                "unexpected block",
+            )
+            .help("remove the braces and write the value on the same line")
+            .into())
+        }
+        None => Ok(()),
+    }
+}
+
+/// The single argument of a directive, or an error saying what was expected.
+pub fn one_arg<'a>(directive: &'a Directive, expected: &str) -> Result<&'a Token, Error> {
+    match directive.args.as_slice() {
+        [arg] => Ok(arg),
+        [] => Err(error_at(
+            &directive.name,
+            format!("{} needs a value", directive.name.text),
+            "missing value",
+        )
+        .help(format!("write {expected} after it on the same line"))
+        .into()),
+        [_, extra, ..] => Err(error_at(
+            extra,
+            format!("{} takes one value", directive.name.text),
+            "unexpected argument",
+        )
+        .help("quote the value if it contains spaces: \"…\"")
+        .into()),
+    }
+}
+
+/// Reads the value of `field` of `kind` from `args` (those of the directive named `name`).
+fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<Value, Error> {
+    if kind == Kind::Flag {
+        return match args {
+            [] => Ok(Value::Bool(true)),
+            [arg] => match arg.text.as_str() {
+                "true" => Ok(Value::Bool(true)),
+                "false" => Ok(Value::Bool(false)),
+                _ => Err(error_at(
+                    arg,
+                    format!("{field} is a flag: expected true or false"),
+                    "not a boolean",
+                )
+                .help(format!("write `{field}` alone (true), or `{field} false`"))
+                .into()),
+            },
+            [_, extra, ..] => Err(error_at(
+                extra,
+                format!("{field} takes at most one value"),
+                "unexpected argument",
+            )
+            .into()),
+        };
+    }
+    let directive = Directive {
+        name: name.clone(),
+        args: args.to_vec(),
+        block: None,
+    };
+    let arg = one_arg(&directive, "the value")?;
+    let text = arg.text.as_str();
+    match kind {
+        Kind::Url => validate_url(text).map_err(|reason| {
+            error_at(arg, format!("invalid {field}: {reason}"), "not a valid URL").help(URL_HELP)
+        })?,
+        Kind::Duration { positive } => {
+            let duration = Duration::parse(text).map_err(|reason| {
+                error_at(
+                    arg,
+                    format!("invalid {field}: {reason}"),
+                    "not a valid duration",
+                )
+                .help(DURATION_HELP)
+            })?;
+            if positive && duration.as_nanos().is_some_and(|n| n <= 0) {
+                return Err(error_at(
+                    arg,
+                    format!("{field} must be more than zero"),
+                    "zero or negative",
+                )
+                .help("write a positive duration, e.g. 15s")
+                .into());
+            }
+            if !positive && duration.as_nanos().is_some_and(|n| n < 0) {
+                return Err(
+                    error_at(arg, format!("{field} must not be negative"), "negative")
+                        .help("write 0 for no limit, or a positive duration such as 10s")
+                        .into(),
+                );
+            }
+        }
+        Kind::Text | Kind::Flag => {}
+    }
+    Ok(Value::from(text))
+}
