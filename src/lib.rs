@@ -11,6 +11,10 @@
 //! );
 //! ```
 
+// pest is built without `std` (its per-rule stack probe costs a quarter of lexing time and
+// our grammar does not recurse); its derive then refers to `alloc`.
+extern crate alloc;
+
 pub mod adapt;
 pub mod apps;
 pub mod config;

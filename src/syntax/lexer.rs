@@ -93,7 +93,11 @@ impl Lexer<'_> {
 
     fn item(&mut self, pair: Pair<Rule>) -> Result<(), Diagnostic> {
         match pair.as_rule() {
-            Rule::newline => self.newline(),
+            Rule::blank => {
+                for _ in pair.as_str().matches('\n') {
+                    self.newline();
+                }
+            }
             Rule::continuation => self.skipped += 1,
             Rule::dangling_escape | Rule::EOI => {}
             Rule::comment => {
@@ -157,36 +161,30 @@ impl Lexer<'_> {
         let location = self.pair_location(&pair);
         let raw = pair.as_str();
         let (kind, text) = match rule {
-            Rule::word => (TokenKind::Word, word_text(pair.into_inner())),
+            Rule::word | Rule::angle_word => (TokenKind::Word, word_value(raw)),
             Rule::escaped_word => {
-                let mut inner = pair.into_inner();
-                let first = inner.next().map_or("", |p| p.as_str());
-                let mut text = if first == "<" {
+                // `\`, spaces, then the escaped first character.
+                let rest = raw[1..].trim_start_matches(|c: char| c != '\n' && c.is_whitespace());
+                let first = rest.chars().next().unwrap_or_default();
+                let mut text = if first == '<' {
                     String::new()
                 } else {
                     String::from("\\")
                 };
-                text.push_str(first);
-                text.push_str(&word_text(inner));
+                text.push(first);
+                text.push_str(&word_value(&rest[first.len_utf8()..]));
                 (TokenKind::Word, text)
             }
-            Rule::quoted => (TokenKind::Quoted, quoted_text(pair.into_inner())),
+            Rule::quoted => (TokenKind::Quoted, quoted_value(&raw[1..raw.len() - 1])),
             Rule::escaped_quoted => {
-                let mut inner = pair.into_inner();
-                let first = inner.next().map_or("", |p| p.as_str());
-                let mut text = if first == "\"" {
-                    String::new()
-                } else {
-                    String::from("\\")
-                };
-                text.push_str(first);
-                text.push_str(&quoted_text(inner));
-                (TokenKind::Quoted, text)
+                // The pending backslash escapes the first character inside the quotes.
+                let body = &raw[raw.find('"').expect("has a quote") + 1..raw.len() - 1];
+                (TokenKind::Quoted, quoted_value(&format!("\\{body}")))
             }
-            Rule::backtick | Rule::escaped_backtick => (
-                TokenKind::Backtick,
-                pair.into_inner().map(|p| p.as_str()).collect(),
-            ),
+            Rule::backtick | Rule::escaped_backtick => {
+                let body = &raw[raw.find('`').expect("has a backtick") + 1..raw.len() - 1];
+                (TokenKind::Backtick, body.to_owned())
+            }
             Rule::heredoc => (TokenKind::Heredoc, self.heredoc_text(pair, &location)?),
             _ => return Ok(()),
         };
@@ -292,41 +290,52 @@ fn describe_whitespace(padding: &str) -> String {
     }
 }
 
-fn word_text(pieces: pest::iterators::Pairs<Rule>) -> String {
-    let mut text = String::new();
-    for piece in pieces {
-        let s = piece.as_str();
-        match piece.as_rule() {
-            Rule::escape_lt => text.push('<'),
-            Rule::escape_pair => {
-                // `\` + (`\r`…) + the escaped character, which is last.
+/// The value of a bare word from its text: `\r` dropped, `\<` is `<`, a backslash before
+/// a space or the end is lost, and any other backslash is kept with its character (§2.3).
+fn word_value(raw: &str) -> String {
+    if !raw.contains(['\\', '\r']) {
+        return raw.to_owned();
+    }
+    let mut text = String::with_capacity(raw.len());
+    let mut chars = raw.chars().filter(|&c| c != '\r');
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            text.push(c);
+            continue;
+        }
+        match chars.next() {
+            // Before whitespace or at the end of the input: lost.
+            None => {}
+            Some('<') => text.push('<'),
+            Some(escaped) => {
                 text.push('\\');
-                text.extend(s.chars().last());
+                text.push(escaped);
             }
-            Rule::lost_escape => {}
-            _ => text.push_str(&s.replace('\r', "")),
         }
     }
     text
 }
 
-fn quoted_text(pieces: pest::iterators::Pairs<Rule>) -> String {
-    let mut text = String::new();
-    for piece in pieces {
-        let mut chars = piece.as_str().chars();
-        while let Some(c) = chars.next() {
-            if c == '\\' {
-                match chars.next() {
-                    Some('"') => text.push('"'),
-                    Some(next) => {
-                        text.push('\\');
-                        text.push(next);
-                    }
-                    None => text.push('\\'),
-                }
-            } else {
-                text.push(c);
+/// The value of a double-quoted token from the text between its quotes: `\"` is `"`, any
+/// other backslash is kept with the character after it (§2.5).
+fn quoted_value(body: &str) -> String {
+    if !body.contains('\\') {
+        return body.to_owned();
+    }
+    let mut text = String::with_capacity(body.len());
+    let mut chars = body.chars();
+    while let Some(c) = chars.next() {
+        if c != '\\' {
+            text.push(c);
+            continue;
+        }
+        match chars.next() {
+            Some('"') => text.push('"'),
+            Some(next) => {
+                text.push('\\');
+                text.push(next);
             }
+            None => text.push('\\'),
         }
     }
     text

@@ -1,0 +1,83 @@
+//! Throughput of `adapt` on generated Profilingfiles of about 0.5, 1 and 2 MB: thousands of
+//! child profilers, quoted strings, heredocs, comments and snippet imports.
+//!
+//! Run with `cargo bench --bench adapt`; criterion prints the time and MB/s for each size.
+//! Time should grow linearly with size (2× input → ≤ 2.2× time).
+
+use std::fmt::Write;
+use std::hint::black_box;
+
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+
+/// A Profilingfile of at least `target` bytes.
+fn generate(target: usize) -> String {
+    let mut out = String::from(
+        "# generated for the adapt benchmark\n\
+         (team) {\n\
+         \tapplication_name \"{args[0]} service\"\n\
+         \ttenant_id {args[1]}\n\
+         \tupload_rate 10s\n\
+         \tprofile_types {args[2:]}\n\
+         }\n\n\
+         profiling {\n\
+         \tcpu_profile_rate 100\n\
+         \tprofile_types cpu heap allocs goroutine\n",
+    );
+    let mut i = 0;
+    while out.len() < target {
+        match i % 4 {
+            0 => writeln!(
+                out,
+                "\tpyroscope http://pyroscope-{i}.internal:4040 {{\n\
+                 \t\timport team app-{i} tenant-{i} cpu heap\n\
+                 \t\tbasic_auth_user \"user {i}\"\n\
+                 \t}}"
+            ),
+            1 => writeln!(
+                out,
+                "\tpyroscope {{\n\
+                 \t\tserver_address https://pyroscope.example.com:{}\n\
+                 \t\tauth_token <<TOKEN\n\
+                 \t\t\tsecret-token-{i}\n\
+                 \t\t\tTOKEN\n\
+                 \t\tparameters {{\n\
+                 \t\t\tblock_profile_rate {i}\n\
+                 \t\t\tprofile_types block mutex\n\
+                 \t\t}}\n\
+                 \t}}",
+                4000 + i % 1000
+            ),
+            2 => writeln!(
+                out,
+                "\t# profefe collector {i}\n\
+                 \tprofefe http://profefe-{i}.internal:10100 {{\n\
+                 \t\tservice `svc-{i}`\n\
+                 \t\ttimeout 30s\n\
+                 \t}}"
+            ),
+            _ => writeln!(out, "\tprofefe"),
+        }
+        .expect("writing to a String");
+        i += 1;
+    }
+    out.push_str("}\n");
+    out
+}
+
+fn adapt(c: &mut Criterion) {
+    let mut group = c.benchmark_group("adapt");
+    group.sample_size(20);
+    for size in [512 * 1024, 1024 * 1024, 2 * 1024 * 1024] {
+        let text = generate(size);
+        // The generated file must be valid, or the benchmark measures an early error.
+        caddyprof::adapt(&text).expect("the generated Profilingfile adapts");
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_with_input(BenchmarkId::from_parameter(text.len()), &text, |b, text| {
+            b.iter(|| caddyprof::adapt(black_box(text)).expect("adapts"))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, adapt);
+criterion_main!(benches);
