@@ -4,12 +4,18 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use caddyprof::{AdaptOptions, Config, Diagnostic, Error, SourceFile};
-use clap::{Parser, Subcommand, ValueEnum};
+use caddyprof::{AdaptOptions, Adapted, Config, Diagnostic, Error, SourceFile};
+use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Declarative continuous profiling for Rust, configured like Caddy.
 #[derive(Parser)]
-#[command(name = "caddyprof", version, about, long_about = None)]
+#[command(name = "caddyprof", version, about, long_about = None, after_help = "\
+Examples:
+  caddyprof adapt --pretty Profilingfile   # print the JSON config
+  caddyprof validate caddy.json            # check a JSON or Profilingfile config
+  caddyprof fmt --diff Profilingfile       # show how the file would be formatted
+
+Exit status: 0 ok, 1 invalid config, 2 usage error. Run `caddyprof help COMMAND` for more.")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -93,6 +99,24 @@ enum Adapter {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    if let Command::Fmt {
+        file,
+        overwrite: true,
+        ..
+    } = &cli.command
+        && file == Path::new("-")
+    {
+        // There is no file to write back to: say so as a usage error (exit 2), rather than
+        // creating a file named `-`.
+        let mut command = Cli::command();
+        command.build(); // gives the subcommand its full name for the usage line
+        let fmt = command.find_subcommand_mut("fmt").expect("fmt exists");
+        fmt.error(
+            clap::error::ErrorKind::ArgumentConflict,
+            "--overwrite cannot be used with stdin (-); redirect stdout instead",
+        )
+        .exit();
+    }
     match run(cli.command) {
         Ok(code) => code,
         Err(error) => {
@@ -113,17 +137,16 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             let path = file.or(config).expect("clap requires one");
             let source = read(&path)?;
             let adapted = caddyprof::adapt_source(&source, &options_for(&path))?;
-            print_diagnostics(&adapted.warnings);
+            let mut warnings = adapted.warnings.clone();
+            if validate {
+                warnings.extend(check_adapted(&source, &adapted)?);
+            }
+            print_diagnostics(&warnings);
             let json = if pretty {
                 pretty_json(&adapted.json)
             } else {
                 adapted.json.to_string()
             };
-            if validate {
-                let generated =
-                    SourceFile::new(format!("{} (adapted)", source.name()), json.clone());
-                Config::load_json(&generated)?;
-            }
             println!("{json}");
             Ok(ExitCode::SUCCESS)
         }
@@ -137,12 +160,9 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 }
                 Adapter::Profilingfile => {
                     let adapted = caddyprof::adapt_source(&source, &options_for(&file))?;
+                    let notes = check_adapted(&source, &adapted)?;
                     print_diagnostics(&adapted.warnings);
-                    let generated = SourceFile::new(
-                        format!("{} (adapted)", source.name()),
-                        adapted.json.to_string(),
-                    );
-                    Config::load_json(&generated)?;
+                    print_diagnostics(&notes);
                 }
             }
             println!("Valid configuration");
@@ -181,6 +201,36 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Loads the JSON adapted from `source` as a typed config, and returns the warnings and notes
+/// the adapter did not already give (such as "Caddy cannot load this extension").
+///
+/// The JSON is checked in its pretty form, so a diagnostic shows one short line of it.
+fn check_adapted(source: &SourceFile, adapted: &Adapted) -> Result<Vec<Diagnostic>, Error> {
+    let generated = SourceFile::new(
+        format!("{} (adapted)", source.name()),
+        pretty_json(&adapted.json),
+    );
+    let loaded = Config::load_json(&generated)?;
+    Ok(loaded
+        .warnings
+        .into_iter()
+        .filter(|w| !already_reported(w, &adapted.warnings))
+        .collect())
+}
+
+/// Whether the adapter already warned about the field a config warning is about: config
+/// warnings start with the JSON path (`apps.profiling.cpu_profile_rate: …`), adapter warnings
+/// with the directive name (`cpu_profile_rate 5000 is …`).
+fn already_reported(warning: &Diagnostic, adapter_warnings: &[Diagnostic]) -> bool {
+    let Some((path, _)) = warning.message().split_once(": ") else {
+        return false;
+    };
+    let field = path.rsplit('.').next().unwrap_or(path);
+    adapter_warnings
+        .iter()
+        .any(|w| w.message().split_whitespace().next() == Some(field))
 }
 
 /// Reads FILE, or stdin for `-`.
