@@ -237,7 +237,7 @@ pub fn suggest<'a>(name: &str, candidates: impl IntoIterator<Item = &'a str>) ->
 }
 
 /// `did you mean 'x'?` for a help line, or a list of valid names when nothing is close.
-pub fn did_you_mean<'a>(name: &str, candidates: &[&'a str]) -> String {
+pub fn did_you_mean(name: &str, candidates: &[&str]) -> String {
     match suggest(name, candidates.iter().copied()) {
         Some(best) => format!("did you mean '{best}'?"),
         None => format!("expected one of: {}", candidates.join(", ")),

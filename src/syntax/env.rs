@@ -44,10 +44,7 @@ impl Substituted {
 /// without default becomes empty; the inserted text is never scanned again; `{$}` stays as
 /// written. Improvement 7: a `{$` whose `}` is not on the same line is an error, where Caddy
 /// would pair it with the next `}` anywhere.
-pub fn substitute(
-    file: &SourceFile,
-    lookup: &dyn Fn(&str) -> Option<String>,
-) -> Result<Substituted, Diagnostic> {
+pub fn substitute(file: &SourceFile, lookup: &super::EnvLookup) -> Result<Substituted, Diagnostic> {
     let input = file.text();
     let mut text = String::with_capacity(input.len());
     let mut replacements = Vec::new();
