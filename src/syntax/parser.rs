@@ -120,7 +120,7 @@ impl Parser<'_> {
         let mut blocks = Vec::new();
         while let Some(token) = self.peek() {
             if self.at_import() {
-                self.import()?;
+                self.import(true)?;
                 continue;
             }
             if token.is_close_brace() {
@@ -276,7 +276,7 @@ impl Parser<'_> {
                 return Ok(directives);
             }
             if self.at_import() {
-                self.import()?;
+                self.import(false)?;
                 continue;
             }
             directives.push(self.directive()?);
@@ -373,7 +373,7 @@ impl Parser<'_> {
     }
 }
 
-fn is_snippet_name(key: &Token) -> bool {
+pub(super) fn is_snippet_name(key: &Token) -> bool {
     key.text.len() > 2 && key.text.starts_with('(') && key.text.ends_with(')')
 }
 
