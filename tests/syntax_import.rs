@@ -173,7 +173,7 @@ fn blocks_of_an_import() {
     // tokens (they come from another import chain), so they never join a snippet's line.
     assert_eq!(
         tree(
-            &format!("(s) {{\n\tk {{blocks.k}}\n}}\na {{\n\timport s {{\n\t\tk 1\n\t}}\n}}"),
+            "(s) {\n\tk {blocks.k}\n}\na {\n\timport s {\n\t\tk 1\n\t}\n}",
             d
         )
         .0,
