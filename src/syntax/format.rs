@@ -6,7 +6,7 @@
 //! blank line in a row, one blank line between top-level blocks, comments where they were.
 
 use super::parser::{ParseOptions, parse};
-use super::token::{Comment, Token};
+use super::token::{Comment, Token, TokenKind};
 use super::tree::{Body, Directive, Document};
 use crate::diagnostic::Error;
 use crate::source::SourceFile;
@@ -161,7 +161,12 @@ impl Writer<'_> {
                 Some(_) => self.out.push(' '),
                 None => {}
             }
-            self.out.push_str(token.source_text());
+            if token.kind == TokenKind::Word {
+                // `\r` is skipped in bare words: drop it so that CRLF input becomes LF.
+                self.out.push_str(&token.source_text().replace('\r', ""));
+            } else {
+                self.out.push_str(token.source_text());
+            }
             prev_end = Some(end_line(self.file, token));
         }
         self.last_line = prev_end;
