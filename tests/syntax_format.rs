@@ -71,6 +71,11 @@ fn rules() {
         ),
         // CRLF input becomes LF.
         ("a {\r\n  b\r\n}\r\n", "a {\n\tb\n}\n"),
+        // A `<<X` word at the very end of the file stays a word (found by cargo fuzz: the
+        // newline the formatter adds made it a heredoc opener).
+        ("<<", "\\<<\n"),
+        ("a {\n}\nb <<EOF", "a {\n}\n\nb \\<<EOF\n"),
+        ("a <<EOF b", "a <<EOF b\n"),
         // Only comments.
         ("  # c\n\n\n# d\n", "# c\n\n# d\n"),
     ];
