@@ -105,7 +105,10 @@ const CASES: &[(&str, &str)] = &[
         "profiling {\n\tprofefe ftp://localhost:10100\n}\n",
     ),
     ("stray_close_brace", "profiling {\n\tprofefe\n}\n}\n"),
-    ("open_brace_on_new_line", "profiling\n{\n\tprofefe\n}\n"),
+    (
+        "open_brace_on_new_line",
+        "profiling {\n\tpyroscope\n\t{\n\t\tupload_rate 10s\n\t}\n}\n",
+    ),
     ("one_line_block", "profiling { profefe }\n"),
     ("close_brace_mid_line", "profiling {\n\tprofefe }\n"),
     (

@@ -4,9 +4,6 @@
 use crate::diagnostic::Diagnostic;
 use crate::source::{Location, SourceFile};
 
-/// Where `{$VAR}` values come from: a name to its value, `None` when unset.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
 /// A text after substitution, with the map back to the positions of the original text.
 #[derive(Debug)]
 pub struct Substituted {
@@ -47,7 +44,7 @@ impl Substituted {
 /// without default becomes empty; the inserted text is never scanned again; `{$}` stays as
 /// written. Improvement 7: a `{$` whose `}` is not on the same line is an error, where Caddy
 /// would pair it with the next `}` anywhere.
-pub fn substitute(file: &SourceFile, lookup: EnvLookup) -> Result<Substituted, Diagnostic> {
+pub fn substitute(file: &SourceFile, lookup: &super::EnvLookup) -> Result<Substituted, Diagnostic> {
     let input = file.text();
     let mut text = String::with_capacity(input.len());
     let mut replacements = Vec::new();

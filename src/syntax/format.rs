@@ -6,7 +6,7 @@
 //! blank line in a row, one blank line between top-level blocks, comments where they were.
 
 use super::parser::{ParseOptions, parse};
-use super::token::{Comment, Token};
+use super::token::{Comment, Token, TokenKind};
 use super::tree::{Body, Directive, Document};
 use crate::diagnostic::Error;
 use crate::source::SourceFile;
@@ -54,7 +54,7 @@ pub fn format_document(file: &SourceFile, document: &Document) -> String {
             writer.blank_line();
         }
         if !block.keys.is_empty() {
-            writer.line(0, &block.keys);
+            writer.line(0, &block.keys, block.body.open.is_none());
         }
         match &block.body.open {
             Some(open) => {
@@ -143,14 +143,15 @@ impl Writer<'_> {
         }
     }
 
-    /// Writes tokens as one logical line, keeping line continuations.
-    fn line(&mut self, depth: usize, tokens: &[Token]) {
+    /// Writes tokens as one logical line, keeping line continuations. `ends_line`: nothing
+    /// (no ` {`) follows the last token on its line.
+    fn line(&mut self, depth: usize, tokens: &[Token], ends_line: bool) {
         let Some(first) = tokens.first() else { return };
         self.comments_before(first.location.start, depth, false);
         self.keep_blank_line(self.file.line_col(first.location.start).0);
         self.begin_line(depth);
         let mut prev_end: Option<usize> = None;
-        for token in tokens {
+        for (i, token) in tokens.iter().enumerate() {
             let start = self.file.line_col(token.location.start).0;
             match prev_end {
                 Some(end) if start > end => {
@@ -161,7 +162,21 @@ impl Writer<'_> {
                 Some(_) => self.out.push(' '),
                 None => {}
             }
-            self.out.push_str(token.source_text());
+            if token.kind == TokenKind::Word
+                && ends_line
+                && i + 1 == tokens.len()
+                && token.source_text().starts_with("<<")
+            {
+                // A bare `<<X` is a word only because the file ends right after it; followed
+                // by the newline we write, it would open a heredoc. `\<<X` is the same word.
+                self.out.push('\\');
+                self.out.push_str(token.source_text());
+            } else if token.kind == TokenKind::Word {
+                // `\r` is skipped in bare words: drop it so that CRLF input becomes LF.
+                self.out.push_str(&token.source_text().replace('\r', ""));
+            } else {
+                self.out.push_str(token.source_text());
+            }
             prev_end = Some(end_line(self.file, token));
         }
         self.last_line = prev_end;
@@ -187,7 +202,7 @@ impl Writer<'_> {
             let mut tokens = Vec::with_capacity(directive.args.len() + 1);
             tokens.push(directive.name.clone());
             tokens.extend(directive.args.iter().cloned());
-            self.line(depth, &tokens);
+            self.line(depth, &tokens, directive.block.is_none());
             if let Some(block) = &directive.block {
                 if let Some(open) = &block.open {
                     self.open_brace(open);

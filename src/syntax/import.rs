@@ -5,7 +5,7 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::parser::{Parser, chain_with, error_at, with_import_notes};
+use super::parser::{Parser, chain_with, error_at, is_snippet_name, with_import_notes};
 use super::token::{ImportSite, Token};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
@@ -68,8 +68,9 @@ fn node_of(token: &Token) -> String {
 
 impl Parser<'_> {
     /// Reads an `import` line (the next token is `import`) and splices what it imports in
-    /// its place.
-    pub(super) fn import(&mut self) -> Result<(), Error> {
+    /// its place. `top_level`: the import is outside any block, so what it brings in may
+    /// define snippets.
+    pub(super) fn import(&mut self, top_level: bool) -> Result<(), Error> {
         let import = self.next().expect("at import");
         let mut args = Vec::new();
         let mut block = None;
@@ -127,26 +128,23 @@ impl Parser<'_> {
         };
         let chain = chain_with(&import.imports, site);
         let block = block.unwrap_or_default();
+        let sub_blocks = sub_blocks(&block)?;
         let mut expanded = Vec::with_capacity(imported.len());
-        let mut verbatim_until = 0;
-        for (i, mut token) in imported.iter().cloned().enumerate() {
+        let mut definitions = SnippetDefinitions::default();
+        let mut prev: Option<Token> = None;
+        for mut token in imported {
+            let new_line = prev
+                .as_ref()
+                .is_none_or(|p| p.is_followed_on_new_line_by(&token));
+            prev = Some(token.clone());
             token.imports = chain.clone();
-            if i < verbatim_until {
+            if top_level && definitions.inside(&token, new_line) {
+                // A snippet defined by an imported file is copied as written: its
+                // placeholders belong to its own imports (Caddy's `maybeSnippet`).
                 expanded.push(token);
                 continue;
             }
-            // A snippet defined in an imported file keeps its placeholders for its own
-            // imports (§5).
-            if let Some(end) = site_snippet
-                .is_none()
-                .then(|| snippet_definition_end(&imported, i))
-                .flatten()
-            {
-                verbatim_until = end;
-                expanded.push(token);
-                continue;
-            }
-            self.expand_placeholders(token, &args, &block, &mut expanded)?;
+            self.expand_placeholders(token, &args, &block, &sub_blocks, &mut expanded)?;
         }
         self.budget = self.budget.checked_sub(expanded.len()).ok_or_else(|| {
             error_at(
@@ -274,6 +272,7 @@ impl Parser<'_> {
         token: Token,
         args: &[Token],
         block: &[Token],
+        sub_blocks: &HashMap<String, Vec<Token>>,
         out: &mut Vec<Token>,
     ) -> Result<(), Error> {
         let text = token.text.as_str();
@@ -285,7 +284,7 @@ impl Parser<'_> {
             .strip_prefix("{blocks.")
             .and_then(|rest| rest.strip_suffix('}'))
         {
-            out.extend(sub_block(block, key)?);
+            out.extend(sub_blocks.get(key).into_iter().flatten().cloned());
             return Ok(());
         }
         if let Some(range) = text
@@ -309,6 +308,9 @@ impl Parser<'_> {
                         .label(&token.location, "left as written"),
                         &token,
                     ));
+                    // Left as written: no second warning from the in-text replacer.
+                    out.push(token);
+                    return Ok(());
                 }
                 Err(reason) => {
                     return Err(error_at(&token, reason, "this placeholder")
@@ -401,7 +403,13 @@ impl Parser<'_> {
                         .into());
                     }
                 },
-                None => out.push_str(&rest[..=close]),
+                None => {
+                    // Not a placeholder: as Caddy's replacer does, look again from the
+                    // next character, so that `{{args[0]}}` still finds `{args[0]}`.
+                    out.push('{');
+                    rest = &rest[1..];
+                    continue;
+                }
             }
             rest = &rest[close + 1..];
         }
@@ -434,9 +442,11 @@ fn variadic_range(range: &str, len: usize) -> Result<Option<(usize, usize)>, Str
     Ok((start <= end && end <= len).then_some((start, end)))
 }
 
-/// The tokens of sub-block `key` of an import block: the rest of its line and the contents
-/// of its braces.
-fn sub_block(block: &[Token], key: &str) -> Result<Vec<Token>, Error> {
+/// The sub-blocks of an import's block, by key: for each line of the block, the tokens
+/// after its first one plus the contents of its `{…}`. As in Caddy, a later key replaces an
+/// earlier one, and an anonymous `{` is an error even if no `{blocks.KEY}` asks for it.
+fn sub_blocks(block: &[Token]) -> Result<HashMap<String, Vec<Token>>, Error> {
+    let mut map = HashMap::new();
     let mut i = 0;
     while i < block.len() {
         let mut line_end = i + 1;
@@ -445,14 +455,14 @@ fn sub_block(block: &[Token], key: &str) -> Result<Vec<Token>, Error> {
         {
             line_end += 1;
         }
-        let opens = block[line_end - 1].is_open_brace();
-        if opens && line_end - 1 == i {
+        if block[i].is_open_brace() {
             return Err(
                 error_at(&block[i], "anonymous blocks are not supported", "here")
                     .help("name the block: `KEY {`")
                     .into(),
             );
         }
+        let opens = block[line_end - 1].is_open_brace();
         let (args_end, contents_end, next) = if opens {
             let mut depth = 1;
             let mut k = line_end;
@@ -471,14 +481,50 @@ fn sub_block(block: &[Token], key: &str) -> Result<Vec<Token>, Error> {
         } else {
             (line_end, line_end, line_end)
         };
-        if block[i].text == key {
-            let mut tokens = block[i + 1..args_end].to_vec();
-            tokens.extend_from_slice(&block[line_end.min(contents_end)..contents_end]);
-            return Ok(tokens);
-        }
+        let mut tokens = block[i + 1..args_end].to_vec();
+        tokens.extend_from_slice(&block[line_end.min(contents_end)..contents_end]);
+        map.insert(block[i].text.clone(), tokens);
         i = next;
     }
-    Ok(Vec::new())
+    Ok(map)
+}
+
+/// Follows the tokens of a top-level import to tell which belong to a snippet definition
+/// (a line `(name) {` at nesting 0, up to its matching `}`).
+#[derive(Default)]
+struct SnippetDefinitions {
+    nesting: usize,
+    /// The position of the token on its line.
+    index: usize,
+    /// The current line starts with `(name)`.
+    named: bool,
+    inside: bool,
+}
+
+impl SnippetDefinitions {
+    /// Whether `token` (on a new line or not) is part of a snippet definition.
+    fn inside(&mut self, token: &Token, new_line: bool) -> bool {
+        if !self.inside && self.nesting == 0 {
+            self.index = if new_line { 0 } else { self.index + 1 };
+            if self.index == 0 {
+                self.named = is_snippet_name(token);
+            }
+        }
+        if token.is_open_brace() {
+            self.nesting += 1;
+            if self.nesting == 1 && self.index == 1 && self.named {
+                self.inside = true;
+                self.named = false;
+            }
+        } else if token.is_close_brace() {
+            self.nesting = self.nesting.saturating_sub(1);
+            if self.nesting == 0 && self.inside {
+                self.inside = false;
+                return true;
+            }
+        }
+        self.inside
+    }
 }
 
 fn cycle_error(import: &Token, from: &str, to: &str) -> Diagnostic {
@@ -507,32 +553,4 @@ fn describe_node(node: &str) -> String {
         }
         _ => file_name(node),
     }
-}
-
-/// If `tokens[i]` starts a snippet definition `(name) {` on a line of its own, the index
-/// just past its closing `}`.
-fn snippet_definition_end(tokens: &[Token], i: usize) -> Option<usize> {
-    let key = &tokens[i];
-    let starts_line = i == 0 || tokens[i - 1].is_followed_on_new_line_by(key);
-    let open = tokens.get(i + 1)?;
-    if !(starts_line
-        && !key.was_quoted()
-        && super::parser::is_snippet_name(key)
-        && open.is_open_brace()
-        && !key.is_followed_on_new_line_by(open))
-    {
-        return None;
-    }
-    let mut depth = 0usize;
-    for (j, token) in tokens.iter().enumerate().skip(i + 1) {
-        if token.is_open_brace() {
-            depth += 1;
-        } else if token.is_close_brace() {
-            depth -= 1;
-            if depth == 0 {
-                return Some(j + 1);
-            }
-        }
-    }
-    Some(tokens.len())
 }

@@ -26,7 +26,7 @@ pub struct Lexed {
 
 /// Lexes `file`. With `env`, `{$VAR}` references are substituted first (as for `adapt`);
 /// without it the text is lexed as written (as for `fmt`).
-pub fn lex(file: &SourceFile, env: Option<super::env::EnvLookup>) -> Result<Lexed, Diagnostic> {
+pub fn lex(file: &SourceFile, env: Option<&super::EnvLookup>) -> Result<Lexed, Diagnostic> {
     let substituted = match env {
         Some(lookup) => Some(super::env::substitute(file, lookup)?),
         None => None,

@@ -3,6 +3,10 @@
 //! Pipeline for each file: text → [`env`] substitution → [`lexer`] (the pest grammar) →
 //! [`parser`] (blocks, directives; [`import`] expands snippets and files) → [`tree`].
 
+// A `Diagnostic` is large, but errors are the cold path and end the parse: boxing every
+// `Result` would cost more in noise than it saves.
+#![allow(clippy::result_large_err)]
+
 pub mod env;
 pub mod format;
 pub mod import;
@@ -10,6 +14,9 @@ pub mod lexer;
 pub mod parser;
 pub mod token;
 pub mod tree;
+
+/// Looks up an environment variable for `{$NAME}` substitution (`None`: unset).
+pub type EnvLookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 
 pub use lexer::{Lexed, lex};
 pub use parser::{ParseOptions, Parsed, parse};

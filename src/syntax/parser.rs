@@ -17,7 +17,7 @@ pub struct ParseOptions<'a> {
     /// as blocks and `import` lines as directives (for `fmt`).
     pub expand: bool,
     /// Substitute `{$VAR}` with this lookup before lexing; `None` leaves the text as written.
-    pub env: Option<super::env::EnvLookup<'a>>,
+    pub env: Option<&'a super::EnvLookup<'a>>,
     /// The folder that relative imports of the root file are resolved against.
     pub base_dir: PathBuf,
 }
@@ -120,18 +120,12 @@ impl Parser<'_> {
         let mut blocks = Vec::new();
         while let Some(token) = self.peek() {
             if self.at_import() {
-                self.import()?;
+                self.import(true)?;
                 continue;
             }
             if token.is_close_brace() {
                 let token = token.clone();
-                return Err(error_at(
-                    &token,
-                    "unexpected '}' at top level",
-                    "no block is open here",
-                )
-                .help("remove it, or check the braces above: a block may have been closed twice")
-                .into());
+                return Err(stray_close(&token).into());
             }
             let keys = if token.is_open_brace() {
                 Vec::new()
@@ -142,9 +136,9 @@ impl Parser<'_> {
                 self.snippet(keys.into_iter().next().expect("one key"))?;
                 continue;
             }
-            let body = if self.peek().is_some_and(Token::is_open_brace)
-                && (keys.is_empty() || self.next_is_on_same_line())
-            {
+            // A `{` after the keys opens the block even when it starts the next line, as in
+            // Caddy (`blockContents` only checks that the next token is `{`).
+            let body = if self.peek().is_some_and(Token::is_open_brace) {
                 let open = self.next().expect("peeked");
                 self.braced_body(open)?
             } else {
@@ -154,6 +148,11 @@ impl Parser<'_> {
                     close: None,
                 }
             };
+            // Caddy keeps a block only if it has keys or directives (`parseAll`); an empty
+            // `{ }` is kept when not expanding, so that the formatter writes it back.
+            if self.options.expand && keys.is_empty() && body.directives.is_empty() {
+                continue;
+            }
             blocks.push(Block { keys, body });
         }
         Ok(blocks)
@@ -190,6 +189,11 @@ impl Parser<'_> {
                     .into());
                 }
                 break;
+            }
+            if token.is_close_brace() {
+                // Improvement 6: Caddy would make a stray `}` a key.
+                let token = token.clone();
+                return Err(stray_close(&token).into());
             }
             let token = self.next().expect("peeked");
             if token.text == "," && !token.was_quoted() {
@@ -272,7 +276,7 @@ impl Parser<'_> {
                 return Ok(directives);
             }
             if self.at_import() {
-                self.import()?;
+                self.import(false)?;
                 continue;
             }
             directives.push(self.directive()?);
@@ -315,10 +319,9 @@ impl Parser<'_> {
     /// After a `(name)` key: the snippet's tokens, collected by counting braces (§4.4).
     fn snippet(&mut self, key: Token) -> Result<(), Error> {
         let name = key.text[1..key.text.len() - 1].to_owned();
+        // As for any block, the `{` may start the next line (Caddy's `openCurlyBrace`).
         let open = match self.peek() {
-            Some(t) if t.is_open_brace() && self.next_is_on_same_line() => {
-                self.next().expect("peeked")
-            }
+            Some(t) if t.is_open_brace() => self.next().expect("peeked"),
             _ => {
                 return Err(
                     error_at(&key, "a snippet definition needs a block", "this snippet")
@@ -378,6 +381,15 @@ fn unexpected_after_open_brace(open: &Token, next: &Token) -> Diagnostic {
     error_at(next, "unexpected token after '{' on the same line", "here")
         .label(&open.location, "this brace opens a block")
         .help("a '{' must end its line: put the block's contents on the following lines, and '}' on a line of its own")
+}
+
+fn stray_close(close: &Token) -> Diagnostic {
+    error_at(
+        close,
+        "unexpected '}' at top level",
+        "no block is open here",
+    )
+    .help("remove it, or check the braces above: a block may have been closed twice")
 }
 
 fn misplaced_close(close: &Token) -> Diagnostic {

@@ -1,0 +1,44 @@
+//! Feeds arbitrary UTF-8 to the parser (with imports expanded against an empty temporary
+//! folder, and a fixed environment) and to the formatter. Neither may panic.
+
+#![no_main]
+
+use std::sync::OnceLock;
+
+use caddyprof::SourceFile;
+use caddyprof::syntax::{self, ParseOptions};
+use libfuzzer_sys::fuzz_target;
+
+fn base_dir() -> &'static std::path::Path {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    DIR.get_or_init(|| tempfile::tempdir().expect("temp dir"))
+        .path()
+}
+
+fn lookup(name: &str) -> Option<String> {
+    match name {
+        "A" => Some("a b".to_owned()),
+        "BRACE" => Some("{".to_owned()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    }
+}
+
+fuzz_target!(|text: &str| {
+    let file = SourceFile::new("Profilingfile", text);
+    let options = ParseOptions {
+        expand: true,
+        env: Some(&lookup),
+        base_dir: base_dir().to_path_buf(),
+    };
+    let _ = syntax::parse(&file, &options);
+    // Whitespace-only input formats to "", which is not a file to format again.
+    if let Ok(formatted) = syntax::format::format(&file)
+        && !formatted.is_empty()
+    {
+        // Formatting a formatted file must work and change nothing.
+        let again = syntax::format::format(&SourceFile::new("Profilingfile", formatted.as_str()))
+            .expect("formatted output parses");
+        assert_eq!(again, formatted, "format is not idempotent");
+    }
+});
