@@ -1,6 +1,6 @@
 //! caddyprof: a declarative continuous-profiling agent for Rust, configured like Caddy.
 //!
-//! The pipeline: [`syntax`] (lex, parse, import) → [`adapt`] (directives → JSON) →
+//! The pipeline: [`syntax`] (lex, parse, import) → [`adapt`](mod@adapt) (directives → JSON) →
 //! [`config`] (typed, validated) → runtime, with each app in [`apps`].
 //!
 //! ```

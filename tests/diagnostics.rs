@@ -148,6 +148,10 @@ const CASES: &[(&str, &str)] = &[
         "import */*.Profilingfile\n",
     ),
     ("error_in_imported_file", "import bad_quote.Profilingfile\n"),
+    (
+        "unset_env_value",
+        "pyroscope {\n\tapplication_name {$APP_NAME}\n}\n",
+    ),
     ("empty_file", ""),
 ];
 

@@ -87,7 +87,11 @@ pub fn read_parameter<'a>(
     if name == "profile_types" {
         return read_profile_types(directive, params, warnings);
     }
-    let arg = one_arg(directive, "a whole number, 0 or more")?;
+    let arg = one_arg(
+        &directive.name,
+        &directive.args,
+        "a whole number, 0 or more",
+    )?;
     let rate = parse_rate(&arg.text).map_err(|reason| {
         error_at(arg, format!("invalid {name}: {reason}"), "not a valid rate").help(rate_help(name))
     })?;
@@ -179,9 +183,14 @@ pub fn read_profiler(
             .insert("profiler".to_owned(), Value::from(spec.name));
     }
     if let Some(address) = address {
+        let kind = spec
+            .fields
+            .iter()
+            .find(|(field, _)| *field == spec.address_field)
+            .map_or(Kind::Text, |&(_, kind)| kind);
         let value = read_value(
             spec.address_field,
-            Kind::Url,
+            kind,
             std::slice::from_ref(address),
             address,
         )?;
@@ -292,25 +301,43 @@ pub fn no_block(directive: &Directive) -> Result<(), Error> {
     }
 }
 
-/// The single argument of a directive, or an error saying what was expected.
-pub fn one_arg<'a>(directive: &'a Directive, expected: &str) -> Result<&'a Token, Error> {
-    match directive.args.as_slice() {
+/// The single argument of the directive named `name`, or an error saying what was expected.
+pub fn one_arg<'a>(name: &Token, args: &'a [Token], expected: &str) -> Result<&'a Token, Error> {
+    match args {
         [arg] => Ok(arg),
-        [] => Err(error_at(
-            &directive.name,
-            format!("{} needs a value", directive.name.text),
-            "missing value",
-        )
-        .help(format!("write {expected} after it on the same line"))
-        .into()),
+        [] => {
+            let mut help = format!("write {expected} after it on the same line");
+            if source_line(name).contains("{$") {
+                help.push_str(
+                    "; the value here comes from an environment variable that is not set (or empty)",
+                );
+            }
+            Err(error_at(
+                name,
+                format!("{} needs a value", name.text),
+                "missing value",
+            )
+            .help(help)
+            .into())
+        }
         [_, extra, ..] => Err(error_at(
             extra,
-            format!("{} takes one value", directive.name.text),
+            format!("{} takes one value", name.text),
             "unexpected argument",
         )
         .help("quote the value if it contains spaces: \"…\"")
         .into()),
     }
+}
+
+/// The source line a token starts on, as written.
+fn source_line(token: &Token) -> &str {
+    let text = token.location.file.text();
+    let start = text[..token.location.start]
+        .rfind('\n')
+        .map_or(0, |i| i + 1);
+    let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+    &text[start..end]
 }
 
 /// Reads the value of `field` of `kind` from `args` (those of the directive named `name`).
@@ -337,12 +364,7 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
             .into()),
         };
     }
-    let directive = Directive {
-        name: name.clone(),
-        args: args.to_vec(),
-        block: None,
-    };
-    let arg = one_arg(&directive, "the value")?;
+    let arg = one_arg(name, args, "the value")?;
     let text = arg.text.as_str();
     match kind {
         Kind::Url => validate_url(text).map_err(|reason| {

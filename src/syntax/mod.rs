@@ -1,6 +1,6 @@
 //! The Caddyfile language: environment substitution, lexing, parsing and imports.
 //!
-//! Pipeline for each file: text → [`env`] substitution → [`lexer`] (the pest grammar) →
+//! Pipeline for each file: text → [`env`](mod@env) substitution → [`lexer`] (the pest grammar) →
 //! [`parser`] (blocks, directives; [`import`] expands snippets and files) → [`tree`].
 
 // A `Diagnostic` is large, but errors are the cold path and end the parse: boxing every
