@@ -51,13 +51,13 @@ pub const PARAMETERS: &[&str] = &[
 pub struct Fields<'a> {
     /// The object, keys in source order.
     pub map: Map<String, Value>,
-    set_by: Vec<(String, &'a Token)>,
+    set_by: Vec<(&'a str, &'a Token)>,
 }
 
 impl<'a> Fields<'a> {
     /// Sets `key` from `by`; an error if it was already set.
-    pub fn set(&mut self, key: &str, value: Value, by: &'a Token) -> Result<(), Error> {
-        if let Some((_, first)) = self.set_by.iter().find(|(k, _)| k == key) {
+    pub fn set(&mut self, key: &'a str, value: Value, by: &'a Token) -> Result<(), Error> {
+        if let Some((_, first)) = self.set_by.iter().find(|(k, _)| *k == key) {
             return Err(
                 error_at(by, format!("{key} is given twice"), "given again here")
                     .label(&first.location, "first given here")
@@ -65,14 +65,14 @@ impl<'a> Fields<'a> {
                     .into(),
             );
         }
-        self.set_by.push((key.to_owned(), by));
+        self.set_by.push((key, by));
         self.map.insert(key.to_owned(), value);
         Ok(())
     }
 
     /// The token that set `key`, if any.
     pub fn set_by(&self, key: &str) -> Option<&'a Token> {
-        self.set_by.iter().find(|(k, _)| k == key).map(|(_, t)| *t)
+        self.set_by.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
     }
 }
 

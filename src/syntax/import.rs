@@ -131,12 +131,10 @@ impl Parser<'_> {
         let sub_blocks = sub_blocks(&block)?;
         let mut expanded = Vec::with_capacity(imported.len());
         let mut definitions = SnippetDefinitions::default();
-        let mut prev: Option<Token> = None;
-        for mut token in imported {
-            let new_line = prev
-                .as_ref()
-                .is_none_or(|p| p.is_followed_on_new_line_by(&token));
-            prev = Some(token.clone());
+        let new_lines: Vec<bool> = (0..imported.len())
+            .map(|i| i == 0 || imported[i - 1].is_followed_on_new_line_by(&imported[i]))
+            .collect();
+        for (mut token, new_line) in imported.into_iter().zip(new_lines) {
             token.imports = chain.clone();
             if top_level && definitions.inside(&token, new_line) {
                 // A snippet defined by an imported file is copied as written: its

@@ -47,7 +47,8 @@ pub fn lex(file: &SourceFile, env: Option<&super::EnvLookup>) -> Result<Lexed, D
         Diagnostic::error(format!("the file could not be read: {e}"))
             .label(&lexer.location(0, 0), "here")
     })?;
-    for pair in pairs.flatten().filter(|p| p.as_rule() == Rule::file) {
+    // The one top-level pair is `file`.
+    for pair in pairs {
         for item in pair.into_inner() {
             lexer.item(item)?;
         }
@@ -94,7 +95,7 @@ impl Lexer<'_> {
     fn item(&mut self, pair: Pair<Rule>) -> Result<(), Diagnostic> {
         match pair.as_rule() {
             Rule::blank => {
-                for _ in pair.as_str().matches('\n') {
+                for _ in pair.as_str().bytes().filter(|&b| b == b'\n') {
                     self.newline();
                 }
             }
@@ -188,7 +189,10 @@ impl Lexer<'_> {
             Rule::heredoc => (TokenKind::Heredoc, self.heredoc_text(pair, &location)?),
             _ => return Ok(()),
         };
-        let breaks = raw.matches('\n').count();
+        let breaks = match kind {
+            TokenKind::Word => 0,
+            _ => raw.bytes().filter(|&b| b == b'\n').count(),
+        };
         let line = self.line;
         for _ in 0..breaks {
             self.newline();

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::import::ImportGraph;
-use super::token::{ImportSite, Token};
+use super::token::{ImportSite, LineMark, Token};
 use super::tree::{Block, Body, Directive, Document};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
@@ -75,7 +75,7 @@ pub(super) struct Parser<'a> {
     /// The tokens still to read, last first (so that imports can be spliced in cheaply).
     pub(super) pending: Vec<Token>,
     /// The last token read.
-    pub(super) prev: Option<Token>,
+    pub(super) prev: Option<LineMark>,
     pub(super) options: &'a ParseOptions<'a>,
     pub(super) snippets: HashMap<String, Snippet>,
     pub(super) graph: ImportGraph,
@@ -92,7 +92,7 @@ impl Parser<'_> {
 
     pub(super) fn next(&mut self) -> Option<Token> {
         let token = self.pending.pop()?;
-        self.prev = Some(token.clone());
+        self.prev = Some(token.line_mark());
         Some(token)
     }
 
@@ -162,10 +162,12 @@ impl Parser<'_> {
     fn keys(&mut self) -> Result<Vec<Token>, Error> {
         let mut keys = Vec::new();
         let mut expect_more = false;
+        // The last key or comma read, for errors about a trailing comma.
+        let mut last: Option<Token> = None;
         loop {
             let Some(token) = self.peek() else {
                 if expect_more {
-                    let last = self.prev.clone().expect("a key was read");
+                    let last = last.expect("a key was read");
                     return Err(
                         error_at(&last, "expected another key after ','", "this comma")
                             .help("remove the trailing comma")
@@ -179,7 +181,7 @@ impl Parser<'_> {
             }
             if token.is_open_brace() {
                 if expect_more {
-                    let last = self.prev.clone().expect("a key was read");
+                    let last = last.expect("a key was read");
                     return Err(error_at(
                         &last,
                         "expected another key but found '{'",
@@ -196,6 +198,7 @@ impl Parser<'_> {
                 return Err(stray_close(&token).into());
             }
             let token = self.next().expect("peeked");
+            last = Some(token.clone());
             if token.text == "," && !token.was_quoted() {
                 expect_more = true;
                 continue;

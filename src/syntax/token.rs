@@ -2,7 +2,7 @@
 
 use std::rc::Rc;
 
-use crate::source::Location;
+use crate::source::{Location, SourceFile};
 
 /// How a token was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,16 +64,56 @@ impl Token {
 
     /// Whether `next` starts a new logical line after this token (caddyfile-syntax.md §2.8).
     pub fn is_followed_on_new_line_by(&self, next: &Token) -> bool {
-        self.location.file != next.location.file
-            || !Rc::ptr_eq(&self.imports, &next.imports)
-                && !same_chain(&self.imports, &next.imports)
-            || self.line + self.breaks < next.line
+        new_line_between(
+            &self.location.file,
+            &self.imports,
+            self.line + self.breaks,
+            next,
+        )
+    }
+
+    /// What the parser keeps of the last token read to place the next one.
+    pub(crate) fn line_mark(&self) -> LineMark {
+        LineMark {
+            file: self.location.file.clone(),
+            imports: self.imports.clone(),
+            end_line: self.line + self.breaks,
+        }
     }
 
     /// The token as written in the source, quotes and escapes included.
     pub fn source_text(&self) -> &str {
         &self.location.file.text()[self.location.start..self.location.end]
     }
+}
+
+/// The file, import chain and last logical line of a token: enough to tell whether another
+/// token starts a new line after it, without copying the token.
+#[derive(Clone, Debug)]
+pub(crate) struct LineMark {
+    file: SourceFile,
+    imports: Rc<[ImportSite]>,
+    end_line: usize,
+}
+
+impl LineMark {
+    /// Whether `next` starts a new logical line after the marked token.
+    pub(crate) fn is_followed_on_new_line_by(&self, next: &Token) -> bool {
+        new_line_between(&self.file, &self.imports, self.end_line, next)
+    }
+}
+
+/// §2.8: a new line if the files or import chains differ, or if `next` starts on a later
+/// logical line than the one the previous token ends on.
+fn new_line_between(
+    file: &SourceFile,
+    imports: &Rc<[ImportSite]>,
+    end_line: usize,
+    next: &Token,
+) -> bool {
+    *file != next.location.file
+        || !Rc::ptr_eq(imports, &next.imports) && !same_chain(imports, &next.imports)
+        || end_line < next.line
 }
 
 fn same_chain(a: &[ImportSite], b: &[ImportSite]) -> bool {
