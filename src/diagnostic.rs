@@ -105,6 +105,19 @@ impl Diagnostic {
 
     /// Renders this diagnostic as plain text (no colors), as shown to a user in a terminal
     /// without color. Used by snapshots and logs.
+    ///
+    /// ```
+    /// use caddyprof::{Diagnostic, Location, SourceFile};
+    ///
+    /// let file = SourceFile::new("Profilingfile", "pyroscope {\n\tupload_rate 0s\n}\n");
+    /// let at = Location { file, start: 25, end: 27 };
+    /// let text = Diagnostic::error("upload_rate must be more than zero")
+    ///     .label(&at, "zero")
+    ///     .help("write a positive duration, e.g. 15s")
+    ///     .render_plain();
+    /// assert!(text.contains("Profilingfile:2:14"));
+    /// assert!(text.contains("help: write a positive duration"));
+    /// ```
     pub fn render_plain(&self) -> String {
         let mut out = String::new();
         let handler =

@@ -11,6 +11,8 @@
 //! );
 //! ```
 
+#![warn(missing_docs)]
+
 // pest is built without `std` (its per-rule stack probe costs a quarter of lexing time and
 // our grammar does not recurse); its derive then refers to `alloc`.
 extern crate alloc;
@@ -34,12 +36,28 @@ pub use source::{Location, SourceFile};
 /// `{$VAR}` references are taken from the process environment; relative imports are
 /// resolved against the current directory. Warnings are dropped: use [`adapt_source`] to
 /// get them.
+///
+/// ```
+/// let json = caddyprof::adapt("profiling {\n\tprofile_types cpu heap\n\tprofefe\n}\n").unwrap();
+/// assert_eq!(json["apps"]["profiling"]["profilers"][0]["profiler"], "profefe");
+///
+/// let error = caddyprof::adapt("profiling {\n\tprofile_types cpux\n}\n").unwrap_err();
+/// assert_eq!(error.to_string(), "Profilingfile:2:16: unknown profile type 'cpux'");
+/// ```
 pub fn adapt(text: &str) -> Result<serde_json::Value, Error> {
     let file = SourceFile::new("Profilingfile", text);
     adapt_source(&file, &AdaptOptions::default()).map(|adapted| adapted.json)
 }
 
 /// Reads and adapts the Profilingfile at `path`; its imports are resolved relative to it.
+///
+/// ```
+/// let adapted = caddyprof::adapt_file(concat!(env!("CARGO_MANIFEST_DIR"), "/examples/team.Profilingfile")).unwrap();
+/// assert!(adapted.json["apps"]["profiling"]["profilers"].is_array());
+/// for warning in &adapted.warnings {
+///     eprintln!("{warning}");
+/// }
+/// ```
 pub fn adapt_file(path: impl AsRef<Path>) -> Result<Adapted, Error> {
     let path = path.as_ref();
     let file = read_source(path)?;
@@ -54,6 +72,18 @@ pub fn adapt_file(path: impl AsRef<Path>) -> Result<Adapted, Error> {
 pub type EnvFn = dyn Fn(&str) -> Option<String>;
 
 /// How to adapt.
+///
+/// ```
+/// use caddyprof::{AdaptOptions, SourceFile};
+///
+/// let options = AdaptOptions {
+///     env: Box::new(|name| (name == "RATE").then(|| "250".to_owned())),
+///     ..AdaptOptions::default()
+/// };
+/// let file = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate {$RATE}\n}\n");
+/// let adapted = caddyprof::adapt_source(&file, &options).unwrap();
+/// assert_eq!(adapted.json["apps"]["profiling"]["cpu_profile_rate"], 250);
+/// ```
 pub struct AdaptOptions {
     /// Where `{$VAR}` values come from (the process environment by default).
     pub env: Box<EnvFn>,
@@ -72,6 +102,14 @@ impl Default for AdaptOptions {
 }
 
 /// Adapts `file`: parse with imports and environment substitution, then map to JSON.
+///
+/// ```
+/// use caddyprof::{AdaptOptions, SourceFile};
+///
+/// let file = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate 5000\n}\n");
+/// let adapted = caddyprof::adapt_source(&file, &AdaptOptions::default()).unwrap();
+/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate 5000 is unusually high");
+/// ```
 pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted, Error> {
     let base_dir = if options.base_dir.as_os_str().is_empty() {
         std::env::current_dir().unwrap_or_default()
@@ -93,6 +131,11 @@ pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted
 
 /// Reads a file as a [`SourceFile`] (invalid UTF-8 becomes U+FFFD), or a diagnostic saying
 /// why it cannot be read.
+///
+/// ```
+/// let error = caddyprof::read_source(std::path::Path::new("no/such/Profilingfile")).unwrap_err();
+/// assert!(error.to_string().starts_with("cannot read no/such/Profilingfile"));
+/// ```
 pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
     let bytes = std::fs::read(path).map_err(|e| {
         Diagnostic::error(format!("cannot read {}: {e}", path.display()))

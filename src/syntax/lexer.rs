@@ -11,9 +11,14 @@ use super::token::{Comment, Token, TokenKind};
 use crate::diagnostic::Diagnostic;
 use crate::source::{Location, SourceFile};
 
-#[derive(pest_derive::Parser)]
-#[grammar = "grammar/caddyfile.pest"]
-struct Grammar;
+/// The parser pest generates from the grammar; its `Rule` enum stays private.
+mod generated {
+    #[derive(pest_derive::Parser)]
+    #[grammar = "grammar/caddyfile.pest"]
+    pub(super) struct Grammar;
+}
+
+use generated::{Grammar, Rule};
 
 /// The tokens and comments of one file.
 #[derive(Debug, Default)]
@@ -26,6 +31,17 @@ pub struct Lexed {
 
 /// Lexes `file`. With `env`, `{$VAR}` references are substituted first (as for `adapt`);
 /// without it the text is lexed as written (as for `fmt`).
+///
+/// ```
+/// use caddyprof::SourceFile;
+/// use caddyprof::syntax::{TokenKind, lex};
+///
+/// let file = SourceFile::new("Profilingfile", "a \"b c\" `d` # note\n");
+/// let lexed = lex(&file, None).unwrap();
+/// let texts: Vec<_> = lexed.tokens.iter().map(|t| (t.text.as_str(), t.kind)).collect();
+/// assert_eq!(texts, [("a", TokenKind::Word), ("b c", TokenKind::Quoted), ("d", TokenKind::Backtick)]);
+/// assert_eq!(lexed.comments[0].text, "# note");
+/// ```
 pub fn lex(file: &SourceFile, env: Option<&super::EnvLookup>) -> Result<Lexed, Diagnostic> {
     let substituted = match env {
         Some(lookup) => Some(super::env::substitute(file, lookup)?),

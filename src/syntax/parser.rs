@@ -36,6 +36,21 @@ pub struct Parsed {
 const TOKEN_BUDGET: usize = 20_000_000;
 
 /// Parses `file`.
+///
+/// ```
+/// use caddyprof::SourceFile;
+/// use caddyprof::syntax::{ParseOptions, parse};
+///
+/// let file = SourceFile::new("Profilingfile", "(s) {\n\tprofefe {args[0]}\n}\nprofiling {\n\timport s http://a:1\n}\n");
+/// let options = ParseOptions { expand: true, env: None, base_dir: ".".into() };
+/// let parsed = parse(&file, &options).unwrap();
+/// let block = &parsed.document.blocks[0];
+/// assert_eq!(block.key().unwrap().text, "profiling");
+/// let child = &block.body.directives[0];
+/// assert_eq!((child.name.text.as_str(), child.args[0].text.as_str()), ("profefe", "http://a:1"));
+/// // Imported tokens point at where they were written, inside the snippet.
+/// assert_eq!(child.args[0].location.line_col(), (2, 10));
+/// ```
 pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error> {
     if file.text().is_empty() {
         return Err(Diagnostic::error(format!("{} is empty", file.name()))
