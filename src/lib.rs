@@ -21,6 +21,7 @@ pub mod adapt;
 pub mod apps;
 pub mod config;
 pub mod diagnostic;
+pub mod runtime;
 pub mod source;
 pub mod syntax;
 
