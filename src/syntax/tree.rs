@@ -52,6 +52,17 @@ impl Block {
 
 impl Directive {
     /// The argument texts.
+    ///
+    /// ```
+    /// use caddyprof::SourceFile;
+    /// use caddyprof::syntax::{ParseOptions, parse};
+    ///
+    /// let file = SourceFile::new("Profilingfile", "profiling {\n\tprofile_types cpu \"heap\"\n}\n");
+    /// let options = ParseOptions { expand: false, env: None, base_dir: ".".into() };
+    /// let document = parse(&file, &options).unwrap().document;
+    /// let directive = &document.blocks[0].body.directives[0];
+    /// assert_eq!(directive.arg_texts().collect::<Vec<_>>(), ["cpu", "heap"]);
+    /// ```
     pub fn arg_texts(&self) -> impl Iterator<Item = &str> {
         self.args.iter().map(|t| t.text.as_str())
     }
@@ -59,10 +70,5 @@ impl Directive {
     /// The directives of the nested block (none without a block).
     pub fn children(&self) -> &[Directive] {
         self.block.as_ref().map_or(&[], |b| &b.directives)
-    }
-
-    /// The last token of the directive's own line (its name or its last argument).
-    pub fn last_token(&self) -> &Token {
-        self.args.last().unwrap_or(&self.name)
     }
 }
