@@ -5,6 +5,8 @@
 //! of each profile type to keep, default 20, at least 1) and `parameters` (default types: `cpu`
 //! and `heap`). See [`crate::runtime::plan`] for the defaults as applied.
 
+pub mod sink;
+
 use crate::adapt::reader::{Kind, ProfilerSpec};
 use serde_json::{Map, Value};
 
