@@ -16,6 +16,9 @@
 //!   deleted, oldest first. Only files named like this sink's are considered; other files in
 //!   the directory are never touched.
 //! - The directory (and its parents) is created when needed.
+//! - **Flame graphs**: [`FileWriter::write_flamegraph`] renders folded CPU stacks of one
+//!   window as an SVG with `inferno`, written beside the profiles as
+//!   `cpu-<timestamp>.svg` with the same atomicity and its own `keep` limit.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -48,6 +51,8 @@ use crate::runtime::plan::{DEFAULT_FILE_KEEP, FileSinkPlan};
 
 /// The extension of profile files.
 pub const EXTENSION: &str = ".pb.gz";
+/// The extension of flame graph files.
+pub const SVG_EXTENSION: &str = ".svg";
 
 /// A file operation that failed: what was being done, on which path, and why.
 #[derive(Debug, thiserror::Error)]
@@ -146,15 +151,59 @@ impl FileWriter {
         if !path.exists() {
             return path;
         }
-        let stem = name.strip_suffix(EXTENSION).unwrap_or(name);
+        let (stem, extension) = [EXTENSION, SVG_EXTENSION]
+            .into_iter()
+            .find_map(|ext| Some((name.strip_suffix(ext)?, ext)))
+            .unwrap_or((name, ""));
         (1u64..)
-            .map(|n| self.directory.join(format!("{stem}-{n}{EXTENSION}")))
+            .map(|n| self.directory.join(format!("{stem}-{n}{extension}")))
             .find(|p| !p.exists())
             .unwrap_or(path)
     }
 
+    /// Renders the folded CPU stacks of one window (`("main;work;spin", samples)`) as an
+    /// SVG flame graph and writes it atomically as `cpu-<timestamp of start>.svg`, then
+    /// deletes the oldest flame graphs beyond `keep`. Returns `None`, writing nothing, when
+    /// there is no sample. Blocking.
+    pub fn write_flamegraph(
+        &self,
+        start: SystemTime,
+        duration: std::time::Duration,
+        folded: &[(String, u64)],
+    ) -> Result<Option<PathBuf>, SinkError> {
+        let name = format!("cpu-{}{SVG_EXTENSION}", utc_timestamp(start));
+        let title = format!(
+            "CPU, {} UTC, {:.3} s",
+            utc_timestamp(start),
+            duration.as_secs_f64()
+        );
+        let Some(svg) = flamegraph_svg(&title, folded).map_err(SinkError::new(
+            "render a flame graph for",
+            &self.directory.join(&name),
+        ))?
+        else {
+            return Ok(None);
+        };
+        let path = self.write_file(&name, &svg)?;
+        self.prune_with(ProfileType::Cpu, SVG_EXTENSION)?;
+        Ok(Some(path))
+    }
+
+    /// The flame graph files in the directory, oldest first.
+    pub fn flamegraphs(&self) -> Result<Vec<PathBuf>, SinkError> {
+        self.files_with(ProfileType::Cpu, SVG_EXTENSION)
+    }
+
     /// The profile files of `profile_type` in the directory, oldest first.
     pub fn files(&self, profile_type: ProfileType) -> Result<Vec<PathBuf>, SinkError> {
+        self.files_with(profile_type, EXTENSION)
+    }
+
+    fn files_with(
+        &self,
+        profile_type: ProfileType,
+        extension: &str,
+    ) -> Result<Vec<PathBuf>, SinkError> {
         let entries = match fs::read_dir(&self.directory) {
             Ok(entries) => entries,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
@@ -164,7 +213,10 @@ impl FileWriter {
         for entry in entries {
             let entry = entry.map_err(SinkError::new("list", &self.directory))?;
             let name = entry.file_name();
-            let Some(key) = name.to_str().and_then(|n| sort_key(n, profile_type)) else {
+            let Some(key) = name
+                .to_str()
+                .and_then(|n| sort_key(n, profile_type, extension))
+            else {
                 continue;
             };
             if entry.file_type().is_ok_and(|t| t.is_file()) {
@@ -177,7 +229,15 @@ impl FileWriter {
 
     /// Deletes the oldest files of `profile_type` beyond `keep`; returns those deleted.
     pub fn prune(&self, profile_type: ProfileType) -> Result<Vec<PathBuf>, SinkError> {
-        let files = self.files(profile_type)?;
+        self.prune_with(profile_type, EXTENSION)
+    }
+
+    fn prune_with(
+        &self,
+        profile_type: ProfileType,
+        extension: &str,
+    ) -> Result<Vec<PathBuf>, SinkError> {
+        let files = self.files_with(profile_type, extension)?;
         let excess = files.len().saturating_sub(self.keep);
         let mut deleted = Vec::with_capacity(excess);
         for path in files.into_iter().take(excess) {
@@ -260,11 +320,11 @@ fn civil_from_days(days: u64) -> (u64, u64, u64) {
 
 /// For a file name of this sink with `profile_type`, its order: the timestamp, then the
 /// collision number. `None` for any other name.
-fn sort_key(name: &str, profile_type: ProfileType) -> Option<(String, u64)> {
+fn sort_key(name: &str, profile_type: ProfileType, extension: &str) -> Option<(String, u64)> {
     let rest = name
         .strip_prefix(profile_type.as_str())?
         .strip_prefix('-')?
-        .strip_suffix(EXTENSION)?;
+        .strip_suffix(extension)?;
     let (stamp, n) = match rest.split_once('-') {
         Some((stamp, n)) if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
             (stamp, n.parse().ok()?)
@@ -273,6 +333,26 @@ fn sort_key(name: &str, profile_type: ProfileType) -> Option<(String, u64)> {
         None => (rest, 0),
     };
     is_timestamp(stamp).then(|| (stamp.to_owned(), n))
+}
+
+/// An SVG flame graph of `folded` stacks (frames separated by `;`, with their sample
+/// counts), or `None` when there is no sample. Newlines in frame names become spaces.
+pub fn flamegraph_svg(title: &str, folded: &[(String, u64)]) -> io::Result<Option<Vec<u8>>> {
+    let lines: Vec<String> = folded
+        .iter()
+        .filter(|(stack, count)| *count > 0 && !stack.trim().is_empty())
+        .map(|(stack, count)| format!("{} {count}", stack.replace(['\n', '\r'], " ")))
+        .collect();
+    if lines.is_empty() {
+        return Ok(None);
+    }
+    let mut options = inferno::flamegraph::Options::default();
+    options.title = title.to_owned();
+    options.count_name = "samples".to_owned();
+    options.deterministic = true;
+    let mut svg = Vec::new();
+    inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
+    Ok(Some(svg))
 }
 
 /// Whether `text` has the shape `YYYYMMDDTHHMMSS.mmmZ`.
@@ -487,8 +567,63 @@ mod tests {
     }
 
     #[test]
+    fn flamegraphs() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = FileWriter::new(dir.path(), 2);
+        let folded = vec![
+            ("main;work;spin".to_owned(), 30),
+            ("main;idle\nnext".to_owned(), 10),
+            ("main;never".to_owned(), 0),
+        ];
+        let start = UNIX_EPOCH + Duration::from_millis(1_714_564_800_123);
+        let path = writer
+            .write_flamegraph(start, Duration::from_secs(15), &folded)
+            .unwrap()
+            .unwrap();
+        assert_eq!(path, dir.path().join("cpu-20240501T120000.123Z.svg"));
+        let svg = fs::read_to_string(&path).unwrap();
+        assert!(svg.starts_with("<?xml"), "{}", &svg[..100]);
+        assert!(svg.trim_end().ends_with("</svg>"));
+        for text in [
+            "spin",
+            "work",
+            "idle next",
+            "20240501T120000.123Z UTC, 15.000 s",
+        ] {
+            assert!(svg.contains(text), "{text} not in the SVG");
+        }
+        assert!(!svg.contains("never"));
+        // No sample: nothing written.
+        assert_eq!(
+            writer
+                .write_flamegraph(start, Duration::from_secs(1), &[("a".into(), 0)])
+                .unwrap(),
+            None
+        );
+        assert_eq!(flamegraph_svg("t", &[]).unwrap(), None);
+        // Retention applies to flame graphs separately from profiles.
+        writer.write(&profile(ProfileType::Cpu, 0, b"p")).unwrap();
+        for i in 1..=3 {
+            let at = start + Duration::from_secs(i);
+            writer
+                .write_flamegraph(at, Duration::from_secs(1), &folded)
+                .unwrap();
+        }
+        let kept = writer.flamegraphs().unwrap();
+        assert_eq!(
+            kept,
+            [
+                dir.path().join("cpu-20240501T120002.123Z.svg"),
+                dir.path().join("cpu-20240501T120003.123Z.svg"),
+            ]
+        );
+        assert_eq!(writer.files(ProfileType::Cpu).unwrap().len(), 1);
+        assert!(names(dir.path()).iter().all(|n| !n.ends_with(".tmp")));
+    }
+
+    #[test]
     fn sort_keys() {
-        let key = |n| sort_key(n, ProfileType::Cpu);
+        let key = |n| sort_key(n, ProfileType::Cpu, EXTENSION);
         assert_eq!(
             key("cpu-20240501T120000.123Z-12.pb.gz"),
             Some(("20240501T120000.123Z".into(), 12))
