@@ -405,6 +405,14 @@ impl Resolver<'_> {
         path: String,
     ) -> Option<Sink> {
         let errors_before = self.errors.len();
+        if app.server_address.is_none() {
+            self.warnings.push(
+                Diagnostic::warning(format!(
+                    "{path}.server_address: not set: sending to {DEFAULT_PYROSCOPE_ADDRESS}"
+                ))
+                .help("set the Pyroscope server's address, such as http://pyroscope:4040"),
+            );
+        }
         let application_name = self
             .string(
                 &app.application_name,
@@ -960,6 +968,10 @@ mod tests {
         assert_eq!(sink.tenant_id, None);
         assert_eq!(sink.upload_rate, Duration::from_secs(15));
         assert_eq!(sink.sampling.cpu_hz, 100);
+        assert_eq!(
+            warnings(&planned),
+            ["apps.pyroscope.server_address: not set: sending to http://localhost:4040"]
+        );
     }
 
     #[test]
@@ -990,7 +1002,8 @@ mod tests {
         );
         // Basic auth wins over a token, as in the Go agent, with a warning.
         let planned = resolve(
-            r#""pyroscope": {"auth_token": "tok", "basic_auth_user": "u", "basic_auth_password": "pw"}"#,
+            r#""pyroscope": {"server_address": "http://p", "auth_token": "tok",
+               "basic_auth_user": "u", "basic_auth_password": "pw"}"#,
         );
         assert!(matches!(
             pyroscope(&planned.plan.sinks[0]).auth,
@@ -1170,8 +1183,9 @@ mod tests {
         let secret = Secret::new("hunter2");
         assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
         let planned = resolve_with(
-            r#""pyroscope": {"auth_token": "{env.T}"},
-               "profiling": {"profilers": [{"profiler": "pyroscope", "basic_auth_user": "u",
+            r#""pyroscope": {"server_address": "http://p", "auth_token": "{env.T}"},
+               "profiling": {"profilers": [{"profiler": "pyroscope", "server_address": "http://p",
+                 "basic_auth_user": "u",
                  "basic_auth_password": "pw-{x}-hunter2"}]}"#,
             &[("T", "tok-hunter2")],
         )
@@ -1196,8 +1210,9 @@ mod tests {
     fn warnings_said_once() {
         let planned = resolve(
             r#""profiling": {"profile_types": ["block", "mutex", "threadcreate"], "profilers": [
-                   {"profiler": "pyroscope", "disable_gc_runs": true},
-                   {"profiler": "pyroscope", "parameters": {"block_profile_rate": 5}},
+                   {"profiler": "pyroscope", "server_address": "http://p", "disable_gc_runs": true},
+                   {"profiler": "pyroscope", "server_address": "http://p",
+                    "parameters": {"block_profile_rate": 5}},
                    {"profiler": "file"}]}"#,
         );
         assert_eq!(
