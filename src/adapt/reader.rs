@@ -24,6 +24,9 @@ pub enum Kind {
     },
     /// A flag: no argument means true; `true` or `false` may be given.
     Flag,
+    /// A whole number of at least 1 (a count, such as how many files to keep), output as a
+    /// JSON integer.
+    Count,
 }
 
 /// What a profiler block (pyroscope, profefe, …) may contain: declared by each app.
@@ -395,6 +398,20 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
                         .into(),
                 );
             }
+        }
+        Kind::Count => {
+            let count = parse_rate(text)
+                .map_err(|reason| {
+                    error_at(arg, format!("invalid {field}: {reason}"), "not a count")
+                        .help("write a whole number, 1 or more")
+                })
+                .map_err(Error::from)?;
+            if count == 0 {
+                return Err(error_at(arg, format!("{field} must be at least 1"), "zero")
+                    .help("write a whole number, 1 or more")
+                    .into());
+            }
+            return Ok(Value::from(count));
         }
         Kind::Text | Kind::Flag => {}
     }

@@ -1,8 +1,11 @@
 //! The `file` child profiler, a caddyprof extension: writes pprof files to a local directory,
 //! so no server is needed. Caddy cannot load a configuration that uses it.
 //!
-//! Its fields are provisional (`directory`, `interval`, `parameters`) until the runtime that
-//! writes the files settles them.
+//! Fields: `directory` (default `./profiles`), `interval` (default 15s), `keep` (how many files
+//! of each profile type to keep, default 20, at least 1) and `parameters` (default types: `cpu`
+//! and `heap`). See [`crate::runtime::plan`] for the defaults as applied.
+
+pub mod sink;
 
 use crate::adapt::reader::{Kind, ProfilerSpec};
 use serde_json::{Map, Value};
@@ -19,7 +22,7 @@ use crate::config::{Duration, Parameters};
 pub const NAME: &str = "file";
 
 /// The JSON field names of a file sink, in canonical order.
-pub const FIELDS: &[&str] = &["directory", "interval", "parameters"];
+pub const FIELDS: &[&str] = &["directory", "interval", "keep", "parameters"];
 
 /// The configuration of the local file sink. Every field is optional.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -28,6 +31,8 @@ pub struct FileSink {
     pub directory: Option<String>,
     /// How often a profile is written. Always positive.
     pub interval: Option<Duration>,
+    /// How many files of each profile type to keep (the oldest are deleted). At least 1.
+    pub keep: Option<u64>,
     /// This profiler's own parameters.
     pub parameters: Option<Parameters>,
 }
@@ -57,6 +62,19 @@ pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) 
                     sink.interval = None;
                 }
             }
+            "keep" => {
+                sink.keep = d.rate(value, &path);
+                if sink.keep == Some(0) {
+                    d.error(
+                        &value.span,
+                        format!("{path}: must keep at least 1 file"),
+                        "zero",
+                        "write how many files of each profile type to keep, such as 20 (the \
+                         default)",
+                    );
+                    sink.keep = None;
+                }
+            }
             "parameters" => sink.parameters = Some(Parameters::decode(d, value, &path)),
             _ => {}
         }
@@ -72,6 +90,9 @@ impl FileSink {
         }
         if let Some(interval) = &self.interval {
             map.insert("interval".into(), interval.to_json());
+        }
+        if let Some(keep) = self.keep {
+            map.insert("keep".into(), keep.into());
         }
         if let Some(parameters) = &self.parameters {
             map.insert("parameters".into(), parameters.to_json());
@@ -91,5 +112,43 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
     fields: &[
         ("directory", Kind::Text),
         ("interval", Kind::Duration { positive: true }),
+        ("keep", Kind::Count),
     ],
 };
+
+#[cfg(test)]
+mod tests {
+    use crate::Config;
+    use crate::apps::ChildProfiler;
+
+    fn sink(fields: &str) -> Result<super::FileSink, String> {
+        let text = format!(
+            r#"{{"apps": {{"profiling": {{"profilers": [{{"profiler": "file"{fields}}}]}}}}}}"#
+        );
+        Config::from_json(&text)
+            .map(|c| match c.profiling.unwrap().profilers.remove(0) {
+                ChildProfiler::File(f) => f,
+                other => panic!("not a file sink: {other:?}"),
+            })
+            .map_err(|e| e.diagnostics()[0].message().to_string())
+    }
+
+    #[test]
+    fn keep() {
+        assert_eq!(sink(r#", "keep": 3"#).unwrap().keep, Some(3));
+        assert!(sink(r#", "keep": 0"#).unwrap_err().contains("at least 1"));
+        assert!(sink(r#", "keep": -1"#).unwrap_err().contains("negative"));
+        assert!(sink(r#", "keep": "3""#).unwrap_err().contains("integer"));
+    }
+
+    #[test]
+    fn keep_in_a_profilingfile() {
+        let json = crate::adapt("profiling {\n\tfile ./p {\n\t\tkeep 5\n\t}\n}\n").unwrap();
+        assert_eq!(json["apps"]["profiling"]["profilers"][0]["keep"], 5);
+        for bad in ["0", "x", "-2"] {
+            let text = format!("profiling {{\n\tfile {{\n\t\tkeep {bad}\n\t}}\n}}\n");
+            let error = crate::adapt(&text).unwrap_err().to_string();
+            assert!(error.contains("keep"), "{bad}: {error}");
+        }
+    }
+}

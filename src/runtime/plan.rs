@@ -1,0 +1,1367 @@
+//! The runtime plan: a validated [`Config`] turned into the list of sinks to run, each with
+//! fully resolved, typed settings, and what the collectors must sample for them.
+//!
+//! Resolution follows `profilingfile.md` §3:
+//!
+//! - `profiling` propagates its parameters to each child. A child's own
+//!   `parameters.profile_types` replaces the inherited list wholesale; each rate the child
+//!   leaves unset is inherited.
+//! - Omitted `profile_types`: pyroscope gets [`PYROSCOPE_DEFAULT_TYPES`] (`cpu`, `heap`,
+//!   `allocs`: the Go agent's cpu, inuse_objects/inuse_space and alloc_objects/alloc_space),
+//!   profefe [`PROFEFE_DEFAULT_TYPES`] (`cpu`), the file sink [`FILE_DEFAULT_TYPES`] (`cpu`,
+//!   `heap`: memory without writing the same allocation sample twice).
+//! - `cpu_profile_rate` unset or 0 means [`DEFAULT_CPU_HZ`]. `block_profile_rate` /
+//!   `mutex_profile_fraction` unset or 0 mean those profiles carry no samples: one warning
+//!   lists every sink that enables the type anyway.
+//! - `application_name` / `service` unset: the executable's file name
+//!   ([`PlanOptions::executable_name`]). `upload_rate` and the file sink's `interval` unset:
+//!   [`DEFAULT_UPLOAD_RATE`]. profefe `address` unset: [`DEFAULT_PROFEFE_ADDRESS`], with a
+//!   warning; pyroscope `server_address` unset: [`DEFAULT_PYROSCOPE_ADDRESS`] (the Go agent's
+//!   default), with a warning. File `directory` unset: [`DEFAULT_FILE_DIRECTORY`]; `keep`
+//!   unset: [`DEFAULT_FILE_KEEP`].
+//! - Runtime placeholders `{env.NAME}` in any string, URL or duration are replaced from
+//!   [`PlanOptions::env`], in one pass (a value is never expanded again). An unset variable is
+//!   an error naming the variable and the JSON path. Other `{…}` text is kept as written (with
+//!   a warning, except in secrets). Then URLs and durations are checked with the loader's
+//!   rules.
+//! - Secrets (`auth_token`, `basic_auth_password`) are held in [`Secret`], which prints as
+//!   `[redacted]`; no error or warning quotes them.
+//! - Pyroscope auth: basic auth when `basic_auth_user` and `basic_auth_password` are both set
+//!   (and it wins over `auth_token`, as in the Go agent, with a warning), else a bearer
+//!   `auth_token`, else none. Only one of the basic auth pair is an error.
+//! - `threadcreate` is dropped from pyroscope sinks (the Go agent does not support it either),
+//!   with one warning. `disable_gc_runs` is accepted and has no effect (Rust has no garbage
+//!   collector), with a warning.
+//!
+//! ```
+//! use caddyprof::runtime::plan::{Plan, PlanOptions, Sink};
+//!
+//! let config = caddyprof::Config::from_json(
+//!     r#"{"apps": {"pyroscope": {"server_address": "{env.URL}", "upload_rate": "10s"}}}"#,
+//! )?;
+//! let options = PlanOptions {
+//!     env: Box::new(|name| (name == "URL").then(|| "http://pyroscope:4040".to_owned())),
+//!     executable_name: "api".into(),
+//! };
+//! let planned = Plan::resolve(&config, &options)?;
+//! let Sink::Pyroscope(sink) = &planned.plan.sinks[0] else { unreachable!() };
+//! assert_eq!(sink.server_url.as_str(), "http://pyroscope:4040/");
+//! assert_eq!(sink.application_name, "api");
+//! assert_eq!(planned.plan.collectors.cpu_hz, Some(100));
+//! # Ok::<(), caddyprof::Error>(())
+//! ```
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+use crate::EnvFn;
+use crate::apps::{ChildProfiler, FileSink, ProfefeApp, PyroscopeApp};
+use crate::config::duration::DURATION_HELP;
+use crate::config::{self, Config, Parameters, ProfileType, URL_HELP};
+use crate::diagnostic::{Diagnostic, Error};
+
+/// The CPU sampling rate when `cpu_profile_rate` is unset or 0.
+pub const DEFAULT_CPU_HZ: u64 = 100;
+/// The upload rate (and file sink interval) when unset.
+pub const DEFAULT_UPLOAD_RATE: Duration = Duration::from_secs(15);
+/// The profefe collector when `address` is unset (profefe's default port).
+pub const DEFAULT_PROFEFE_ADDRESS: &str = "http://localhost:10100";
+/// The Pyroscope server when `server_address` is unset (the Go agent's default).
+pub const DEFAULT_PYROSCOPE_ADDRESS: &str = "http://localhost:4040";
+/// The file sink's directory when unset, relative to the working directory.
+pub const DEFAULT_FILE_DIRECTORY: &str = "./profiles";
+/// How many files of each profile type the file sink keeps when `keep` is unset.
+pub const DEFAULT_FILE_KEEP: usize = 20;
+/// Pyroscope's profile types when none are given (the Go agent's cpu, inuse_* and alloc_*).
+pub const PYROSCOPE_DEFAULT_TYPES: &[ProfileType] =
+    &[ProfileType::Cpu, ProfileType::Heap, ProfileType::Allocs];
+/// profefe's profile types when none are given.
+pub const PROFEFE_DEFAULT_TYPES: &[ProfileType] = &[ProfileType::Cpu];
+/// The file sink's profile types when none are given.
+pub const FILE_DEFAULT_TYPES: &[ProfileType] = &[ProfileType::Cpu, ProfileType::Heap];
+
+/// A secret value (a token or password): its `Debug` and `Display` print `[redacted]`. Use
+/// [`Secret::expose`] only where the value is sent.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+
+    /// The value, to put in a request header. Never log it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// How a pyroscope sink authenticates.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Auth {
+    /// No authentication.
+    None,
+    /// HTTP basic auth.
+    Basic {
+        /// The user name.
+        user: String,
+        /// The password.
+        password: Secret,
+    },
+    /// `Authorization: Bearer <token>`.
+    Bearer(Secret),
+}
+
+/// What one sink samples: its enabled profile types and rates, defaults applied.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Sampling {
+    /// The enabled profile types, without duplicates, in [`ProfileType::ALL`] order.
+    pub profile_types: Vec<ProfileType>,
+    /// CPU samples per second (never 0).
+    pub cpu_hz: u64,
+    /// Go semantics: one sampled event per this many nanoseconds blocked; 0 = no samples.
+    pub block_rate: u64,
+    /// Go semantics: 1/N of contention events are sampled; 0 = no samples.
+    pub mutex_fraction: u64,
+}
+
+impl Sampling {
+    /// Whether `profile_type` is enabled.
+    pub fn has(&self, profile_type: ProfileType) -> bool {
+        self.profile_types.contains(&profile_type)
+    }
+}
+
+/// A resolved pyroscope sink.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PyroscopeSink {
+    /// The JSON path of its configuration (`apps.pyroscope`, `apps.profiling.profilers[0]`),
+    /// to name it in logs.
+    pub path: String,
+    /// The application name.
+    pub application_name: String,
+    /// The server.
+    pub server_url: Url,
+    /// The authentication.
+    pub auth: Auth,
+    /// The tenant (`X-Scope-OrgID`), if any.
+    pub tenant_id: Option<String>,
+    /// How often profiles are uploaded (positive).
+    pub upload_rate: Duration,
+    /// What to sample (never `threadcreate`).
+    pub sampling: Sampling,
+}
+
+/// A resolved profefe sink.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ProfefeSink {
+    /// The JSON path of its configuration.
+    pub path: String,
+    /// The collector.
+    pub address: Url,
+    /// The service name.
+    pub service: String,
+    /// The upload timeout; `None` means no timeout (configured as 0).
+    pub timeout: Option<Duration>,
+    /// How often profiles are uploaded: [`DEFAULT_UPLOAD_RATE`] (profefe has no setting).
+    pub upload_rate: Duration,
+    /// What to sample.
+    pub sampling: Sampling,
+}
+
+/// A resolved file sink (a caddyprof extension).
+#[derive(Clone, Debug, PartialEq)]
+pub struct FileSinkPlan {
+    /// The JSON path of its configuration.
+    pub path: String,
+    /// The directory the profiles are written into (created when needed).
+    pub directory: PathBuf,
+    /// How often a profile of each type is written (positive).
+    pub interval: Duration,
+    /// How many files of each profile type are kept (at least 1).
+    pub keep: usize,
+    /// What to sample.
+    pub sampling: Sampling,
+}
+
+/// One sink to run.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Sink {
+    /// Push to a Pyroscope server.
+    Pyroscope(PyroscopeSink),
+    /// Push to a profefe collector.
+    Profefe(ProfefeSink),
+    /// Write to a local directory.
+    File(FileSinkPlan),
+}
+
+impl Sink {
+    /// What this sink samples.
+    pub fn sampling(&self) -> &Sampling {
+        match self {
+            Sink::Pyroscope(s) => &s.sampling,
+            Sink::Profefe(s) => &s.sampling,
+            Sink::File(s) => &s.sampling,
+        }
+    }
+
+    /// The JSON path of its configuration.
+    pub fn path(&self) -> &str {
+        match self {
+            Sink::Pyroscope(s) => &s.path,
+            Sink::Profefe(s) => &s.path,
+            Sink::File(s) => &s.path,
+        }
+    }
+}
+
+/// What the collectors must sample, across every sink.
+///
+/// `heap` and `allocs` come from one allocation sampler ([`Collectors::memory`]), so asking
+/// for both never samples twice.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Collectors {
+    /// The highest CPU rate any sink with `cpu` asks for; `None` when no sink wants `cpu`.
+    pub cpu_hz: Option<u64>,
+    /// Whether any sink wants `heap` or `allocs`.
+    pub memory: bool,
+    /// Whether any sink wants `heap`.
+    pub heap: bool,
+    /// Whether any sink wants `allocs`.
+    pub allocs: bool,
+    /// Whether any sink wants `goroutine`.
+    pub goroutine: bool,
+    /// Whether any sink wants `threadcreate`.
+    pub threadcreate: bool,
+    /// Whether any sink wants `block`.
+    pub block: bool,
+    /// The finest (smallest non-zero) block rate among sinks with `block`; 0 = no samples.
+    pub block_rate: u64,
+    /// Whether any sink wants `mutex`.
+    pub mutex: bool,
+    /// The finest (smallest non-zero) mutex fraction among sinks with `mutex`; 0 = no samples.
+    pub mutex_fraction: u64,
+}
+
+/// The whole runtime plan.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Plan {
+    /// The sinks, in configuration order: the profiling app's children, then the standalone
+    /// pyroscope app, then the standalone profefe app.
+    pub sinks: Vec<Sink>,
+    /// What the collectors must sample for them.
+    pub collectors: Collectors,
+}
+
+/// A resolved plan and the warnings found on the way (log each once).
+#[derive(Clone, Debug)]
+pub struct Planned {
+    /// The plan.
+    pub plan: Plan,
+    /// Warnings (never errors), in the order found.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Where resolution takes what is not in the configuration.
+pub struct PlanOptions {
+    /// Where `{env.NAME}` values come from: a name to its value, `None` when unset (the
+    /// process environment by default).
+    pub env: Box<EnvFn>,
+    /// The default application name and profefe service: the executable's file name without
+    /// extension by default (`caddyprof` if it cannot be found).
+    pub executable_name: String,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            env: Box::new(crate::syntax::env::process_env),
+            executable_name: executable_name(),
+        }
+    }
+}
+
+/// The running executable's file name without extension, or `caddyprof`.
+pub fn executable_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "caddyprof".to_owned())
+}
+
+impl Plan {
+    /// Resolves `config` into a plan: inheritance, defaults, placeholders and validation.
+    /// Every problem is reported (the error holds them all); nothing is produced on error.
+    pub fn resolve(config: &Config, options: &PlanOptions) -> Result<Planned, Error> {
+        let mut r = Resolver {
+            options,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            no_block_samples: Vec::new(),
+            no_mutex_samples: Vec::new(),
+            threadcreate_dropped: Vec::new(),
+        };
+        let mut sinks = Vec::new();
+        if let Some(app) = &config.profiling {
+            for (i, child) in app.profilers.iter().enumerate() {
+                let path = format!("apps.profiling.profilers[{i}]");
+                let inherited = Some(&app.parameters);
+                let sink = match child {
+                    ChildProfiler::Pyroscope(p) => r.pyroscope(p, inherited, path),
+                    ChildProfiler::Profefe(p) => r.profefe(p, inherited, path),
+                    ChildProfiler::File(f) => r.file(f, inherited, path),
+                };
+                sinks.extend(sink);
+            }
+        }
+        if let Some(app) = &config.pyroscope {
+            sinks.extend(r.pyroscope(app, None, "apps.pyroscope".into()));
+        }
+        if let Some(app) = &config.profefe {
+            sinks.extend(r.profefe(app, None, "apps.profefe".into()));
+        }
+        r.summary_warnings();
+        if !r.errors.is_empty() {
+            return Err(r.errors.into());
+        }
+        let collectors = collectors(&sinks);
+        Ok(Planned {
+            plan: Plan { sinks, collectors },
+            warnings: r.warnings,
+        })
+    }
+}
+
+/// Merges what the sinks ask for.
+fn collectors(sinks: &[Sink]) -> Collectors {
+    let mut c = Collectors::default();
+    let finest = |current: u64, rate: u64| match (current, rate) {
+        (0, rate) => rate,
+        (current, 0) => current,
+        (current, rate) => current.min(rate),
+    };
+    for sink in sinks {
+        let s = sink.sampling();
+        for &t in &s.profile_types {
+            match t {
+                ProfileType::Cpu => c.cpu_hz = Some(c.cpu_hz.unwrap_or(0).max(s.cpu_hz)),
+                ProfileType::Heap => c.heap = true,
+                ProfileType::Allocs => c.allocs = true,
+                ProfileType::Goroutine => c.goroutine = true,
+                ProfileType::ThreadCreate => c.threadcreate = true,
+                ProfileType::Block => {
+                    c.block = true;
+                    c.block_rate = finest(c.block_rate, s.block_rate);
+                }
+                ProfileType::Mutex => {
+                    c.mutex = true;
+                    c.mutex_fraction = finest(c.mutex_fraction, s.mutex_fraction);
+                }
+            }
+        }
+    }
+    c.memory = c.heap || c.allocs;
+    c
+}
+
+/// How a string field is treated.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Field {
+    Plain,
+    Secret,
+}
+
+struct Resolver<'a> {
+    options: &'a PlanOptions,
+    errors: Vec<Diagnostic>,
+    warnings: Vec<Diagnostic>,
+    no_block_samples: Vec<String>,
+    no_mutex_samples: Vec<String>,
+    threadcreate_dropped: Vec<String>,
+}
+
+impl Resolver<'_> {
+    fn pyroscope(
+        &mut self,
+        app: &PyroscopeApp,
+        inherited: Option<&Parameters>,
+        path: String,
+    ) -> Option<Sink> {
+        let errors_before = self.errors.len();
+        if app.server_address.is_none() {
+            self.warnings.push(
+                Diagnostic::warning(format!(
+                    "{path}.server_address: not set: sending to {DEFAULT_PYROSCOPE_ADDRESS}"
+                ))
+                .help("set the Pyroscope server's address, such as http://pyroscope:4040"),
+            );
+        }
+        let application_name = self
+            .string(
+                &app.application_name,
+                &path,
+                "application_name",
+                Field::Plain,
+            )
+            .unwrap_or_else(|| self.options.executable_name.clone());
+        let server_url = self.url(
+            &app.server_address,
+            &path,
+            "server_address",
+            DEFAULT_PYROSCOPE_ADDRESS,
+        );
+        let token = self.string(&app.auth_token, &path, "auth_token", Field::Secret);
+        let user = self.string(&app.basic_auth_user, &path, "basic_auth_user", Field::Plain);
+        let password = self.string(
+            &app.basic_auth_password,
+            &path,
+            "basic_auth_password",
+            Field::Secret,
+        );
+        let tenant_id = self.string(&app.tenant_id, &path, "tenant_id", Field::Plain);
+        let upload_rate = self
+            .duration(&app.upload_rate, &path, "upload_rate", Bound::Positive)
+            .flatten()
+            .unwrap_or(DEFAULT_UPLOAD_RATE);
+        let auth = match (user, password, token) {
+            (Some(user), Some(password), token) => {
+                if token.is_some() {
+                    self.warnings.push(
+                        Diagnostic::warning(format!(
+                            "{path}.auth_token: ignored: basic auth is used when \
+                             basic_auth_user and basic_auth_password are set"
+                        ))
+                        .help("keep either the token or the basic auth pair"),
+                    );
+                }
+                Auth::Basic {
+                    user,
+                    password: Secret(password),
+                }
+            }
+            (Some(_), None, _) => {
+                self.error(
+                    format!("{path}.basic_auth_user: basic_auth_password is not set"),
+                    "set both basic_auth_user and basic_auth_password, or neither",
+                );
+                Auth::None
+            }
+            (None, Some(_), _) => {
+                self.error(
+                    format!("{path}.basic_auth_password: basic_auth_user is not set"),
+                    "set both basic_auth_user and basic_auth_password, or neither",
+                );
+                Auth::None
+            }
+            (None, None, Some(token)) => Auth::Bearer(Secret(token)),
+            (None, None, None) => Auth::None,
+        };
+        if app.disable_gc_runs.is_some() {
+            self.warnings.push(
+                Diagnostic::warning(format!(
+                    "{path}.disable_gc_runs: has no effect: Rust has no garbage collector to run \
+                     before heap profiles"
+                ))
+                .help("remove it; it is accepted for compatibility with the Go module"),
+            );
+        }
+        let mut sampling = self.sampling(
+            app.parameters.as_ref(),
+            inherited,
+            PYROSCOPE_DEFAULT_TYPES,
+            &path,
+        );
+        if sampling.has(ProfileType::ThreadCreate) {
+            sampling
+                .profile_types
+                .retain(|&t| t != ProfileType::ThreadCreate);
+            self.threadcreate_dropped.push(path.clone());
+        }
+        let server_url = server_url.filter(|_| self.errors.len() == errors_before)?;
+        Some(Sink::Pyroscope(PyroscopeSink {
+            path,
+            application_name,
+            server_url,
+            auth,
+            tenant_id,
+            upload_rate,
+            sampling,
+        }))
+    }
+
+    fn profefe(
+        &mut self,
+        app: &ProfefeApp,
+        inherited: Option<&Parameters>,
+        path: String,
+    ) -> Option<Sink> {
+        let errors_before = self.errors.len();
+        if app.address.is_none() {
+            self.warnings.push(
+                Diagnostic::warning(format!(
+                    "{path}.address: not set: sending to {DEFAULT_PROFEFE_ADDRESS}"
+                ))
+                .help("set the profefe collector's address, such as http://profefe:10100"),
+            );
+        }
+        let address = self.url(&app.address, &path, "address", DEFAULT_PROFEFE_ADDRESS);
+        let service = self
+            .string(&app.service, &path, "service", Field::Plain)
+            .unwrap_or_else(|| self.options.executable_name.clone());
+        let timeout = self
+            .duration(&app.timeout, &path, "timeout", Bound::NonNegative)
+            .flatten();
+        let sampling = self.sampling(
+            app.parameters.as_ref(),
+            inherited,
+            PROFEFE_DEFAULT_TYPES,
+            &path,
+        );
+        let address = address.filter(|_| self.errors.len() == errors_before)?;
+        Some(Sink::Profefe(ProfefeSink {
+            path,
+            address,
+            service,
+            timeout,
+            upload_rate: DEFAULT_UPLOAD_RATE,
+            sampling,
+        }))
+    }
+
+    fn file(
+        &mut self,
+        sink: &FileSink,
+        inherited: Option<&Parameters>,
+        path: String,
+    ) -> Option<Sink> {
+        let errors_before = self.errors.len();
+        let directory = self
+            .string(&sink.directory, &path, "directory", Field::Plain)
+            .unwrap_or_else(|| DEFAULT_FILE_DIRECTORY.to_owned());
+        let interval = self
+            .duration(&sink.interval, &path, "interval", Bound::Positive)
+            .flatten()
+            .unwrap_or(DEFAULT_UPLOAD_RATE);
+        let keep = sink.keep.map_or(DEFAULT_FILE_KEEP, |keep| {
+            usize::try_from(keep).unwrap_or(usize::MAX)
+        });
+        let sampling = self.sampling(
+            sink.parameters.as_ref(),
+            inherited,
+            FILE_DEFAULT_TYPES,
+            &path,
+        );
+        (self.errors.len() == errors_before).then(|| {
+            Sink::File(FileSinkPlan {
+                path,
+                directory: PathBuf::from(directory),
+                interval,
+                keep,
+                sampling,
+            })
+        })
+    }
+
+    /// The sink's parameters over the inherited ones, with the defaults.
+    fn sampling(
+        &mut self,
+        own: Option<&Parameters>,
+        inherited: Option<&Parameters>,
+        default_types: &[ProfileType],
+        path: &str,
+    ) -> Sampling {
+        let pick = |get: fn(&Parameters) -> Option<u64>| {
+            own.and_then(get).or_else(|| inherited.and_then(get))
+        };
+        let types = own
+            .and_then(|p| p.profile_types.as_deref())
+            .or_else(|| inherited.and_then(|p| p.profile_types.as_deref()))
+            .unwrap_or(default_types);
+        let profile_types: Vec<ProfileType> = ProfileType::ALL
+            .into_iter()
+            .filter(|t| types.contains(t))
+            .collect();
+        let sampling = Sampling {
+            cpu_hz: pick(|p| p.cpu_profile_rate)
+                .filter(|&hz| hz > 0)
+                .unwrap_or(DEFAULT_CPU_HZ),
+            block_rate: pick(|p| p.block_profile_rate).unwrap_or(0),
+            mutex_fraction: pick(|p| p.mutex_profile_fraction).unwrap_or(0),
+            profile_types,
+        };
+        if sampling.has(ProfileType::Block) && sampling.block_rate == 0 {
+            self.no_block_samples.push(path.to_owned());
+        }
+        if sampling.has(ProfileType::Mutex) && sampling.mutex_fraction == 0 {
+            self.no_mutex_samples.push(path.to_owned());
+        }
+        sampling
+    }
+
+    /// The warnings said once for the whole configuration.
+    fn summary_warnings(&mut self) {
+        let lists = [
+            (
+                std::mem::take(&mut self.no_block_samples),
+                "block profiles will carry no samples: block_profile_rate is unset or 0",
+                "set block_profile_rate (nanoseconds blocked per sampled event, e.g. 10000), \
+                 or remove block from profile_types",
+            ),
+            (
+                std::mem::take(&mut self.no_mutex_samples),
+                "mutex profiles will carry no samples: mutex_profile_fraction is unset or 0",
+                "set mutex_profile_fraction (1/N of contention events are sampled, e.g. 10), \
+                 or remove mutex from profile_types",
+            ),
+            (
+                std::mem::take(&mut self.threadcreate_dropped),
+                "threadcreate is not supported by pyroscope (nor by its Go agent): not sent",
+                "remove threadcreate from the pyroscope profile_types",
+            ),
+        ];
+        for (paths, message, help) in lists {
+            if !paths.is_empty() {
+                self.warnings.push(
+                    Diagnostic::warning(format!("{message} (in {})", paths.join(", "))).help(help),
+                );
+            }
+        }
+    }
+
+    fn error(&mut self, message: String, help: &str) {
+        self.errors.push(Diagnostic::error(message).help(help));
+    }
+
+    /// A string field with its placeholders resolved; `None` when unset or on error.
+    fn string(
+        &mut self,
+        value: &Option<String>,
+        path: &str,
+        field: &str,
+        kind: Field,
+    ) -> Option<String> {
+        let field_path = format!("{path}.{field}");
+        let resolved = self.placeholders(value.as_deref()?, &field_path, kind)?;
+        if resolved.is_empty() {
+            self.error(
+                format!("{field_path}: empty after replacing its placeholders"),
+                "set the environment variable to a value, or leave the field out to use the \
+                 default",
+            );
+            return None;
+        }
+        Some(resolved)
+    }
+
+    /// A URL field, resolved and checked; the default when unset; `None` on error.
+    fn url(
+        &mut self,
+        value: &Option<String>,
+        path: &str,
+        field: &str,
+        default: &str,
+    ) -> Option<Url> {
+        let field_path = format!("{path}.{field}");
+        let text = match value {
+            Some(_) => self.string(value, path, field, Field::Plain)?,
+            None => default.to_owned(),
+        };
+        let checked = if config::has_placeholder(&text) {
+            // What is left is not an `{env.…}` placeholder: it cannot be a host.
+            Err(format!("invalid URL '{text}': unresolved placeholder"))
+        } else {
+            config::validate_url(&text)
+        };
+        match checked.and_then(|()| Url::parse(&text).map_err(|e| e.to_string())) {
+            Ok(url) => Some(url),
+            Err(reason) => {
+                self.error(format!("{field_path}: {reason}"), URL_HELP);
+                None
+            }
+        }
+    }
+
+    /// A duration field, resolved and checked: `None` on error, `Some(None)` when unset or
+    /// a zero timeout.
+    fn duration(
+        &mut self,
+        value: &Option<config::Duration>,
+        path: &str,
+        field: &str,
+        bound: Bound,
+    ) -> Option<Option<Duration>> {
+        let field_path = format!("{path}.{field}");
+        let resolved = match value {
+            None => return Some(None),
+            Some(config::Duration::Placeholder(text)) => {
+                let text = self.placeholders(text, &field_path, Field::Plain)?;
+                match config::Duration::parse(&text) {
+                    Ok(config::Duration::Placeholder(_)) => {
+                        self.error(
+                            format!("{field_path}: invalid duration '{text}'"),
+                            DURATION_HELP,
+                        );
+                        return None;
+                    }
+                    Ok(duration) => duration,
+                    Err(reason) => {
+                        self.error(format!("{field_path}: {reason}"), DURATION_HELP);
+                        return None;
+                    }
+                }
+            }
+            Some(duration) => duration.clone(),
+        };
+        let nanos = resolved.as_nanos().unwrap_or(0);
+        match bound {
+            Bound::Positive if nanos <= 0 => {
+                self.error(
+                    format!("{field_path}: must be greater than zero (found {resolved})"),
+                    "write a positive duration such as 15s",
+                );
+                None
+            }
+            Bound::NonNegative if nanos < 0 => {
+                self.error(
+                    format!("{field_path}: must not be negative (found {resolved})"),
+                    "write a positive duration such as 10s, or 0 for no timeout",
+                );
+                None
+            }
+            _ => Some(resolved.to_std().filter(|d| !d.is_zero())),
+        }
+    }
+
+    /// Replaces each `{env.NAME}` in `text`. Errors name the variable and the path, never the
+    /// value. Other `{…}` is kept as written, with a warning unless the field is secret.
+    fn placeholders(&mut self, text: &str, field_path: &str, kind: Field) -> Option<String> {
+        let mut out = String::with_capacity(text.len());
+        let mut rest = text;
+        let mut ok = true;
+        while let Some(open) = rest.find('{') {
+            out.push_str(&rest[..open]);
+            let after = &rest[open + 1..];
+            let name_len = after
+                .find(|c: char| c == '{' || c == '}' || c.is_whitespace())
+                .unwrap_or(after.len());
+            if name_len == 0 || !after[name_len..].starts_with('}') {
+                out.push('{');
+                rest = after;
+                continue;
+            }
+            let inner = &after[..name_len];
+            rest = &after[name_len + 1..];
+            match inner.strip_prefix("env.") {
+                Some("") => {
+                    ok = false;
+                    self.error(
+                        format!("{field_path}: {{env.}} names no environment variable"),
+                        "write {env.NAME}",
+                    );
+                }
+                Some(name) => match (self.options.env)(name) {
+                    Some(value) => out.push_str(&value),
+                    None => {
+                        ok = false;
+                        self.error(
+                            format!("{field_path}: environment variable {name} is not set"),
+                            &format!("set {name} in the environment of the process"),
+                        );
+                    }
+                },
+                None => {
+                    if kind == Field::Plain {
+                        self.warnings.push(
+                            Diagnostic::warning(format!(
+                                "{field_path}: {{{inner}}} is not a placeholder caddyprof knows; \
+                                 kept as written"
+                            ))
+                            .help("only {env.NAME} placeholders are replaced"),
+                        );
+                    }
+                    out.push('{');
+                    out.push_str(inner);
+                    out.push('}');
+                }
+            }
+        }
+        out.push_str(rest);
+        ok.then_some(out)
+    }
+}
+
+/// The allowed range of a duration field.
+#[derive(Clone, Copy)]
+enum Bound {
+    Positive,
+    NonNegative,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ProfileType::*;
+
+    fn options(vars: &[(&str, &str)]) -> PlanOptions {
+        let vars: Vec<(String, String)> = vars
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        PlanOptions {
+            env: Box::new(move |name| vars.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone())),
+            executable_name: "myexe".into(),
+        }
+    }
+
+    fn resolve_with(apps: &str, vars: &[(&str, &str)]) -> Result<Planned, Error> {
+        let config = Config::from_json(&format!(r#"{{"apps": {{{apps}}}}}"#))
+            .unwrap_or_else(|e| panic!("{}", e.render_plain()));
+        Plan::resolve(&config, &options(vars))
+    }
+
+    fn resolve(apps: &str) -> Planned {
+        resolve_with(apps, &[]).unwrap_or_else(|e| panic!("{}", e.render_plain()))
+    }
+
+    fn errors(apps: &str, vars: &[(&str, &str)]) -> Vec<String> {
+        let error = resolve_with(apps, vars).expect_err("should fail");
+        error
+            .diagnostics()
+            .iter()
+            .map(|d| d.message().to_owned())
+            .collect()
+    }
+
+    fn warnings(planned: &Planned) -> Vec<&str> {
+        planned.warnings.iter().map(Diagnostic::message).collect()
+    }
+
+    fn pyroscope(sink: &Sink) -> &PyroscopeSink {
+        match sink {
+            Sink::Pyroscope(s) => s,
+            other => panic!("not pyroscope: {other:?}"),
+        }
+    }
+
+    fn profefe(sink: &Sink) -> &ProfefeSink {
+        match sink {
+            Sink::Profefe(s) => s,
+            other => panic!("not profefe: {other:?}"),
+        }
+    }
+
+    fn file(sink: &Sink) -> &FileSinkPlan {
+        match sink {
+            Sink::File(s) => s,
+            other => panic!("not file: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn children_inherit_rates_and_replace_types_wholesale() {
+        let planned = resolve(
+            r#""profiling": {"cpu_profile_rate": 250, "block_profile_rate": 7,
+                "mutex_profile_fraction": 5, "profile_types": ["cpu", "goroutine", "block"],
+                "profilers": [
+                    {"profiler": "pyroscope"},
+                    {"profiler": "pyroscope", "parameters": {"profile_types": ["heap"], "cpu_profile_rate": 50}},
+                    {"profiler": "profefe", "parameters": {"block_profile_rate": 9}},
+                    {"profiler": "file", "parameters": {}}
+                ]}"#,
+        );
+        let sinks = &planned.plan.sinks;
+        assert_eq!(sinks.len(), 4);
+        let inherited = Sampling {
+            profile_types: vec![Cpu, Goroutine, Block],
+            cpu_hz: 250,
+            block_rate: 7,
+            mutex_fraction: 5,
+        };
+        assert_eq!(sinks[0].sampling(), &inherited);
+        assert_eq!(
+            sinks[1].sampling(),
+            &Sampling {
+                profile_types: vec![Heap],
+                cpu_hz: 50,
+                ..inherited.clone()
+            }
+        );
+        assert_eq!(
+            sinks[2].sampling(),
+            &Sampling {
+                block_rate: 9,
+                ..inherited.clone()
+            }
+        );
+        assert_eq!(sinks[3].sampling(), &inherited);
+        assert_eq!(sinks[2].path(), "apps.profiling.profilers[2]");
+    }
+
+    #[test]
+    fn default_profile_types_per_sink() {
+        let planned = resolve(
+            r#""profiling": {"profilers": [{"profiler": "pyroscope"}, {"profiler": "profefe"},
+                {"profiler": "file"}]}"#,
+        );
+        let types: Vec<&[ProfileType]> = planned
+            .plan
+            .sinks
+            .iter()
+            .map(|s| s.sampling().profile_types.as_slice())
+            .collect();
+        assert_eq!(types, [&[Cpu, Heap, Allocs][..], &[Cpu], &[Cpu, Heap]]);
+        // The profiling app's list applies when the child has none of its own.
+        let planned = resolve(
+            r#""profiling": {"profile_types": ["mutex"], "mutex_profile_fraction": 3,
+                "profilers": [{"profiler": "pyroscope"}]}"#,
+        );
+        assert_eq!(planned.plan.sinks[0].sampling().profile_types, [Mutex]);
+    }
+
+    #[test]
+    fn types_are_deduplicated_in_canonical_order() {
+        let planned =
+            resolve(r#""profefe": {"parameters": {"profile_types": ["heap", "cpu", "heap"]}}"#);
+        assert_eq!(planned.plan.sinks[0].sampling().profile_types, [Cpu, Heap]);
+    }
+
+    #[test]
+    fn rate_defaults() {
+        let planned = resolve(
+            r#""pyroscope": {"parameters": {"cpu_profile_rate": 0}},
+               "profefe": {"parameters": {"cpu_profile_rate": 0, "block_profile_rate": 0}}"#,
+        );
+        for sink in &planned.plan.sinks {
+            assert_eq!(sink.sampling().cpu_hz, DEFAULT_CPU_HZ);
+            assert_eq!(sink.sampling().block_rate, 0);
+            assert_eq!(sink.sampling().mutex_fraction, 0);
+        }
+        // Block/mutex not enabled: no warning about their rates.
+        assert!(warnings(&planned).iter().all(|w| !w.contains("no samples")));
+    }
+
+    #[test]
+    fn pyroscope_defaults() {
+        let planned = resolve(r#""pyroscope": {}"#);
+        let sink = pyroscope(&planned.plan.sinks[0]);
+        assert_eq!(sink.path, "apps.pyroscope");
+        assert_eq!(sink.application_name, "myexe");
+        assert_eq!(sink.server_url.as_str(), "http://localhost:4040/");
+        assert_eq!(sink.auth, Auth::None);
+        assert_eq!(sink.tenant_id, None);
+        assert_eq!(sink.upload_rate, Duration::from_secs(15));
+        assert_eq!(sink.sampling.cpu_hz, 100);
+        assert_eq!(
+            warnings(&planned),
+            ["apps.pyroscope.server_address: not set: sending to http://localhost:4040"]
+        );
+    }
+
+    #[test]
+    fn pyroscope_fields() {
+        let planned = resolve(
+            r#""pyroscope": {"application_name": "shop", "server_address": "https://p.example/x",
+                "tenant_id": "t1", "upload_rate": "1m", "basic_auth_user": "u",
+                "basic_auth_password": "pw"}"#,
+        );
+        let sink = pyroscope(&planned.plan.sinks[0]);
+        assert_eq!(sink.application_name, "shop");
+        assert_eq!(sink.server_url.as_str(), "https://p.example/x");
+        assert_eq!(sink.tenant_id.as_deref(), Some("t1"));
+        assert_eq!(sink.upload_rate, Duration::from_secs(60));
+        let Auth::Basic { user, password } = &sink.auth else {
+            panic!("expected basic auth: {:?}", sink.auth);
+        };
+        assert_eq!((user.as_str(), password.expose()), ("u", "pw"));
+        assert!(planned.warnings.is_empty(), "{:?}", planned.warnings);
+    }
+
+    #[test]
+    fn auth_choices() {
+        let planned = resolve(r#""pyroscope": {"auth_token": "tok"}"#);
+        assert_eq!(
+            pyroscope(&planned.plan.sinks[0]).auth,
+            Auth::Bearer(Secret::new("tok"))
+        );
+        // Basic auth wins over a token, as in the Go agent, with a warning.
+        let planned = resolve(
+            r#""pyroscope": {"server_address": "http://p", "auth_token": "tok",
+               "basic_auth_user": "u", "basic_auth_password": "pw"}"#,
+        );
+        assert!(matches!(
+            pyroscope(&planned.plan.sinks[0]).auth,
+            Auth::Basic { .. }
+        ));
+        assert!(warnings(&planned)[0].contains("auth_token: ignored"));
+        // Half a pair is an error.
+        assert_eq!(
+            errors(r#""pyroscope": {"basic_auth_user": "u"}"#, &[]),
+            ["apps.pyroscope.basic_auth_user: basic_auth_password is not set"]
+        );
+        assert_eq!(
+            errors(r#""pyroscope": {"basic_auth_password": "hunter2"}"#, &[]),
+            ["apps.pyroscope.basic_auth_password: basic_auth_user is not set"]
+        );
+    }
+
+    #[test]
+    fn profefe_defaults_and_timeout() {
+        let planned = resolve(r#""profefe": {}"#);
+        let sink = profefe(&planned.plan.sinks[0]);
+        assert_eq!(sink.address.as_str(), "http://localhost:10100/");
+        assert_eq!(sink.service, "myexe");
+        assert_eq!(sink.timeout, None);
+        assert_eq!(sink.upload_rate, DEFAULT_UPLOAD_RATE);
+        assert_eq!(
+            warnings(&planned),
+            ["apps.profefe.address: not set: sending to http://localhost:10100"]
+        );
+
+        let planned = resolve(r#""profefe": {"address": "http://c:1", "timeout": "0"}"#);
+        assert_eq!(profefe(&planned.plan.sinks[0]).timeout, None);
+        assert!(planned.warnings.is_empty());
+        let planned = resolve(r#""profefe": {"address": "http://c:1", "timeout": "1.5s"}"#);
+        assert_eq!(
+            profefe(&planned.plan.sinks[0]).timeout,
+            Some(Duration::from_millis(1500))
+        );
+    }
+
+    #[test]
+    fn file_defaults_and_fields() {
+        let planned = resolve(r#""profiling": {"profilers": [{"profiler": "file"}]}"#);
+        let sink = file(&planned.plan.sinks[0]);
+        assert_eq!(sink.directory, PathBuf::from("./profiles"));
+        assert_eq!(sink.interval, Duration::from_secs(15));
+        assert_eq!(sink.keep, 20);
+        let planned = resolve(
+            r#""profiling": {"profilers": [{"profiler": "file", "directory": "/var/p",
+                "interval": "2s", "keep": 3}]}"#,
+        );
+        let sink = file(&planned.plan.sinks[0]);
+        assert_eq!(sink.directory, PathBuf::from("/var/p"));
+        assert_eq!(sink.interval, Duration::from_secs(2));
+        assert_eq!(sink.keep, 3);
+    }
+
+    #[test]
+    fn placeholders_are_resolved_everywhere() {
+        let vars = [
+            ("NAME", "shop"),
+            ("HOST", "pyro.internal"),
+            ("RATE", "30s"),
+            ("TOKEN", "s3cret"),
+            ("TENANT", "team-a"),
+            ("DIR", "/data"),
+            ("TIMEOUT", "0"),
+        ];
+        let planned = resolve_with(
+            r#""profiling": {"profilers": [{"profiler": "file", "directory": "{env.DIR}/prof",
+                   "interval": "{env.RATE}"}]},
+               "pyroscope": {"application_name": "{env.NAME}-{env.NAME}",
+                 "server_address": "http://{env.HOST}:4040", "auth_token": "{env.TOKEN}",
+                 "tenant_id": "{env.TENANT}", "upload_rate": "{env.RATE}"},
+               "profefe": {"address": "http://{env.HOST}", "service": "{env.NAME}",
+                 "timeout": "{env.TIMEOUT}"}"#,
+            &vars,
+        )
+        .unwrap();
+        let sinks = &planned.plan.sinks;
+        let f = file(&sinks[0]);
+        assert_eq!(f.directory, PathBuf::from("/data/prof"));
+        assert_eq!(f.interval, Duration::from_secs(30));
+        let p = pyroscope(&sinks[1]);
+        assert_eq!(p.application_name, "shop-shop");
+        assert_eq!(p.server_url.as_str(), "http://pyro.internal:4040/");
+        assert_eq!(p.auth, Auth::Bearer(Secret::new("s3cret")));
+        assert_eq!(p.tenant_id.as_deref(), Some("team-a"));
+        assert_eq!(p.upload_rate, Duration::from_secs(30));
+        let q = profefe(&sinks[2]);
+        assert_eq!(q.address.as_str(), "http://pyro.internal/");
+        assert_eq!(q.service, "shop");
+        assert_eq!(q.timeout, None);
+    }
+
+    #[test]
+    fn unset_variables_are_errors_naming_variable_and_path() {
+        assert_eq!(
+            errors(
+                r#""pyroscope": {"auth_token": "{env.PYROSCOPE_AUTH_TOKEN}",
+                   "server_address": "{env.URL}", "upload_rate": "{env.RATE}"},
+                   "profefe": {"service": "{env.SVC}"}"#,
+                &[]
+            ),
+            [
+                "apps.pyroscope.server_address: environment variable URL is not set",
+                "apps.pyroscope.auth_token: environment variable PYROSCOPE_AUTH_TOKEN is not set",
+                "apps.pyroscope.upload_rate: environment variable RATE is not set",
+                "apps.profefe.service: environment variable SVC is not set",
+            ]
+        );
+        assert_eq!(
+            errors(
+                r#""profiling": {"profilers": [{"profiler": "file", "directory": "{env.D}"}]}"#,
+                &[]
+            ),
+            ["apps.profiling.profilers[0].directory: environment variable D is not set"]
+        );
+    }
+
+    #[test]
+    fn resolved_values_are_validated() {
+        let apps = r#""pyroscope": {"server_address": "{env.URL}", "upload_rate": "{env.RATE}"},
+                      "profefe": {"address": "http://x", "timeout": "{env.T}"}"#;
+        let errors = errors(
+            apps,
+            &[("URL", "localhost:4040"), ("RATE", "0s"), ("T", "-1s")],
+        );
+        assert_eq!(errors.len(), 3, "{errors:?}");
+        assert!(errors[0].starts_with("apps.pyroscope.server_address: invalid URL"));
+        assert!(errors[1].starts_with("apps.pyroscope.upload_rate: must be greater than zero"));
+        assert!(errors[2].starts_with("apps.profefe.timeout: must not be negative"));
+        let errors = self::errors(
+            r#""pyroscope": {"upload_rate": "{env.RATE}", "application_name": "{env.N}"}"#,
+            &[("RATE", "10 s"), ("N", "")],
+        );
+        assert!(errors[0].contains("application_name: empty"), "{errors:?}");
+        assert!(
+            errors[1].contains("upload_rate: unknown unit"),
+            "{errors:?}"
+        );
+        assert!(
+            self::errors(
+                r#""pyroscope": {"upload_rate": "{env.R}"}"#,
+                &[("R", "{x}")]
+            )[0]
+            .contains("invalid duration '{x}'")
+        );
+    }
+
+    #[test]
+    fn values_are_not_expanded_twice_and_unknown_placeholders_are_kept() {
+        let planned = resolve_with(
+            r#""profefe": {"address": "http://x", "service": "{env.A}{system.hostname}"}"#,
+            &[("A", "{env.B}")],
+        )
+        .unwrap();
+        assert_eq!(
+            profefe(&planned.plan.sinks[0]).service,
+            "{env.B}{system.hostname}"
+        );
+        assert_eq!(
+            warnings(&planned),
+            [
+                "apps.profefe.service: {system.hostname} is not a placeholder caddyprof knows; \
+                 kept as written"
+            ]
+        );
+        assert!(
+            errors(r#""profefe": {"service": "{env.}"}"#, &[])[0]
+                .contains("names no environment variable")
+        );
+    }
+
+    #[test]
+    fn secrets_are_redacted() {
+        let secret = Secret::new("hunter2");
+        assert_eq!(format!("{secret:?} {secret}"), "[redacted] [redacted]");
+        let planned = resolve_with(
+            r#""pyroscope": {"server_address": "http://p", "auth_token": "{env.T}"},
+               "profiling": {"profilers": [{"profiler": "pyroscope", "server_address": "http://p",
+                 "basic_auth_user": "u",
+                 "basic_auth_password": "pw-{x}-hunter2"}]}"#,
+            &[("T", "tok-hunter2")],
+        )
+        .unwrap();
+        let debug = format!("{:?}", planned.plan);
+        assert!(!debug.contains("hunter2"), "{debug}");
+        assert!(debug.contains("[redacted]"));
+        // A secret's unknown `{…}` is not quoted in a warning.
+        assert!(planned.warnings.is_empty(), "{:?}", planned.warnings);
+        // Errors about secret fields never show their value.
+        let error = resolve_with(
+            r#""pyroscope": {"basic_auth_password": "hunter2", "auth_token": "{env.NOPE}"}"#,
+            &[],
+        )
+        .unwrap_err();
+        let all = format!("{error} {} {error:?}", error.render_plain());
+        assert!(all.contains("NOPE is not set"), "{all}");
+        assert!(!all.contains("hunter2"), "{all}");
+    }
+
+    #[test]
+    fn warnings_said_once() {
+        let planned = resolve(
+            r#""profiling": {"profile_types": ["block", "mutex", "threadcreate"], "profilers": [
+                   {"profiler": "pyroscope", "server_address": "http://p", "disable_gc_runs": true},
+                   {"profiler": "pyroscope", "server_address": "http://p",
+                    "parameters": {"block_profile_rate": 5}},
+                   {"profiler": "file"}]}"#,
+        );
+        assert_eq!(
+            warnings(&planned),
+            [
+                "apps.profiling.profilers[0].disable_gc_runs: has no effect: Rust has no garbage \
+                 collector to run before heap profiles",
+                "block profiles will carry no samples: block_profile_rate is unset or 0 (in \
+                 apps.profiling.profilers[0], apps.profiling.profilers[2])",
+                "mutex profiles will carry no samples: mutex_profile_fraction is unset or 0 (in \
+                 apps.profiling.profilers[0], apps.profiling.profilers[1], \
+                 apps.profiling.profilers[2])",
+                "threadcreate is not supported by pyroscope (nor by its Go agent): not sent (in \
+                 apps.profiling.profilers[0], apps.profiling.profilers[1])",
+            ]
+        );
+        let sinks = &planned.plan.sinks;
+        assert_eq!(sinks[0].sampling().profile_types, [Block, Mutex]);
+        assert_eq!(
+            sinks[2].sampling().profile_types,
+            [ThreadCreate, Block, Mutex]
+        );
+    }
+
+    #[test]
+    fn collectors_merge_sinks() {
+        let planned = resolve(
+            r#""profiling": {"cpu_profile_rate": 50, "block_profile_rate": 100,
+                "mutex_profile_fraction": 4, "profilers": [
+                   {"profiler": "pyroscope", "parameters": {"profile_types": ["cpu", "heap", "allocs", "block"]}},
+                   {"profiler": "profefe", "address": "http://x", "parameters": {"cpu_profile_rate": 400,
+                     "block_profile_rate": 10, "profile_types": ["cpu", "block", "mutex", "goroutine"]}},
+                   {"profiler": "file", "parameters": {"cpu_profile_rate": 999, "block_profile_rate": 0,
+                     "profile_types": ["allocs", "block"]}}]}"#,
+        );
+        assert_eq!(
+            planned.plan.collectors,
+            Collectors {
+                cpu_hz: Some(400),
+                memory: true,
+                heap: true,
+                allocs: true,
+                goroutine: true,
+                threadcreate: false,
+                block: true,
+                block_rate: 10,
+                mutex: true,
+                mutex_fraction: 4,
+            }
+        );
+        let planned = resolve(r#""profefe": {"parameters": {"profile_types": ["allocs"]}}"#);
+        let c = &planned.plan.collectors;
+        assert_eq!(
+            (c.cpu_hz, c.memory, c.heap, c.allocs),
+            (None, true, false, true)
+        );
+        assert_eq!(
+            Plan::resolve(&Config::default(), &options(&[]))
+                .unwrap()
+                .plan,
+            Plan::default()
+        );
+    }
+
+    fn example(name: &str) -> Config {
+        let path = format!("{}/examples/{name}", env!("CARGO_MANIFEST_DIR"));
+        let adapted = crate::adapt_file(&path).unwrap();
+        Config::from_json(&adapted.json.to_string()).unwrap()
+    }
+
+    #[test]
+    fn seed_profiling_example() {
+        let planned = Plan::resolve(&example("profiling.Profilingfile"), &options(&[])).unwrap();
+        let all = Sampling {
+            profile_types: vec![Cpu, Heap, Allocs, Goroutine],
+            cpu_hz: 2,
+            block_rate: 2,
+            mutex_fraction: 2,
+        };
+        let sinks = &planned.plan.sinks;
+        assert_eq!(sinks.len(), 3);
+        let first = pyroscope(&sinks[0]);
+        assert_eq!(first.server_url.as_str(), "http://localhost:4040/");
+        assert_eq!(first.application_name, "myexe");
+        assert_eq!(first.sampling, all);
+        let second = pyroscope(&sinks[1]);
+        assert_eq!(
+            second.server_url.as_str(),
+            "http://another-instance.local:4040/"
+        );
+        assert_eq!(
+            second.sampling,
+            Sampling {
+                profile_types: vec![Heap],
+                ..all.clone()
+            }
+        );
+        let third = profefe(&sinks[2]);
+        assert_eq!(third.address.as_str(), "http://localhost:10100/");
+        assert_eq!(third.service, "myexe");
+        assert_eq!(third.sampling, all);
+        assert_eq!(
+            warnings(&planned),
+            ["apps.profiling.profilers[2].address: not set: sending to http://localhost:10100"]
+        );
+        assert_eq!(planned.plan.collectors.cpu_hz, Some(2));
+    }
+
+    #[test]
+    fn seed_pyroscope_example() {
+        let config = example("pyroscope.Profilingfile");
+        assert_eq!(
+            Plan::resolve(&config, &options(&[]))
+                .unwrap_err()
+                .to_string(),
+            "apps.pyroscope.auth_token: environment variable PYROSCOPE_AUTH_TOKEN is not set"
+        );
+        let planned = Plan::resolve(&config, &options(&[("PYROSCOPE_AUTH_TOKEN", "tok")])).unwrap();
+        let sink = pyroscope(&planned.plan.sinks[0]);
+        assert_eq!(sink.application_name, "my_cool_app");
+        assert_eq!(sink.server_url.as_str(), "http://localhost:4040/");
+        assert_eq!(sink.auth, Auth::Bearer(Secret::new("tok")));
+        assert_eq!(sink.upload_rate, DEFAULT_UPLOAD_RATE);
+        assert_eq!(sink.sampling.profile_types, [Cpu, Heap, Allocs, Goroutine]);
+        assert_eq!(
+            (
+                sink.sampling.cpu_hz,
+                sink.sampling.block_rate,
+                sink.sampling.mutex_fraction
+            ),
+            (2, 2, 2)
+        );
+        assert!(planned.warnings.is_empty());
+    }
+
+    #[test]
+    fn seed_profefe_example() {
+        let planned = Plan::resolve(&example("profefe.Profilingfile"), &options(&[])).unwrap();
+        let sink = profefe(&planned.plan.sinks[0]);
+        assert_eq!(sink.address.as_str(), "http://localhost:4040/");
+        assert_eq!(sink.service, "my_cool_app");
+        assert_eq!(sink.timeout, Some(Duration::from_secs(600)));
+        assert_eq!(sink.sampling.profile_types, [Cpu, Heap, Allocs, Goroutine]);
+        assert!(planned.warnings.is_empty());
+    }
+
+    #[test]
+    fn executable_name_is_not_empty() {
+        assert!(!executable_name().is_empty());
+        assert!(!PlanOptions::default().executable_name.is_empty());
+    }
+}
