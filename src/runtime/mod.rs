@@ -4,6 +4,8 @@
 //!
 //! This module holds the types every part of the runtime shares.
 
+pub mod upload;
+
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
