@@ -321,23 +321,23 @@ impl Uploader {
         self.shared.closing.send_replace(true);
         self.shared.wake.notify_one();
         let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
-        if let Some(mut worker) = worker {
-            if tokio::time::timeout_at(end, &mut worker).await.is_err() {
-                worker.abort();
-                let _ = worker.await;
-                let in_flight = u64::from(self.shared.in_flight.swap(false, Ordering::Relaxed));
-                let left = self.shared.state().queue.drain(..).count() as u64;
-                if in_flight + left > 0 {
-                    self.shared
-                        .counters
-                        .abandoned
-                        .fetch_add(in_flight + left, Ordering::Relaxed);
-                    tracing::warn!(
-                        sink = %self.shared.options.sink,
-                        abandoned = in_flight + left,
-                        "stop deadline reached: profiles not uploaded",
-                    );
-                }
+        if let Some(mut worker) = worker
+            && tokio::time::timeout_at(end, &mut worker).await.is_err()
+        {
+            worker.abort();
+            let _ = worker.await;
+            let in_flight = u64::from(self.shared.in_flight.swap(false, Ordering::Relaxed));
+            let left = self.shared.state().queue.drain(..).count() as u64;
+            if in_flight + left > 0 {
+                self.shared
+                    .counters
+                    .abandoned
+                    .fetch_add(in_flight + left, Ordering::Relaxed);
+                tracing::warn!(
+                    sink = %self.shared.options.sink,
+                    abandoned = in_flight + left,
+                    "stop deadline reached: profiles not uploaded",
+                );
             }
         }
         self.stats()

@@ -629,10 +629,10 @@ fn pyroscope(prefix: &str, tenant_required: bool, r: &Recorded) -> (u16, String)
         return (400, format!("{e}\n"));
     }
     for key in ["from", "until"] {
-        if let Some(v) = r.query_value(key) {
-            if v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()) {
-                return (400, format!("invalid {key}\n"));
-            }
+        if let Some(v) = r.query_value(key)
+            && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return (400, format!("invalid {key}\n"));
         }
     }
     if r.query_value("format").is_some() {
