@@ -627,8 +627,9 @@ pub fn unix_nanos(time: SystemTime) -> u128 {
 ///
 /// let rate = Duration::from_secs(15);
 /// let mut windows = Windows::new(UNIX_EPOCH + Duration::from_secs(1_000_007), rate);
-/// assert_eq!(windows.next_window(), (UNIX_EPOCH + Duration::from_secs(999_990), UNIX_EPOCH + Duration::from_secs(1_000_005)));
-/// assert_eq!(windows.next_window().0, UNIX_EPOCH + Duration::from_secs(1_000_005));
+/// let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+/// assert_eq!(windows.next_window(), (at(1_000_005), at(1_000_020)));
+/// assert_eq!(windows.next_window(), (at(1_000_020), at(1_000_035)));
 /// ```
 #[derive(Clone, Debug)]
 pub struct Windows {
