@@ -5,6 +5,7 @@
 //! This module holds the types every part of the runtime shares.
 
 pub mod plan;
+pub mod upload;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

@@ -1,6 +1,8 @@
 //! The `pyroscope` app: pushes profiles to a Pyroscope server. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+pub mod sink;
+
 use crate::adapt::reader::{Kind, ProfilerSpec};
 use std::fmt;
 

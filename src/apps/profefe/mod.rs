@@ -1,6 +1,8 @@
 //! The `profefe` app: pushes profiles to a profefe collector. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+pub mod sink;
+
 use crate::adapt::reader::{Kind, ProfilerSpec};
 use serde_json::{Map, Value};
 

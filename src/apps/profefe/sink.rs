@@ -1,0 +1,209 @@
+//! The runtime side of the profefe app: `POST {address}/api/0/profiles?labels=&service=…&type=…`
+//! with the raw gzip pprof as the body (no `Content-Type`), as profefe's Go agent sends it.
+//!
+//! - Types: cpu → `cpu`, heap and allocs → `heap`, block, mutex, goroutine, threadcreate as
+//!   named (the server refuses any other type).
+//! - `profile_types` is honoured: unlike the Go agent, CPU is not forced on.
+//! - A profile without samples is never sent (the server answers `400 … profile is empty: no
+//!   samples`); [`ProfefeSink::submit`] returns `false` for it.
+//! - `timeout` bounds each attempt, `0` meaning none; unset means 30 s (the Go module has no
+//!   default, so a hung collector could hold its agent forever).
+//! - Cadence: the Go agent sends one type at a time in a ~90 s round. Here every enabled type
+//!   is sent once per [`PROFEFE_INTERVAL`] window, aligned like the Pyroscope windows; CPU
+//!   covers the whole window (the sampler runs continuously) instead of a 10 s sample.
+
+use std::time::Duration;
+
+use reqwest::Url;
+use reqwest::header::HeaderMap;
+
+use super::ProfefeApp;
+use crate::config::ProfileType;
+use crate::runtime::Profile;
+use crate::runtime::upload::{
+    UploadRequest, UploadStats, Uploader, UploaderOptions, pprof_has_samples,
+};
+
+/// The collector address when `address` is unset.
+pub const DEFAULT_ADDRESS: &str = "http://localhost:10100";
+
+/// How often each enabled type is uploaded (the Go agent's tick).
+pub const PROFEFE_INTERVAL: Duration = Duration::from_secs(60);
+
+/// The per-attempt timeout when `timeout` is unset.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// profefe's name for a profile type.
+pub fn profefe_type(profile_type: ProfileType) -> &'static str {
+    match profile_type {
+        ProfileType::Cpu => "cpu",
+        ProfileType::Heap | ProfileType::Allocs => "heap",
+        ProfileType::Goroutine => "goroutine",
+        ProfileType::ThreadCreate => "threadcreate",
+        ProfileType::Block => "block",
+        ProfileType::Mutex => "mutex",
+    }
+}
+
+/// The per-attempt timeout of `app`: `None` for `0`, [`DEFAULT_TIMEOUT`] when unset or not
+/// resolved.
+pub fn timeout(app: &ProfefeApp) -> Option<Duration> {
+    match app
+        .timeout
+        .as_ref()
+        .and_then(crate::config::Duration::to_std)
+    {
+        Some(d) if d.is_zero() => None,
+        Some(d) => Some(d),
+        None => Some(DEFAULT_TIMEOUT),
+    }
+}
+
+/// The uploader options of `app`: the defaults with its timeout.
+pub fn uploader_options(app: &ProfefeApp) -> UploaderOptions {
+    UploaderOptions {
+        timeout: timeout(app),
+        ..UploaderOptions::new("profefe")
+    }
+}
+
+/// Where one profefe app uploads.
+#[derive(Clone, Debug)]
+pub struct ProfilesTarget {
+    profiles_url: Url,
+    service: String,
+}
+
+impl ProfilesTarget {
+    /// The target of `app`, whose placeholders must already be resolved.
+    pub fn new(app: &ProfefeApp) -> Result<Self, String> {
+        let address = app.address.as_deref().unwrap_or(DEFAULT_ADDRESS);
+        let mut profiles_url = Url::parse(address).map_err(|e| format!("profefe address: {e}"))?;
+        if !matches!(profiles_url.scheme(), "http" | "https") {
+            return Err("profefe address: the scheme must be http or https".into());
+        }
+        let path = format!(
+            "{}/api/0/profiles",
+            profiles_url.path().trim_end_matches('/')
+        );
+        profiles_url.set_path(&path);
+        profiles_url.set_query(None);
+        profiles_url.set_fragment(None);
+        let service = app
+            .service
+            .clone()
+            .unwrap_or_else(crate::apps::pyroscope::sink::default_application_name);
+        Ok(ProfilesTarget {
+            profiles_url,
+            service,
+        })
+    }
+
+    /// The service name sent.
+    pub fn service(&self) -> &str {
+        &self.service
+    }
+
+    /// The full URL for a profile of `profile_type`.
+    pub fn url(&self, profile_type: ProfileType) -> Url {
+        use crate::apps::pyroscope::sink::go_query_escape;
+        let mut url = self.profiles_url.clone();
+        url.set_query(Some(&format!(
+            "labels=&service={}&type={}",
+            go_query_escape(&self.service),
+            profefe_type(profile_type)
+        )));
+        url
+    }
+
+    /// The request for `profile`, or why it is not sent (no samples, or not a pprof).
+    pub fn request(&self, profile: &Profile) -> Result<UploadRequest, String> {
+        match pprof_has_samples(&profile.pprof_gz) {
+            Ok(true) => {}
+            Ok(false) => return Err("the profile has no samples".into()),
+            Err(e) => return Err(format!("not a pprof profile: {e}")),
+        }
+        Ok(UploadRequest {
+            url: self.url(profile.profile_type),
+            headers: HeaderMap::new(),
+            body: bytes::Bytes::from_owner(std::sync::Arc::clone(&profile.pprof_gz)),
+            what: format!("{} profile", profile.profile_type),
+        })
+    }
+}
+
+/// A running profefe sink: a [`ProfilesTarget`] and its [`Uploader`].
+pub struct ProfefeSink {
+    target: ProfilesTarget,
+    uploader: Uploader,
+}
+
+impl ProfefeSink {
+    /// Starts the sink of `app` on the current Tokio runtime, with `options` for its queue
+    /// ([`uploader_options`] for the defaults).
+    pub fn start(app: &ProfefeApp, options: UploaderOptions) -> Result<Self, String> {
+        let target = ProfilesTarget::new(app)?;
+        let uploader =
+            Uploader::start(options).map_err(|e| format!("profefe: HTTP client: {e}"))?;
+        Ok(ProfefeSink { target, uploader })
+    }
+
+    /// The request target.
+    pub fn target(&self) -> &ProfilesTarget {
+        &self.target
+    }
+
+    /// Queues `profile` for upload without blocking. `false` when it is not sent: it has no
+    /// samples (or is not a pprof), or the sink is stopping.
+    pub fn submit(&self, profile: &Profile) -> bool {
+        match self.target.request(profile) {
+            Ok(request) => self.uploader.push(request),
+            Err(reason) => {
+                tracing::debug!(
+                    "profefe: {} profile not uploaded: {reason}",
+                    profile.profile_type
+                );
+                false
+            }
+        }
+    }
+
+    /// The upload counters.
+    pub fn stats(&self) -> UploadStats {
+        self.uploader.stats()
+    }
+
+    /// Stops with a best-effort flush, within `deadline` (see [`Uploader::stop`]).
+    pub async fn stop(&self, deadline: Duration) -> UploadStats {
+        self.uploader.stop(deadline).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        let mut app = ProfefeApp::default();
+        assert_eq!(timeout(&app), Some(DEFAULT_TIMEOUT));
+        app.timeout = Some(crate::config::Duration::Nanos(0));
+        assert_eq!(timeout(&app), None);
+        app.timeout = Some(crate::config::Duration::Nanos(2_000_000_000));
+        assert_eq!(timeout(&app), Some(Duration::from_secs(2)));
+    }
+
+    #[test]
+    fn url() {
+        let app = ProfefeApp {
+            address: Some("http://h:10100/base/".into()),
+            service: Some("my svc".into()),
+            ..ProfefeApp::default()
+        };
+        let t = ProfilesTarget::new(&app).unwrap();
+        assert_eq!(
+            t.url(ProfileType::Allocs).as_str(),
+            "http://h:10100/base/api/0/profiles?labels=&service=my+svc&type=heap"
+        );
+    }
+}

@@ -1,0 +1,742 @@
+//! The upload queue shared by every sink: one [`Uploader`] per sink owns a bounded queue of
+//! ready-to-send HTTP requests and one Tokio task that posts them in order.
+//!
+//! - **Bounded queue**: [`Uploader::push`] never blocks; when the queue is full the *oldest*
+//!   request is dropped, counted in [`UploadStats::dropped`], and a warning is logged at most
+//!   once per [`UploaderOptions::warn_interval`].
+//! - **Retries**: transport errors, timeouts, `429` and `5xx` are retried with exponential
+//!   backoff and jitter ([`RetryPolicy`]); `Retry-After` (in seconds) is honoured up to the
+//!   maximum backoff. Every attempt builds a fresh request from the shared [`Bytes`] body.
+//!   Other statuses (`3xx`, since redirects are never followed, and `4xx`) are final and logged
+//!   at warn with the status and a short excerpt of the response body. Headers are never
+//!   logged (they may carry credentials), and URLs are logged without their query.
+//! - **Timeout**: [`UploaderOptions::timeout`] bounds each attempt (`None` = no timeout).
+//! - **Stop**: [`Uploader::stop`] refuses new requests, makes one best-effort attempt for each
+//!   queued request (a request waiting for its next retry is tried at once), and returns
+//!   within the deadline whatever the server does: what is still running then is cancelled.
+
+use std::collections::VecDeque;
+use std::io::Read;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use bytes::Bytes;
+use reqwest::StatusCode;
+use reqwest::header::{HeaderMap, RETRY_AFTER};
+use tokio::sync::{Notify, watch};
+use tokio::task::JoinHandle;
+
+/// How failed attempts are retried: exponential backoff with jitter, bounded in attempts and
+/// in time.
+///
+/// ```
+/// use std::time::Duration;
+/// use caddyprof::runtime::upload::RetryPolicy;
+///
+/// let policy = RetryPolicy { jitter: 0.0, ..RetryPolicy::default() };
+/// assert_eq!(policy.backoff(1), Duration::from_secs(1));
+/// assert_eq!(policy.backoff(3), Duration::from_secs(4));
+/// assert_eq!(policy.backoff(30), Duration::from_secs(30)); // capped
+/// ```
+#[derive(Clone, Debug, PartialEq)]
+pub struct RetryPolicy {
+    /// Attempts per request, the first included (at least 1).
+    pub max_attempts: u32,
+    /// The wait before the first retry.
+    pub initial_backoff: Duration,
+    /// The longest wait between two attempts.
+    pub max_backoff: Duration,
+    /// The factor applied to the wait after each retry.
+    pub multiplier: u32,
+    /// The relative spread of each wait: a wait `w` becomes uniform in `w × [1 − jitter,
+    /// 1 + jitter]` (then capped at `max_backoff`). `0.0` disables jitter.
+    pub jitter: f64,
+    /// No retry starts later than this after the first attempt.
+    pub max_elapsed: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 12 attempts, 1 s doubling up to 30 s, ±20 % jitter, within 150 s: enough to carry a
+    /// profile over a 60 s outage (attempts at about 0, 1, 3, 7, 15, 31, 61, 91, 121 s).
+    fn default() -> Self {
+        RetryPolicy {
+            max_attempts: 12,
+            initial_backoff: Duration::from_secs(1),
+            max_backoff: Duration::from_secs(30),
+            multiplier: 2,
+            jitter: 0.2,
+            max_elapsed: Duration::from_secs(150),
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// A policy with short waits for tests: 8 attempts, 20 ms doubling up to 200 ms, no jitter,
+    /// within 10 s.
+    pub fn fast() -> Self {
+        RetryPolicy {
+            max_attempts: 8,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(200),
+            multiplier: 2,
+            jitter: 0.0,
+            max_elapsed: Duration::from_secs(10),
+        }
+    }
+
+    /// The wait before retry number `retry` (1 = the first retry), without jitter.
+    pub fn backoff(&self, retry: u32) -> Duration {
+        let factor = self
+            .multiplier
+            .max(1)
+            .checked_pow(retry.saturating_sub(1))
+            .unwrap_or(u32::MAX);
+        self.initial_backoff
+            .checked_mul(factor)
+            .unwrap_or(self.max_backoff)
+            .min(self.max_backoff)
+    }
+
+    /// The wait before retry number `retry`, with jitter, at least `retry_after` (a server's
+    /// `Retry-After`) but never more than `max_backoff`.
+    pub fn delay(&self, retry: u32, retry_after: Option<Duration>) -> Duration {
+        let base = self.backoff(retry);
+        let jitter = self.jitter.clamp(0.0, 1.0);
+        let jittered = if jitter > 0.0 {
+            base.mul_f64(1.0 - jitter + 2.0 * jitter * fastrand::f64())
+        } else {
+            base
+        };
+        jittered
+            .max(retry_after.unwrap_or_default())
+            .min(self.max_backoff)
+    }
+}
+
+/// How an [`Uploader`] behaves.
+#[derive(Clone, Debug)]
+pub struct UploaderOptions {
+    /// The sink's name in log lines (`pyroscope`, `profefe`).
+    pub sink: String,
+    /// Requests waiting to be sent, beyond the one in flight (at least 1).
+    pub queue_capacity: usize,
+    /// The limit of each attempt, from connecting to the end of the response; `None` for none.
+    pub timeout: Option<Duration>,
+    /// How failed attempts are retried.
+    pub retry: RetryPolicy,
+    /// At most one warning about dropped requests per this interval.
+    pub warn_interval: Duration,
+}
+
+/// The default [`UploaderOptions::queue_capacity`]: a 60 s outage of a Pyroscope sink with every
+/// type at the default 15 s rate queues about 24 profiles.
+pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
+
+/// The default deadline of a stop (`stop()`, SIGINT, SIGTERM).
+pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
+
+impl UploaderOptions {
+    /// The defaults for a sink named `sink`: [`DEFAULT_QUEUE_CAPACITY`], a 30 s timeout (the
+    /// Go agents' client timeout), [`RetryPolicy::default`], one drop warning per minute.
+    pub fn new(sink: impl Into<String>) -> Self {
+        UploaderOptions {
+            sink: sink.into(),
+            queue_capacity: DEFAULT_QUEUE_CAPACITY,
+            timeout: Some(Duration::from_secs(30)),
+            retry: RetryPolicy::default(),
+            warn_interval: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One HTTP `POST`, ready to be sent as many times as needed.
+#[derive(Clone, Debug)]
+pub struct UploadRequest {
+    /// The full URL, query included.
+    pub url: reqwest::Url,
+    /// The request headers (mark credentials sensitive; they are never logged).
+    pub headers: HeaderMap,
+    /// The body, shared by every attempt.
+    pub body: Bytes,
+    /// What is sent, for log lines (such as `cpu profile`).
+    pub what: String,
+}
+
+/// Counters of an [`Uploader`], since it started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UploadStats {
+    /// Requests accepted by [`Uploader::push`].
+    pub queued: u64,
+    /// Requests the server accepted (`2xx`).
+    pub delivered: u64,
+    /// Requests the server refused for good (`3xx`, `4xx` other than `429`).
+    pub rejected: u64,
+    /// Requests given up after their retries (or their last attempt at stop).
+    pub failed: u64,
+    /// Requests dropped from a full queue (the oldest first).
+    pub dropped: u64,
+    /// Retries made (attempts beyond the first).
+    pub retries: u64,
+    /// Requests still queued or in flight when a stop's deadline passed.
+    pub abandoned: u64,
+}
+
+#[derive(Default)]
+struct Counters {
+    queued: AtomicU64,
+    delivered: AtomicU64,
+    rejected: AtomicU64,
+    failed: AtomicU64,
+    dropped: AtomicU64,
+    retries: AtomicU64,
+    abandoned: AtomicU64,
+}
+
+impl Counters {
+    fn snapshot(&self) -> UploadStats {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        UploadStats {
+            queued: get(&self.queued),
+            delivered: get(&self.delivered),
+            rejected: get(&self.rejected),
+            failed: get(&self.failed),
+            dropped: get(&self.dropped),
+            retries: get(&self.retries),
+            abandoned: get(&self.abandoned),
+        }
+    }
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+#[derive(Default)]
+struct State {
+    queue: VecDeque<UploadRequest>,
+    closed: bool,
+    last_drop_warning: Option<Instant>,
+    dropped_since_warning: u64,
+}
+
+struct Shared {
+    options: UploaderOptions,
+    client: reqwest::Client,
+    state: Mutex<State>,
+    wake: Notify,
+    closing: watch::Sender<bool>,
+    in_flight: AtomicBool,
+    counters: Counters,
+}
+
+impl Shared {
+    fn state(&self) -> MutexGuard<'_, State> {
+        // A panic while holding this lock cannot leave the queue inconsistent.
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// A sink's upload queue and the task that empties it. See the [module docs](self).
+pub struct Uploader {
+    shared: Arc<Shared>,
+    worker: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Uploader {
+    /// Starts the upload task on the current Tokio runtime (it panics outside one, like
+    /// `tokio::spawn`). Fails only if the HTTP client cannot be built.
+    pub fn start(options: UploaderOptions) -> Result<Uploader, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("caddyprof/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        let (closing, _) = watch::channel(false);
+        let shared = Arc::new(Shared {
+            options,
+            client,
+            state: Mutex::new(State::default()),
+            wake: Notify::new(),
+            closing,
+            in_flight: AtomicBool::new(false),
+            counters: Counters::default(),
+        });
+        let worker = tokio::spawn(run(Arc::clone(&shared)));
+        Ok(Uploader {
+            shared,
+            worker: Mutex::new(Some(worker)),
+        })
+    }
+
+    /// Queues a request without blocking; when the queue is full the oldest request is
+    /// dropped. Returns `false` (and drops `request`) once a stop has begun.
+    pub fn push(&self, request: UploadRequest) -> bool {
+        let options = &self.shared.options;
+        let mut state = self.shared.state();
+        if state.closed {
+            return false;
+        }
+        if state.queue.len() >= options.queue_capacity.max(1) {
+            state.queue.pop_front();
+            bump(&self.shared.counters.dropped);
+            state.dropped_since_warning += 1;
+            let due = state
+                .last_drop_warning
+                .is_none_or(|at| at.elapsed() >= options.warn_interval);
+            if due {
+                tracing::warn!(
+                    sink = %options.sink,
+                    capacity = options.queue_capacity,
+                    dropped = state.dropped_since_warning,
+                    dropped_total = self.shared.counters.dropped.load(Ordering::Relaxed),
+                    "upload queue full: dropped the oldest profiles",
+                );
+                state.last_drop_warning = Some(Instant::now());
+                state.dropped_since_warning = 0;
+            }
+        }
+        state.queue.push_back(request);
+        bump(&self.shared.counters.queued);
+        drop(state);
+        self.shared.wake.notify_one();
+        true
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> UploadStats {
+        self.shared.counters.snapshot()
+    }
+
+    /// Requests waiting in the queue (not counting the one in flight).
+    pub fn queue_len(&self) -> usize {
+        self.shared.state().queue.len()
+    }
+
+    /// Stops: refuses new requests, tries each queued request once more (a request waiting
+    /// for a retry is tried at once), and returns within `deadline`, cancelling whatever is
+    /// still running then (counted in [`UploadStats::abandoned`]). Later calls return at once.
+    pub async fn stop(&self, deadline: Duration) -> UploadStats {
+        let end = tokio::time::Instant::now() + deadline;
+        self.shared.state().closed = true;
+        self.shared.closing.send_replace(true);
+        self.shared.wake.notify_one();
+        let worker = self.worker.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(mut worker) = worker
+            && tokio::time::timeout_at(end, &mut worker).await.is_err()
+        {
+            worker.abort();
+            let _ = worker.await;
+            let in_flight = u64::from(self.shared.in_flight.swap(false, Ordering::Relaxed));
+            let left = self.shared.state().queue.drain(..).count() as u64;
+            if in_flight + left > 0 {
+                self.shared
+                    .counters
+                    .abandoned
+                    .fetch_add(in_flight + left, Ordering::Relaxed);
+                tracing::warn!(
+                    sink = %self.shared.options.sink,
+                    abandoned = in_flight + left,
+                    "stop deadline reached: profiles not uploaded",
+                );
+            }
+        }
+        self.stats()
+    }
+}
+
+impl Drop for Uploader {
+    /// Cancels the upload task without a flush (use [`Uploader::stop`] for one).
+    fn drop(&mut self) {
+        if let Some(worker) = self
+            .worker
+            .get_mut()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            worker.abort();
+        }
+    }
+}
+
+async fn run(shared: Arc<Shared>) {
+    loop {
+        let next = {
+            let mut state = shared.state();
+            match state.queue.pop_front() {
+                Some(request) => {
+                    shared.in_flight.store(true, Ordering::Relaxed);
+                    Some(request)
+                }
+                None if state.closed => return,
+                None => None,
+            }
+        };
+        match next {
+            Some(request) => {
+                deliver(&shared, &request).await;
+                shared.in_flight.store(false, Ordering::Relaxed);
+            }
+            None => shared.wake.notified().await,
+        }
+    }
+}
+
+/// What one attempt gave.
+enum Outcome {
+    Delivered,
+    Final(String),
+    Retry(String, Option<Duration>),
+}
+
+async fn deliver(shared: &Shared, request: &UploadRequest) {
+    let options = &shared.options;
+    let policy = &options.retry;
+    let started = Instant::now();
+    let mut closing = shared.closing.subscribe();
+    let mut attempt = 0u32;
+    loop {
+        attempt += 1;
+        let last_chance = *closing.borrow_and_update();
+        let wait = match attempt_once(shared, request).await {
+            Outcome::Delivered => {
+                bump(&shared.counters.delivered);
+                tracing::debug!(sink = %options.sink, what = %request.what, attempt, "uploaded");
+                return;
+            }
+            Outcome::Final(reason) => {
+                bump(&shared.counters.rejected);
+                tracing::warn!(
+                    sink = %options.sink,
+                    what = %request.what,
+                    url = %loggable_url(&request.url),
+                    "upload refused, not retried: {reason}",
+                );
+                return;
+            }
+            Outcome::Retry(reason, retry_after) => {
+                let delay = policy.delay(attempt, retry_after);
+                let out_of_time = started.elapsed() + delay > policy.max_elapsed;
+                if last_chance || attempt >= policy.max_attempts.max(1) || out_of_time {
+                    bump(&shared.counters.failed);
+                    tracing::warn!(
+                        sink = %options.sink,
+                        what = %request.what,
+                        url = %loggable_url(&request.url),
+                        attempts = attempt,
+                        "upload failed, giving up: {reason}",
+                    );
+                    return;
+                }
+                tracing::debug!(
+                    sink = %options.sink,
+                    what = %request.what,
+                    attempt,
+                    ?delay,
+                    "upload failed, will retry: {reason}",
+                );
+                delay
+            }
+        };
+        bump(&shared.counters.retries);
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            _ = closing.wait_for(|&c| c) => {}
+        }
+    }
+}
+
+async fn attempt_once(shared: &Shared, request: &UploadRequest) -> Outcome {
+    let mut builder = shared
+        .client
+        .post(request.url.clone())
+        .headers(request.headers.clone())
+        .body(request.body.clone());
+    if let Some(timeout) = shared.options.timeout {
+        builder = builder.timeout(timeout);
+    }
+    let response = match builder.send().await {
+        Ok(response) => response,
+        Err(error) => return Outcome::Retry(describe_error(error), None),
+    };
+    let status = response.status();
+    if status.is_success() {
+        // Read the (usually empty) body so the connection can be reused; its content does
+        // not matter.
+        let _ = tokio::time::timeout(Duration::from_secs(1), response.bytes()).await;
+        return Outcome::Delivered;
+    }
+    let retry_after = response
+        .headers()
+        .get(RETRY_AFTER)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .map(Duration::from_secs);
+    let excerpt = match tokio::time::timeout(Duration::from_secs(1), response.bytes()).await {
+        Ok(Ok(body)) => excerpt(&body),
+        _ => String::new(),
+    };
+    let reason = format!("status {status}, body {excerpt:?}");
+    if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
+        Outcome::Retry(reason, retry_after)
+    } else if status.is_redirection() {
+        Outcome::Final(format!("{reason} (redirects are not followed)"))
+    } else {
+        Outcome::Final(reason)
+    }
+}
+
+/// At most 200 characters of a response body, control characters replaced.
+fn excerpt(body: &[u8]) -> String {
+    let text = String::from_utf8_lossy(&body[..body.len().min(400)]);
+    text.chars()
+        .take(200)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect::<String>()
+        .trim()
+        .to_string()
+}
+
+fn describe_error(error: reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timeout"
+    } else if error.is_connect() {
+        "cannot connect"
+    } else {
+        "transport error"
+    };
+    let error = error.without_url();
+    let mut text = format!("{kind}: {error}");
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+/// The URL without credentials or query, for logs.
+fn loggable_url(url: &reqwest::Url) -> String {
+    let mut url = url.clone();
+    let _ = url.set_username("");
+    let _ = url.set_password(None);
+    url.set_query(None);
+    url.to_string()
+}
+
+/// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere than Unix): the host then stops every sink
+/// with [`STOP_DEADLINE`].
+pub async fn shutdown_signal() -> std::io::Result<()> {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+        Ok(())
+    }
+    #[cfg(not(unix))]
+    {
+        tokio::signal::ctrl_c().await
+    }
+}
+
+/// Whether a pprof `Profile` message (gzip-compressed or not) has at least one sample.
+/// Servers such as profefe refuse profiles without samples. The error says why the bytes
+/// are not a profile.
+///
+/// ```
+/// use caddyprof::runtime::upload::pprof_has_samples;
+/// // field 2 (sample), length 2: an empty-valued sample.
+/// assert_eq!(pprof_has_samples(&[0x12, 0x02, 0x10, 0x01]), Ok(true));
+/// assert_eq!(pprof_has_samples(&[]), Ok(false));
+/// assert!(pprof_has_samples(&[0x12, 0x05]).is_err());
+/// ```
+pub fn pprof_has_samples(data: &[u8]) -> Result<bool, String> {
+    const LIMIT: u64 = 64 << 20;
+    let inflated;
+    let message = if data.starts_with(&[0x1f, 0x8b]) {
+        let mut buffer = Vec::new();
+        flate2::read::GzDecoder::new(data)
+            .take(LIMIT)
+            .read_to_end(&mut buffer)
+            .map_err(|e| format!("bad gzip: {e}"))?;
+        inflated = buffer;
+        &inflated[..]
+    } else {
+        data
+    };
+    let mut rest = message;
+    let mut found = false;
+    while !rest.is_empty() {
+        let key = read_varint(&mut rest)?;
+        let (field, wire) = (key >> 3, key & 7);
+        match wire {
+            0 => {
+                read_varint(&mut rest)?;
+            }
+            1 | 5 => {
+                let n = if wire == 1 { 8 } else { 4 };
+                rest = rest.get(n..).ok_or("truncated fixed field")?;
+            }
+            2 => {
+                let len = usize::try_from(read_varint(&mut rest)?).map_err(|e| e.to_string())?;
+                rest = rest.get(len..).ok_or("truncated length-delimited field")?;
+                found |= field == 2;
+            }
+            _ => return Err(format!("unsupported wire type {wire}")),
+        }
+        if field == 0 {
+            return Err("field number 0".into());
+        }
+    }
+    Ok(found)
+}
+
+fn read_varint(rest: &mut &[u8]) -> Result<u64, String> {
+    let mut value = 0u64;
+    for shift in (0..64).step_by(7) {
+        let (&byte, tail) = rest.split_first().ok_or("truncated varint")?;
+        *rest = tail;
+        value |= u64::from(byte & 0x7f) << shift;
+        if byte & 0x80 == 0 {
+            return Ok(value);
+        }
+    }
+    Err("varint too long".into())
+}
+
+/// Nanoseconds since the Unix epoch (0 before it), as `from`/`until` are sent.
+pub fn unix_nanos(time: SystemTime) -> u128 {
+    time.duration_since(SystemTime::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0)
+}
+
+/// Consecutive upload windows of a fixed length, aligned to multiples of that length since the
+/// Unix epoch, like pyroscope-go's (the first starts at the current time rounded down). Each
+/// window's end is computed, not measured, so windows never drift (unlike the Go agent's CPU
+/// windows, which slip to twice the rate).
+///
+/// ```
+/// use std::time::{Duration, SystemTime, UNIX_EPOCH};
+/// use caddyprof::runtime::upload::Windows;
+///
+/// let rate = Duration::from_secs(15);
+/// let mut windows = Windows::new(UNIX_EPOCH + Duration::from_secs(1_000_007), rate);
+/// let at = |s| UNIX_EPOCH + Duration::from_secs(s);
+/// assert_eq!(windows.next_window(), (at(1_000_005), at(1_000_020)));
+/// assert_eq!(windows.next_window(), (at(1_000_020), at(1_000_035)));
+/// ```
+#[derive(Clone, Debug)]
+pub struct Windows {
+    rate: Duration,
+    next_start: SystemTime,
+}
+
+impl Windows {
+    /// Windows of length `rate` (at least 1 ms) from the one containing `now`.
+    pub fn new(now: SystemTime, rate: Duration) -> Self {
+        let rate = rate.max(Duration::from_millis(1));
+        let since = now
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap_or_default();
+        let rem = since.as_nanos() % rate.as_nanos();
+        let next_start = now - Duration::from_nanos(rem as u64);
+        Windows { rate, next_start }
+    }
+
+    /// The window length.
+    pub fn rate(&self) -> Duration {
+        self.rate
+    }
+
+    /// The next window, `(start, end)`; the first may have started before now.
+    pub fn next_window(&mut self) -> (SystemTime, SystemTime) {
+        let start = self.next_start;
+        self.next_start = start + self.rate;
+        (start, self.next_start)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_caps() {
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        let waits: Vec<u64> = (1..=7).map(|n| p.backoff(n).as_secs()).collect();
+        assert_eq!(waits, [1, 2, 4, 8, 16, 30, 30]);
+        assert_eq!(p.backoff(100), Duration::from_secs(30));
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(5))),
+            Duration::from_secs(5)
+        );
+        assert_eq!(
+            p.delay(1, Some(Duration::from_secs(500))),
+            Duration::from_secs(30)
+        );
+    }
+
+    #[test]
+    fn jitter_stays_in_range() {
+        let p = RetryPolicy::default();
+        for _ in 0..200 {
+            let d = p.delay(2, None);
+            assert!(d >= Duration::from_millis(1600) && d <= Duration::from_millis(2400));
+        }
+    }
+
+    #[test]
+    fn default_policy_spans_a_minute_outage() {
+        let p = RetryPolicy {
+            jitter: 0.0,
+            ..RetryPolicy::default()
+        };
+        let mut at = Duration::ZERO;
+        let mut attempts = vec![at];
+        for retry in 1..p.max_attempts {
+            at += p.backoff(retry);
+            if at > p.max_elapsed {
+                break;
+            }
+            attempts.push(at);
+        }
+        assert!(attempts.iter().any(|&t| t > Duration::from_secs(60)));
+    }
+
+    #[test]
+    fn samples_are_found_in_gzip() {
+        use std::io::Write;
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        // sample_type {1: 1, 2: 2}, then one sample.
+        gz.write_all(&[0x0a, 0x04, 0x08, 0x01, 0x10, 0x02, 0x12, 0x02, 0x10, 0x05])
+            .unwrap();
+        assert_eq!(pprof_has_samples(&gz.finish().unwrap()), Ok(true));
+        assert_eq!(pprof_has_samples(&[0x0a, 0x00, 0x48, 0x01]), Ok(false));
+        assert!(pprof_has_samples(&[0x1f, 0x8b, 0x00]).is_err());
+    }
+
+    #[test]
+    fn windows_are_aligned() {
+        let t = SystemTime::UNIX_EPOCH + Duration::from_millis(1_000_000_123);
+        let mut w = Windows::new(t, Duration::from_secs(10));
+        let (start, end) = w.next_window();
+        assert_eq!(unix_nanos(start), 1_000_000_000_000_000);
+        assert_eq!(unix_nanos(end), 1_000_010_000_000_000);
+        assert_eq!(unix_nanos(w.next_window().1), 1_000_020_000_000_000);
+    }
+
+    #[test]
+    fn excerpts_are_short_and_clean() {
+        assert_eq!(excerpt(b"bad\nrequest"), "bad request");
+        assert_eq!(excerpt(&[b'x'; 1000]).len(), 200);
+    }
+}

@@ -1,0 +1,764 @@
+//! Strict fake Pyroscope and profefe servers on 127.0.0.1 for the upload tests: a minimal
+//! HTTP/1.1 server on a Tokio listener that records every request, answers like the real
+//! servers (rejecting what they reject), and can inject faults.
+//!
+//! pprof is decoded with a tiny local set of prost structs (to switch to `caddyprof::profile`
+//! once that module exists).
+
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, VecDeque};
+use std::io::{Read, Write};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use prost::Message;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+// ---------------------------------------------------------------------------------------------
+// pprof
+// ---------------------------------------------------------------------------------------------
+
+/// The pprof fields the tests need.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Pprof {
+    #[prost(message, repeated, tag = "1")]
+    pub sample_type: Vec<ValueType>,
+    #[prost(message, repeated, tag = "2")]
+    pub sample: Vec<Sample>,
+    #[prost(string, repeated, tag = "6")]
+    pub string_table: Vec<String>,
+    #[prost(int64, tag = "9")]
+    pub time_nanos: i64,
+    #[prost(int64, tag = "10")]
+    pub duration_nanos: i64,
+    #[prost(message, optional, tag = "11")]
+    pub period_type: Option<ValueType>,
+    #[prost(int64, tag = "12")]
+    pub period: i64,
+}
+
+/// A pprof `ValueType`.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct ValueType {
+    #[prost(int64, tag = "1")]
+    pub r#type: i64,
+    #[prost(int64, tag = "2")]
+    pub unit: i64,
+}
+
+/// A pprof `Sample` (locations left out).
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct Sample {
+    #[prost(uint64, repeated, tag = "1")]
+    pub location_id: Vec<u64>,
+    #[prost(int64, repeated, tag = "2")]
+    pub value: Vec<i64>,
+}
+
+impl Pprof {
+    /// `type/unit` of each sample type.
+    pub fn sample_types(&self) -> Vec<String> {
+        let s = |i: i64| {
+            self.string_table
+                .get(i as usize)
+                .cloned()
+                .unwrap_or_default()
+        };
+        self.sample_type
+            .iter()
+            .map(|t| format!("{}/{}", s(t.r#type), s(t.unit)))
+            .collect()
+    }
+}
+
+/// A small gzip pprof with `types` (such as `[("samples","count"),("cpu","nanoseconds")]`) and
+/// `samples` samples, each value `marker`.
+pub fn make_pprof(types: &[(&str, &str)], samples: usize, marker: i64) -> Vec<u8> {
+    let mut strings = vec![String::new()];
+    let mut index = |s: &str| {
+        strings.push(s.to_string());
+        (strings.len() - 1) as i64
+    };
+    let sample_type: Vec<ValueType> = types
+        .iter()
+        .map(|(t, u)| ValueType {
+            r#type: index(t),
+            unit: index(u),
+        })
+        .collect();
+    let profile = Pprof {
+        sample: (0..samples)
+            .map(|_| Sample {
+                location_id: vec![],
+                value: vec![marker; types.len()],
+            })
+            .collect(),
+        period_type: sample_type.last().cloned(),
+        sample_type,
+        string_table: strings,
+        time_nanos: 1,
+        duration_nanos: 1,
+        period: 1,
+    };
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&profile.encode_to_vec()).unwrap();
+    gz.finish().unwrap()
+}
+
+/// Decodes a pprof, gzip-compressed or not.
+pub fn decode_pprof(data: &[u8]) -> Result<Pprof, String> {
+    let raw = if data.starts_with(&[0x1f, 0x8b]) {
+        let mut out = Vec::new();
+        flate2::read::GzDecoder::new(data)
+            .read_to_end(&mut out)
+            .map_err(|e| format!("gzip: {e}"))?;
+        out
+    } else {
+        data.to_vec()
+    };
+    Pprof::decode(&raw[..]).map_err(|e| e.to_string())
+}
+
+/// The sample types of each profile type, as the Go runtime writes them.
+pub fn types_of(
+    profile_type: caddyprof::config::ProfileType,
+) -> &'static [(&'static str, &'static str)] {
+    use caddyprof::config::ProfileType as T;
+    match profile_type {
+        T::Cpu => &[("samples", "count"), ("cpu", "nanoseconds")],
+        T::Heap | T::Allocs => &[
+            ("alloc_objects", "count"),
+            ("alloc_space", "bytes"),
+            ("inuse_objects", "count"),
+            ("inuse_space", "bytes"),
+        ],
+        T::Goroutine => &[("goroutine", "count")],
+        T::ThreadCreate => &[("threadcreate", "count")],
+        T::Block | T::Mutex => &[("contentions", "count"), ("delay", "nanoseconds")],
+    }
+}
+
+/// A `Profile` of `profile_type` with `samples` samples valued `marker`, for a window of 15 s
+/// starting at `start_secs` since the epoch.
+pub fn profile(
+    profile_type: caddyprof::config::ProfileType,
+    samples: usize,
+    marker: i64,
+    start_secs: u64,
+) -> caddyprof::runtime::Profile {
+    caddyprof::runtime::Profile {
+        profile_type,
+        start: SystemTime::UNIX_EPOCH + Duration::from_secs(start_secs),
+        duration: Duration::from_secs(15),
+        pprof_gz: make_pprof(types_of(profile_type), samples, marker).into(),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Recording
+// ---------------------------------------------------------------------------------------------
+
+/// One multipart part.
+#[derive(Clone, Debug)]
+pub struct Part {
+    pub name: String,
+    pub filename: Option<String>,
+    pub content_type: Option<String>,
+    /// Header lines as sent, in order.
+    pub headers: Vec<(String, String)>,
+    pub data: Vec<u8>,
+}
+
+/// One request as received.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    /// The raw query (without `?`).
+    pub query: String,
+    /// Header names lowercased, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// The multipart parts, when the body is multipart and parses.
+    pub parts: Vec<Part>,
+    /// The status answered (0 when the connection was closed or the answer was garbage).
+    pub status: u16,
+    pub at: Instant,
+}
+
+impl Recorded {
+    /// The first header called `name` (lowercase).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The decoded query (`+` and `%XX` unescaped), keys in order.
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        url::form_urlencoded::parse(self.query.as_bytes())
+            .map(|(k, v)| (k.into_owned(), v.into_owned()))
+            .collect()
+    }
+
+    /// One query value.
+    pub fn query_value(&self, key: &str) -> Option<String> {
+        self.query_pairs()
+            .into_iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v)
+    }
+
+    /// The part called `name`.
+    pub fn part(&self, name: &str) -> Option<&Part> {
+        self.parts.iter().find(|p| p.name == name)
+    }
+}
+
+/// A fault to inject into the next request (one fault per request, in order).
+#[derive(Clone, Debug)]
+pub enum Fault {
+    /// Answer this status with this body (and a `Retry-After` when given, in seconds).
+    Status(u16, &'static str, Option<u64>),
+    /// Read the request, then wait this long before answering normally.
+    Hang(Duration),
+    /// Read the request, then close the connection without answering.
+    Close,
+    /// Read the request, then answer bytes that are not HTTP and close.
+    Garbage,
+}
+
+/// Which server to mimic.
+#[derive(Clone, Debug)]
+pub enum Kind {
+    /// Pyroscope `/ingest` under `prefix` (`""` for none); `tenant_required` mimics
+    /// `-auth.multitenancy-enabled=true`.
+    Pyroscope {
+        prefix: String,
+        tenant_required: bool,
+    },
+    /// profefe `/api/0/profiles`.
+    Profefe,
+}
+
+struct ServerState {
+    requests: Vec<Recorded>,
+    faults: VecDeque<Fault>,
+}
+
+/// A fake server; see the module docs.
+pub struct FakeServer {
+    pub addr: SocketAddr,
+    kind: Kind,
+    state: Arc<Mutex<ServerState>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl FakeServer {
+    /// Starts on an ephemeral port of 127.0.0.1.
+    pub async fn start(kind: Kind) -> FakeServer {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        Self::serve(
+            kind,
+            listener,
+            Arc::new(Mutex::new(ServerState {
+                requests: vec![],
+                faults: VecDeque::new(),
+            })),
+        )
+    }
+
+    /// An address nothing listens on (yet): bind an ephemeral port and release it.
+    pub async fn free_addr() -> SocketAddr {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        listener.local_addr().unwrap()
+    }
+
+    /// Starts on `addr` (for a server that comes up after an outage), retrying the bind for
+    /// up to 2 s.
+    pub async fn start_on(kind: Kind, addr: SocketAddr) -> FakeServer {
+        let deadline = Instant::now() + Duration::from_secs(2);
+        loop {
+            match TcpListener::bind(addr).await {
+                Ok(listener) => {
+                    return Self::serve(
+                        kind,
+                        listener,
+                        Arc::new(Mutex::new(ServerState {
+                            requests: vec![],
+                            faults: VecDeque::new(),
+                        })),
+                    );
+                }
+                Err(e) if Instant::now() > deadline => panic!("cannot bind {addr}: {e}"),
+                Err(_) => tokio::time::sleep(Duration::from_millis(20)).await,
+            }
+        }
+    }
+
+    fn serve(kind: Kind, listener: TcpListener, state: Arc<Mutex<ServerState>>) -> FakeServer {
+        let addr = listener.local_addr().unwrap();
+        let task = {
+            let (kind, state) = (kind.clone(), Arc::clone(&state));
+            tokio::spawn(async move {
+                loop {
+                    let Ok((stream, _)) = listener.accept().await else {
+                        continue;
+                    };
+                    let (kind, state) = (kind.clone(), Arc::clone(&state));
+                    tokio::spawn(async move {
+                        let _ = handle(stream, &kind, &state).await;
+                    });
+                }
+            })
+        };
+        FakeServer {
+            addr,
+            kind,
+            state,
+            task: Some(task),
+        }
+    }
+
+    /// `http://127.0.0.1:port`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// Queues faults for the next requests.
+    pub fn inject(&self, faults: impl IntoIterator<Item = Fault>) {
+        self.state.lock().unwrap().faults.extend(faults);
+    }
+
+    /// Every request so far.
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.state.lock().unwrap().requests.clone()
+    }
+
+    /// Waits until `n` requests were recorded (panics after `within`).
+    pub async fn wait_for(&self, n: usize, within: Duration) -> Vec<Recorded> {
+        let deadline = Instant::now() + within;
+        loop {
+            let requests = self.requests();
+            if requests.len() >= n {
+                return requests;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "expected {n} requests within {within:?}, got {}",
+                requests.len()
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    }
+
+    /// Stops listening (the port is closed; open connections are not waited for).
+    pub fn shutdown(mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+
+    /// Which server this mimics.
+    pub fn kind(&self) -> &Kind {
+        &self.kind
+    }
+}
+
+impl Drop for FakeServer {
+    fn drop(&mut self) {
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// HTTP/1.1
+// ---------------------------------------------------------------------------------------------
+
+async fn handle(
+    mut stream: TcpStream,
+    kind: &Kind,
+    state: &Mutex<ServerState>,
+) -> std::io::Result<()> {
+    let Some(mut recorded) = read_request(&mut stream).await? else {
+        return Ok(());
+    };
+    let fault = state.lock().unwrap().faults.pop_front();
+    let answer = match fault {
+        Some(Fault::Close) => None,
+        Some(Fault::Garbage) => {
+            stream
+                .write_all(b"\x00\x01 this is not HTTP \xff\r\n\r\n")
+                .await?;
+            None
+        }
+        Some(Fault::Status(status, body, retry_after)) => {
+            Some((status, body.to_string(), retry_after))
+        }
+        Some(Fault::Hang(wait)) => {
+            tokio::time::sleep(wait).await;
+            let (status, body) = respond(kind, &mut recorded);
+            Some((status, body, None))
+        }
+        None => {
+            let (status, body) = respond(kind, &mut recorded);
+            Some((status, body, None))
+        }
+    };
+    if let Some((status, _, _)) = &answer {
+        recorded.status = *status;
+    }
+    state.lock().unwrap().requests.push(recorded);
+    if let Some((status, body, retry_after)) = answer {
+        let mut head = format!(
+            "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
+        if body.starts_with('{') {
+            head.push_str("Content-Type: application/json; charset=utf-8\r\n");
+        }
+        if let Some(seconds) = retry_after {
+            head.push_str(&format!("Retry-After: {seconds}\r\n"));
+        }
+        head.push_str("\r\n");
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body.as_bytes()).await?;
+    }
+    stream.shutdown().await
+}
+
+/// Reads one request (Content-Length or chunked body); `None` when the peer sent nothing.
+async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Recorded>> {
+    let mut buffer = Vec::new();
+    let mut chunk = [0u8; 8192];
+    let head_end = loop {
+        if let Some(i) = find(&buffer, b"\r\n\r\n") {
+            break i;
+        }
+        let n = stream.read(&mut chunk).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    };
+    let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+    let mut lines = head.split("\r\n");
+    let mut request_line = lines.next().unwrap_or_default().split(' ');
+    let method = request_line.next().unwrap_or_default().to_string();
+    let target = request_line.next().unwrap_or_default().to_string();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+        .collect();
+    let get = |name: &str| {
+        headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.clone())
+    };
+    let mut body = buffer[head_end + 4..].to_vec();
+    if get("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        loop {
+            if let Some(decoded) = dechunk(&body) {
+                body = decoded;
+                break;
+            }
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+    } else {
+        let length: usize = get("content-length")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        while body.len() < length {
+            let n = stream.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(None);
+            }
+            body.extend_from_slice(&chunk[..n]);
+        }
+        body.truncate(length);
+    }
+    let (path, query) = match target.split_once('?') {
+        Some((p, q)) => (p.to_string(), q.to_string()),
+        None => (target, String::new()),
+    };
+    let parts = get("content-type")
+        .and_then(|ct| boundary_of(&ct))
+        .and_then(|b| parse_multipart(&body, &b))
+        .unwrap_or_default();
+    Ok(Some(Recorded {
+        method,
+        path,
+        query,
+        headers,
+        body,
+        parts,
+        status: 0,
+        at: Instant::now(),
+    }))
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
+    haystack.windows(needle.len()).position(|w| w == needle)
+}
+
+/// The decoded body if `data` holds a complete chunked body.
+fn dechunk(mut data: &[u8]) -> Option<Vec<u8>> {
+    let mut out = Vec::new();
+    loop {
+        let line_end = find(data, b"\r\n")?;
+        let size = usize::from_str_radix(
+            String::from_utf8_lossy(&data[..line_end])
+                .split(';')
+                .next()?
+                .trim(),
+            16,
+        )
+        .ok()?;
+        data = &data[line_end + 2..];
+        if size == 0 {
+            return Some(out);
+        }
+        if data.len() < size + 2 {
+            return None;
+        }
+        out.extend_from_slice(&data[..size]);
+        data = &data[size + 2..];
+    }
+}
+
+/// The boundary of a `multipart/form-data` content type.
+pub fn boundary_of(content_type: &str) -> Option<String> {
+    let (kind, params) = content_type.split_once(';')?;
+    if !kind.trim().eq_ignore_ascii_case("multipart/form-data") {
+        return None;
+    }
+    params.split(';').find_map(|p| {
+        let (k, v) = p.trim().split_once('=')?;
+        (k.eq_ignore_ascii_case("boundary")).then(|| v.trim_matches('"').to_string())
+    })
+}
+
+/// Parses a multipart body strictly (CRLF line ends, a closing delimiter); `None` if malformed.
+pub fn parse_multipart(body: &[u8], boundary: &str) -> Option<Vec<Part>> {
+    let delimiter = format!("--{boundary}");
+    let mut rest = body.strip_prefix(delimiter.as_bytes())?;
+    let mut parts = Vec::new();
+    let separator = format!("\r\n--{boundary}");
+    loop {
+        if rest.starts_with(b"--") {
+            return Some(parts);
+        }
+        rest = rest.strip_prefix(b"\r\n")?;
+        let head_end = find(rest, b"\r\n\r\n")?;
+        let head = std::str::from_utf8(&rest[..head_end]).ok()?;
+        let headers: Vec<(String, String)> = head
+            .split("\r\n")
+            .map(|l| {
+                l.split_once(':')
+                    .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            })
+            .collect::<Option<_>>()?;
+        rest = &rest[head_end + 4..];
+        let end = find(rest, separator.as_bytes())?;
+        let data = rest[..end].to_vec();
+        rest = &rest[end + separator.len()..];
+        let disposition = headers
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case("content-disposition"))?
+            .1
+            .clone();
+        let param = |key: &str| {
+            disposition.split(';').find_map(|p| {
+                let (k, v) = p.trim().split_once('=')?;
+                (k == key).then(|| v.trim_matches('"').to_string())
+            })
+        };
+        parts.push(Part {
+            name: param("name")?,
+            filename: param("filename"),
+            content_type: headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case("content-type"))
+                .map(|(_, v)| v.clone()),
+            headers,
+            data,
+        });
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The servers' rules
+// ---------------------------------------------------------------------------------------------
+
+fn respond(kind: &Kind, request: &mut Recorded) -> (u16, String) {
+    match kind {
+        Kind::Pyroscope {
+            prefix,
+            tenant_required,
+        } => pyroscope(prefix, *tenant_required, request),
+        Kind::Profefe => profefe(request),
+    }
+}
+
+/// Pyroscope's `/ingest` (pkg/ingester/pyroscope/ingest_handler.go), multipart pprof only.
+fn pyroscope(prefix: &str, tenant_required: bool, r: &Recorded) -> (u16, String) {
+    if r.path != format!("{prefix}/ingest") {
+        return (404, "404 page not found\n".into());
+    }
+    if r.method != "POST" {
+        return (405, String::new());
+    }
+    if tenant_required && r.header("x-scope-orgid").is_none_or(str::is_empty) {
+        return (401, "no org id\n".into());
+    }
+    let Some(name) = r.query_value("name") else {
+        return (400, "name is required\n".into());
+    };
+    if let Err(e) = parse_labelset(&name) {
+        return (400, format!("{e}\n"));
+    }
+    for key in ["from", "until"] {
+        if let Some(v) = r.query_value(key)
+            && (v.is_empty() || !v.bytes().all(|b| b.is_ascii_digit()))
+        {
+            return (400, format!("invalid {key}\n"));
+        }
+    }
+    if r.query_value("format").is_some() {
+        // A format other than multipart would make the server parse the body otherwise.
+        return (422, "unexpected format with a multipart body\n".into());
+    }
+    let is_multipart = r
+        .header("content-type")
+        .is_some_and(|ct| ct.contains("multipart/form-data"));
+    if !is_multipart {
+        return (
+            422,
+            "not a multipart body: parsed as groups and failed\n".into(),
+        );
+    }
+    if r.parts.is_empty() {
+        return (422, "multipart: malformed body\n".into());
+    }
+    if r.part("prev_profile").is_some() {
+        return (
+            422,
+            "unsupported client version. Please update github.com/grafana/pyroscope-go\n".into(),
+        );
+    }
+    let Some(profile) = r.part("profile") else {
+        return (422, "no profile part\n".into());
+    };
+    match decode_pprof(&profile.data) {
+        Ok(p) if !p.sample_type.is_empty() => {}
+        Ok(_) => return (422, "profile has no sample types\n".into()),
+        Err(e) => return (422, format!("failed to parse pprof: {e}\n")),
+    }
+    if let Some(config) = r.part("sample_type_config") {
+        let parsed: Result<BTreeMap<String, BTreeMap<String, serde_json::Value>>, _> =
+            serde_json::from_slice(&config.data);
+        if parsed.is_err() {
+            return (422, "bad sample_type_config\n".into());
+        }
+    }
+    (200, String::new())
+}
+
+/// `labelset.Parse`: `service{k=v,…}`.
+pub fn parse_labelset(name: &str) -> Result<(String, BTreeMap<String, String>), String> {
+    let name = name.trim();
+    let (service, rest) = match name.split_once('{') {
+        Some((s, r)) => (s, Some(r.strip_suffix('}').ok_or("unclosed {")?)),
+        None => (name, None),
+    };
+    let service_ok = !service.is_empty()
+        && service
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "_.-/".contains(c));
+    if !service_ok {
+        return Err(format!("invalid service name {service:?}"));
+    }
+    let mut labels = BTreeMap::new();
+    for pair in rest.unwrap_or("").split(',').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').ok_or("bad label")?;
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+        {
+            return Err(format!("invalid label key {k:?}"));
+        }
+        if k == "__name__" {
+            return Err("reserved label".into());
+        }
+        labels.insert(k.to_string(), v.to_string());
+    }
+    Ok((service.to_string(), labels))
+}
+
+/// profefe's `POST /api/0/profiles` (pkg/profefe/profiles_handler.go).
+fn profefe(r: &Recorded) -> (u16, String) {
+    let error = |code: u16, message: &str| {
+        (
+            code,
+            format!("{}\n", serde_json::json!({"code": code, "error": message})),
+        )
+    };
+    if r.path != "/api/0/profiles" {
+        return error(404, "not found");
+    }
+    if r.method != "POST" {
+        return error(405, "method not allowed");
+    }
+    let Some(service) = r.query_value("service").filter(|s| !s.is_empty()) else {
+        return error(400, "bad request: missing \"service\"");
+    };
+    let kind = r.query_value("type").unwrap_or_default();
+    let known = [
+        "cpu",
+        "heap",
+        "block",
+        "mutex",
+        "goroutine",
+        "threadcreate",
+        "other",
+        "trace",
+    ];
+    if !known.contains(&kind.as_str()) {
+        return error(400, "bad request: unknown profile type");
+    }
+    match decode_pprof(&r.body) {
+        Err(e) => {
+            return error(
+                400,
+                &format!("malformed profile (could not parse pprof profile: {e})"),
+            );
+        }
+        Ok(p) if p.sample.is_empty() => {
+            return error(
+                400,
+                "malformed profile (could not parse pprof profile: profile is empty: no samples)",
+            );
+        }
+        Ok(_) => {}
+    }
+    let id = format!("{:020x}", fastrand::u128(..) & ((1 << 80) - 1));
+    (
+        200,
+        format!(
+            "{}\n",
+            serde_json::json!({"code": 200, "body": {"id": id, "type": kind, "service": service, "created_at": "2026-01-01T00:00:00Z"}})
+        ),
+    )
+}
