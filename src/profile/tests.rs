@@ -130,7 +130,11 @@ fn strings_functions_and_locations_are_deduplicated() {
     let a = Frame::new("a").file("a.rs").line(1);
     let a_other_line = Frame::new("a").file("a.rs").line(2);
     for _ in 0..100 {
-        builder.add_sample(std::slice::from_ref(&a), &[1, 1], &[Label::str("thread", "t")]);
+        builder.add_sample(
+            std::slice::from_ref(&a),
+            &[1, 1],
+            &[Label::str("thread", "t")],
+        );
     }
     builder.add_sample(&[a_other_line], &[1, 1], &[]);
     let inlined = builder.location(0x1000, &[Frame::new("inner"), a.clone()]);
