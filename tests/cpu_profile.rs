@@ -124,6 +124,7 @@ fn a_hot_function_dominates_its_window() {
     // 1.5 s at 100 Hz is about 150 samples; a loaded machine gives fewer.
     assert!(total >= 30, "only {total} samples");
     assert!(hot * 2 > total, "hot_loop in {hot} of {total} samples");
+    assert!(decoded.location.iter().all(|l| l.address != 0));
     // The signal handler's own frames are not part of any stack.
     for sample in &decoded.sample {
         let names = function_names(&decoded, sample);
@@ -218,6 +219,9 @@ fn go_tool_pprof_reads_our_profile() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
+    if std::env::var_os("CPU_PROFILE_SHOW").is_some() {
+        eprintln!("{stdout}");
+    }
     assert!(
         output.status.success(),
         "go tool pprof failed: {}",

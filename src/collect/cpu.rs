@@ -369,7 +369,8 @@ impl Collector {
                 continue;
             }
             let mut locations = Vec::with_capacity(self.stacks[i].ips.len());
-            for &ip in &self.stacks[i].ips {
+            // The unwinder ends some stacks with a zero address: not a frame.
+            for &ip in self.stacks[i].ips.iter().filter(|&&ip| ip != 0) {
                 let next = self.locations.len();
                 let l = *self.by_ip.entry(ip).or_insert(next);
                 if l == next {
@@ -409,11 +410,23 @@ fn release_symbol_cache() {
 
 /// Symbolizes one instruction address (a return address, except for the interrupted frame).
 fn symbolize(ip: usize) -> ResolvedLocation {
+    // Return addresses point after the call: look up the call instruction itself. The
+    // interrupted frame's address is exact, though, and may be a function's first
+    // instruction: when `ip - 1` finds nothing, `ip` is tried.
+    let mut location = symbolize_exact(ip, ip.saturating_sub(1));
+    if location.lines.is_empty() {
+        location = symbolize_exact(ip, ip);
+    }
+    if location.lines.is_empty() {
+        location.lines.push(Frame::new(format!("{ip:#x}")));
+    }
+    location
+}
+
+fn symbolize_exact(ip: usize, lookup: usize) -> ResolvedLocation {
     let mut lines = Vec::new();
     let mut is_handler = false;
-    // Return addresses point after the call: look up the call instruction itself.
-    let lookup = ip.saturating_sub(1) as *mut std::ffi::c_void;
-    backtrace::resolve(lookup, |symbol| {
+    backtrace::resolve(lookup as *mut std::ffi::c_void, |symbol| {
         let (function, system_name) = match symbol.name() {
             Some(name) => {
                 let raw = name.as_str().unwrap_or_default();
@@ -431,9 +444,6 @@ fn symbolize(ip: usize) -> ResolvedLocation {
         }
         lines.push(frame.line(symbol.lineno().unwrap_or(0)));
     });
-    if lines.is_empty() {
-        lines.push(Frame::new(format!("{ip:#x}")));
-    }
     ResolvedLocation {
         address: ip as u64,
         lines,
