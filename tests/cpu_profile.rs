@@ -151,6 +151,42 @@ fn a_hot_function_dominates_its_window() {
 }
 
 #[test]
+fn samples_carry_their_thread_name_and_the_rate_is_fixed_once_started() {
+    let _serial = serial();
+    cpu::start(100).unwrap();
+    // A later, higher rate is not applied: the subscription says what is in use.
+    let mut subscription = cpu::subscribe(250).unwrap();
+    assert_eq!(subscription.frequency(), 100);
+    assert_eq!(cpu::frequency(), Some(100));
+    std::thread::Builder::new()
+        .name("cpu-worker".into())
+        .spawn(|| black_box(hot_loop(Duration::from_millis(800))))
+        .unwrap()
+        .join()
+        .unwrap();
+    let profile = decode(&subscription.collect().unwrap().pprof_gz).unwrap();
+    check_cpu_shape(&profile, 100);
+    let mut worker_hot = 0;
+    let mut total = 0;
+    for sample in &profile.sample {
+        total += sample.value[0];
+        let thread = sample
+            .label
+            .iter()
+            .find(|l| s(&profile, l.key) == "thread")
+            .unwrap();
+        if s(&profile, thread.str) == "cpu-worker"
+            && function_names(&profile, sample)
+                .iter()
+                .any(|n| n.ends_with("hot_loop"))
+        {
+            worker_hot += sample.value[0];
+        }
+    }
+    assert!(worker_hot * 2 > total, "{worker_hot} of {total} on cpu-worker");
+}
+
+#[test]
 fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     let _serial = serial();
     let mut first = cpu::subscribe(100).unwrap();

@@ -46,6 +46,14 @@
 //! info of the whole binary resident is what costs the peers 150–190 MiB of RSS. (Clearing
 //! after every batch instead made each later batch re-read and re-parse the debug info: about
 //! 1.5 s of CPU per batch in a debug build, visible in the next window's profile.)
+//! The memory freed is handed back to the kernel with `malloc_trim` (glibc).
+//!
+//! Measured RSS (`examples/cpu_blocklist.rs`, debug build of a 36 MB binary with full debug
+//! info, 100 Hz): 2.7 MiB before starting; 148 MiB once pprof-rs has started, which
+//! symbolizes one backtrace of its own (its sample table, 4096 × 4 entries of up to 128
+//! 32-byte frames, is about 68 MiB of that); 71 MiB after we drop that symbolizer state;
+//! 153–157 MiB while the first profile is symbolized (0.4 s); back to 74 MiB once no new
+//! address comes. The peers stay at 150–190 MiB. What remains is pprof-rs's own table.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
