@@ -183,7 +183,10 @@ fn samples_carry_their_thread_name_and_the_rate_is_fixed_once_started() {
             worker_hot += sample.value[0];
         }
     }
-    assert!(worker_hot * 2 > total, "{worker_hot} of {total} on cpu-worker");
+    assert!(
+        worker_hot * 2 > total,
+        "{worker_hot} of {total} on cpu-worker"
+    );
 }
 
 #[test]
