@@ -19,8 +19,10 @@ extern crate alloc;
 
 pub mod adapt;
 pub mod apps;
+pub mod collect;
 pub mod config;
 pub mod diagnostic;
+pub mod profile;
 pub mod runtime;
 pub mod source;
 pub mod syntax;

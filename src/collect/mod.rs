@@ -1,0 +1,4 @@
+//! Process-wide collectors: each samples the process once and hands per-window deltas to
+//! every sink that subscribes (two sinks asking for cpu both get all of it).
+
+pub mod cpu;

@@ -1,0 +1,400 @@
+//! The pprof profile model and encoder shared by every profile type (cpu, heap, goroutine,
+//! block, mutex).
+//!
+//! A [`ProfileBuilder`] takes sample types, a period, the window, and samples (a stack of
+//! [`Frame`]s, one value per sample type, labels); it deduplicates strings, functions and
+//! locations and produces the gzip-compressed protobuf a pprof consumer (Pyroscope, profefe,
+//! `go tool pprof`) reads, or a [`runtime::Profile`](crate::runtime::Profile).
+//!
+//! ```
+//! use caddyprof::profile::{Frame, Label, ProfileBuilder};
+//! use std::time::{Duration, SystemTime};
+//!
+//! let mut builder = ProfileBuilder::new();
+//! builder
+//!     .sample_type("samples", "count")
+//!     .sample_type("cpu", "nanoseconds")
+//!     .period("cpu", "nanoseconds", 10_000_000)
+//!     .window(SystemTime::now(), Duration::from_secs(10));
+//! let stack = [Frame::new("app::hot").file("src/hot.rs").line(12), Frame::new("main")];
+//! builder.add_sample(&stack, &[3, 30_000_000], &[Label::str("thread", "main")]);
+//! let decoded = builder.build();
+//! assert_eq!(decoded.sample.len(), 1);
+//! assert_eq!(decoded.function.len(), 2);
+//! ```
+
+pub mod proto;
+
+use std::borrow::Cow;
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use flate2::Compression;
+use flate2::read::GzDecoder;
+use flate2::write::GzEncoder;
+use prost::Message;
+
+use crate::config::ProfileType;
+use crate::runtime::Profile;
+
+/// One frame of a stack: a function, and its file and line when known.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Frame<'a> {
+    /// The human-readable (demangled) function name.
+    pub function: Cow<'a, str>,
+    /// The name as in the binary, when it differs (mangled); empty otherwise.
+    pub system_name: Cow<'a, str>,
+    /// The source file, when known.
+    pub file: Option<Cow<'a, str>>,
+    /// The line number, when known.
+    pub line: Option<u32>,
+}
+
+impl<'a> Frame<'a> {
+    /// A frame of `function`, with no file or line.
+    pub fn new(function: impl Into<Cow<'a, str>>) -> Self {
+        Frame {
+            function: function.into(),
+            system_name: Cow::Borrowed(""),
+            file: None,
+            line: None,
+        }
+    }
+
+    /// Sets the source file.
+    pub fn file(mut self, file: impl Into<Cow<'a, str>>) -> Self {
+        self.file = Some(file.into());
+        self
+    }
+
+    /// Sets the line number (0 means unknown).
+    pub fn line(mut self, line: u32) -> Self {
+        self.line = (line != 0).then_some(line);
+        self
+    }
+
+    /// Sets the name as in the binary (mangled).
+    pub fn system_name(mut self, name: impl Into<Cow<'a, str>>) -> Self {
+        self.system_name = name.into();
+        self
+    }
+}
+
+/// A label of a sample: a key and a string or a numeric value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Label<'a> {
+    /// The key.
+    pub key: &'a str,
+    /// The value.
+    pub value: LabelValue<'a>,
+}
+
+/// The value of a [`Label`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LabelValue<'a> {
+    /// A string.
+    Str(&'a str),
+    /// A number, with its unit (`bytes`) or `""`.
+    Num(i64, &'a str),
+}
+
+impl<'a> Label<'a> {
+    /// A string label (`thread=main`).
+    pub fn str(key: &'a str, value: &'a str) -> Self {
+        Label {
+            key,
+            value: LabelValue::Str(value),
+        }
+    }
+
+    /// A numeric label with a unit (`bytes=512 bytes`), or `""` for none.
+    pub fn num(key: &'a str, value: i64, unit: &'a str) -> Self {
+        Label {
+            key,
+            value: LabelValue::Num(value, unit),
+        }
+    }
+}
+
+/// The id of a location in the profile being built (see [`ProfileBuilder::location`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct LocationId(u64);
+
+/// Builds one pprof profile. Strings, functions and locations are deduplicated.
+///
+/// Stacks are given leaf first, as pprof stores them.
+#[derive(Debug)]
+pub struct ProfileBuilder {
+    profile: proto::Profile,
+    strings: HashMap<String, i64>,
+    /// (name, system name, file, start line) → function id.
+    functions: HashMap<(i64, i64, i64), u64>,
+    /// address (0: none) and lines → location id.
+    locations: HashMap<(u64, Vec<(u64, i64)>), u64>,
+    start: SystemTime,
+    duration: Duration,
+}
+
+impl Default for ProfileBuilder {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl ProfileBuilder {
+    /// An empty profile: no sample types, period 0, window starting now with no length.
+    pub fn new() -> Self {
+        let mut builder = ProfileBuilder {
+            profile: proto::Profile::default(),
+            strings: HashMap::new(),
+            functions: HashMap::new(),
+            locations: HashMap::new(),
+            start: SystemTime::now(),
+            duration: Duration::ZERO,
+        };
+        builder.string("");
+        builder.set_window();
+        builder
+    }
+
+    /// The index of `s` in the string table, adding it if new.
+    pub fn string(&mut self, s: &str) -> i64 {
+        if let Some(&index) = self.strings.get(s) {
+            return index;
+        }
+        let index = self.profile.string_table.len() as i64;
+        self.profile.string_table.push(s.to_owned());
+        self.strings.insert(s.to_owned(), index);
+        index
+    }
+
+    fn value_type(&mut self, ty: &str, unit: &str) -> proto::ValueType {
+        proto::ValueType {
+            r#type: self.string(ty),
+            unit: self.string(unit),
+        }
+    }
+
+    /// Appends a sample type (`samples`/`count`, `cpu`/`nanoseconds`): every sample gives one
+    /// value per sample type, in this order.
+    pub fn sample_type(&mut self, ty: &str, unit: &str) -> &mut Self {
+        let value_type = self.value_type(ty, unit);
+        self.profile.sample_type.push(value_type);
+        self
+    }
+
+    /// Sets the sample type shown by default (by its type name, e.g. `cpu`).
+    pub fn default_sample_type(&mut self, ty: &str) -> &mut Self {
+        self.profile.default_sample_type = self.string(ty);
+        self
+    }
+
+    /// Sets the period type and the period (events between samples).
+    pub fn period(&mut self, ty: &str, unit: &str, period: i64) -> &mut Self {
+        self.profile.period_type = Some(self.value_type(ty, unit));
+        self.profile.period = period;
+        self
+    }
+
+    /// Sets the window the profile covers: its start (pprof `time_nanos`) and length
+    /// (`duration_nanos`).
+    pub fn window(&mut self, start: SystemTime, duration: Duration) -> &mut Self {
+        self.start = start;
+        self.duration = duration;
+        self.set_window();
+        self
+    }
+
+    fn set_window(&mut self) {
+        self.profile.time_nanos = self
+            .start
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as i64);
+        self.profile.duration_nanos = self.duration.as_nanos() as i64;
+    }
+
+    /// Adds a comment.
+    pub fn comment(&mut self, text: &str) -> &mut Self {
+        let index = self.string(text);
+        self.profile.comment.push(index);
+        self
+    }
+
+    fn function(&mut self, frame: &Frame<'_>) -> u64 {
+        let name = self.string(&frame.function);
+        let system_name = if frame.system_name.is_empty() {
+            name
+        } else {
+            self.string(&frame.system_name)
+        };
+        let filename = frame.file.as_deref().map_or(0, |f| self.string(f));
+        let next = self.profile.function.len() as u64 + 1;
+        let id = *self
+            .functions
+            .entry((name, system_name, filename))
+            .or_insert(next);
+        if id == next {
+            self.profile.function.push(proto::Function {
+                id,
+                name,
+                system_name,
+                filename,
+                start_line: 0,
+            });
+        }
+        id
+    }
+
+    /// The location of an instruction `address` (0 if unknown) that stands for `lines`,
+    /// innermost first (an address inside inlined code stands for several functions).
+    /// Locations with the same address and lines are shared.
+    pub fn location(&mut self, address: u64, lines: &[Frame<'_>]) -> LocationId {
+        let lines: Vec<(u64, i64)> = lines
+            .iter()
+            .map(|frame| (self.function(frame), i64::from(frame.line.unwrap_or(0))))
+            .collect();
+        let next = self.profile.location.len() as u64 + 1;
+        let key = (address, lines);
+        if let Some(&id) = self.locations.get(&key) {
+            return LocationId(id);
+        }
+        self.profile.location.push(proto::Location {
+            id: next,
+            mapping_id: 0,
+            address,
+            line: key
+                .1
+                .iter()
+                .map(|&(function_id, line)| proto::Line { function_id, line })
+                .collect(),
+            is_folded: false,
+        });
+        self.locations.insert(key, next);
+        LocationId(next)
+    }
+
+    /// Adds a sample whose stack is `frames`, leaf first, each frame its own location.
+    ///
+    /// # Panics
+    ///
+    /// If `values` does not have one value per sample type.
+    pub fn add_sample(&mut self, frames: &[Frame<'_>], values: &[i64], labels: &[Label<'_>]) {
+        let locations: Vec<LocationId> = frames
+            .iter()
+            .map(|frame| self.location(0, std::slice::from_ref(frame)))
+            .collect();
+        self.add_sample_at(&locations, values, labels);
+    }
+
+    /// Adds a sample whose stack is `locations` (from [`location`](Self::location)), leaf
+    /// first.
+    ///
+    /// # Panics
+    ///
+    /// If `values` does not have one value per sample type.
+    pub fn add_sample_at(
+        &mut self,
+        locations: &[LocationId],
+        values: &[i64],
+        labels: &[Label<'_>],
+    ) {
+        assert_eq!(
+            values.len(),
+            self.profile.sample_type.len(),
+            "a sample needs one value per sample type"
+        );
+        let label = labels
+            .iter()
+            .map(|label| {
+                let key = self.string(label.key);
+                match label.value {
+                    LabelValue::Str(s) => proto::Label {
+                        key,
+                        str: self.string(s),
+                        num: 0,
+                        num_unit: 0,
+                    },
+                    LabelValue::Num(num, unit) => proto::Label {
+                        key,
+                        str: 0,
+                        num,
+                        num_unit: if unit.is_empty() {
+                            0
+                        } else {
+                            self.string(unit)
+                        },
+                    },
+                }
+            })
+            .collect();
+        self.profile.sample.push(proto::Sample {
+            location_id: locations.iter().map(|l| l.0).collect(),
+            value: values.to_vec(),
+            label,
+        });
+    }
+
+    /// The number of samples added so far.
+    pub fn sample_count(&self) -> usize {
+        self.profile.sample.len()
+    }
+
+    /// The finished profile message.
+    pub fn build(self) -> proto::Profile {
+        self.profile
+    }
+
+    /// The finished profile as gzip-compressed protobuf, the form every pprof consumer reads.
+    pub fn encode_gzip(self) -> Vec<u8> {
+        encode_gzip(&self.profile)
+    }
+
+    /// The finished profile as a [`runtime::Profile`](crate::runtime::Profile) of
+    /// `profile_type`, with this builder's window.
+    pub fn into_profile(self, profile_type: ProfileType) -> Profile {
+        let (start, duration) = (self.start, self.duration);
+        Profile {
+            profile_type,
+            start,
+            duration,
+            pprof_gz: Arc::from(self.encode_gzip()),
+        }
+    }
+}
+
+/// Encodes `profile` as gzip-compressed protobuf.
+pub fn encode_gzip(profile: &proto::Profile) -> Vec<u8> {
+    let raw = profile.encode_to_vec();
+    let mut encoder = GzEncoder::new(Vec::with_capacity(raw.len() / 4 + 64), Compression::new(6));
+    encoder
+        .write_all(&raw)
+        .expect("writing to a Vec cannot fail");
+    encoder.finish().expect("writing to a Vec cannot fail")
+}
+
+/// An error decoding a pprof body.
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    /// The gzip layer is broken.
+    #[error("invalid gzip: {0}")]
+    Gzip(#[from] std::io::Error),
+    /// The protobuf layer is broken.
+    #[error("invalid pprof protobuf: {0}")]
+    Protobuf(#[from] prost::DecodeError),
+}
+
+/// Decodes a pprof body, gzip-compressed (as sent) or raw protobuf.
+pub fn decode(bytes: &[u8]) -> Result<proto::Profile, DecodeError> {
+    if bytes.starts_with(&[0x1f, 0x8b]) {
+        let mut raw = Vec::new();
+        GzDecoder::new(bytes).read_to_end(&mut raw)?;
+        Ok(proto::Profile::decode(raw.as_slice())?)
+    } else {
+        Ok(proto::Profile::decode(bytes)?)
+    }
+}
+
+#[cfg(test)]
+mod tests;

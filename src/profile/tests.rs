@@ -1,0 +1,236 @@
+use std::path::PathBuf;
+
+use super::*;
+
+fn s(profile: &proto::Profile, index: i64) -> &str {
+    &profile.string_table[index as usize]
+}
+
+fn value_types(profile: &proto::Profile) -> Vec<String> {
+    profile
+        .sample_type
+        .iter()
+        .map(|t| format!("{}/{}", s(profile, t.r#type), s(profile, t.unit)))
+        .collect()
+}
+
+/// Checks the references inside a decoded profile: every id points at something that exists.
+fn check_consistent(profile: &proto::Profile) {
+    assert_eq!(profile.string_table[0], "", "string 0 must be empty");
+    let strings = profile.string_table.len() as i64;
+    let functions: std::collections::HashSet<u64> = profile.function.iter().map(|f| f.id).collect();
+    let locations: std::collections::HashSet<u64> = profile.location.iter().map(|l| l.id).collect();
+    assert_eq!(
+        functions.len(),
+        profile.function.len(),
+        "function ids unique"
+    );
+    assert_eq!(
+        locations.len(),
+        profile.location.len(),
+        "location ids unique"
+    );
+    for f in &profile.function {
+        assert!(f.id != 0 && f.name < strings && f.filename < strings);
+    }
+    for l in &profile.location {
+        for line in &l.line {
+            assert!(functions.contains(&line.function_id));
+        }
+    }
+    for sample in &profile.sample {
+        assert_eq!(sample.value.len(), profile.sample_type.len());
+        for id in &sample.location_id {
+            assert!(
+                locations.contains(id),
+                "sample points at unknown location {id}"
+            );
+        }
+        for label in &sample.label {
+            assert!(label.key < strings && label.str < strings);
+        }
+    }
+}
+
+fn cpu_builder() -> ProfileBuilder {
+    let mut builder = ProfileBuilder::new();
+    builder
+        .sample_type("samples", "count")
+        .sample_type("cpu", "nanoseconds")
+        .period("cpu", "nanoseconds", 10_000_000);
+    builder
+}
+
+#[test]
+fn round_trip_through_gzip_and_prost() {
+    let start = UNIX_EPOCH + Duration::from_secs(1_700_000_000);
+    let mut builder = cpu_builder();
+    builder.window(start, Duration::from_millis(10_500));
+    let hot = Frame::new("app::hot").file("src/hot.rs").line(12);
+    let main = Frame::new("main").file("src/main.rs").line(3);
+    builder.add_sample(
+        &[hot.clone(), main.clone()],
+        &[2, 20_000_000],
+        &[Label::str("thread", "worker")],
+    );
+    builder.add_sample(
+        &[Frame::new("app::cold"), main.clone()],
+        &[1, 10_000_000],
+        &[
+            Label::str("thread", "main"),
+            Label::num("bytes", 64, "bytes"),
+        ],
+    );
+    let profile = builder.into_profile(ProfileType::Cpu);
+    assert_eq!(profile.start, start);
+    assert_eq!(profile.duration, Duration::from_millis(10_500));
+    assert_eq!(&profile.pprof_gz[..2], &[0x1f, 0x8b], "gzip magic");
+
+    let decoded = decode(&profile.pprof_gz).unwrap();
+    check_consistent(&decoded);
+    assert_eq!(value_types(&decoded), ["samples/count", "cpu/nanoseconds"]);
+    let period_type = decoded.period_type.unwrap();
+    assert_eq!(s(&decoded, period_type.r#type), "cpu");
+    assert_eq!(s(&decoded, period_type.unit), "nanoseconds");
+    assert_eq!(decoded.period, 10_000_000);
+    assert_eq!(decoded.time_nanos, 1_700_000_000_000_000_000);
+    assert_eq!(decoded.duration_nanos, 10_500_000_000);
+    assert_eq!(decoded.sample.len(), 2);
+    // main is shared: 3 functions, 3 locations.
+    assert_eq!(decoded.function.len(), 3);
+    assert_eq!(decoded.location.len(), 3);
+    let first = &decoded.sample[0];
+    assert_eq!(first.value, [2, 20_000_000]);
+    let leaf = decoded
+        .location
+        .iter()
+        .find(|l| l.id == first.location_id[0])
+        .unwrap();
+    let function = decoded
+        .function
+        .iter()
+        .find(|f| f.id == leaf.line[0].function_id)
+        .unwrap();
+    assert_eq!(s(&decoded, function.name), "app::hot");
+    assert_eq!(s(&decoded, function.filename), "src/hot.rs");
+    assert_eq!(leaf.line[0].line, 12);
+    assert_eq!(s(&decoded, first.label[0].key), "thread");
+    assert_eq!(s(&decoded, first.label[0].str), "worker");
+    let num = &decoded.sample[1].label[1];
+    assert_eq!((s(&decoded, num.key), num.num), ("bytes", 64));
+    assert_eq!(s(&decoded, num.num_unit), "bytes");
+    // Raw protobuf decodes too, and equals the gzip one.
+    let raw = decoded.encode_to_vec();
+    assert_eq!(decode(&raw).unwrap(), decoded);
+}
+
+#[test]
+fn strings_functions_and_locations_are_deduplicated() {
+    let mut builder = cpu_builder();
+    let a = Frame::new("a").file("a.rs").line(1);
+    let a_other_line = Frame::new("a").file("a.rs").line(2);
+    for _ in 0..100 {
+        builder.add_sample(
+            std::slice::from_ref(&a),
+            &[1, 1],
+            &[Label::str("thread", "t")],
+        );
+    }
+    builder.add_sample(&[a_other_line], &[1, 1], &[]);
+    let inlined = builder.location(0x1000, &[Frame::new("inner"), a.clone()]);
+    assert_eq!(builder.location(0x1000, &[Frame::new("inner"), a]), inlined);
+    let profile = builder.build();
+    check_consistent(&profile);
+    assert_eq!(profile.sample.len(), 101);
+    assert_eq!(profile.function.len(), 2, "a and inner");
+    assert_eq!(profile.location.len(), 3, "a:1, a:2, the inlined one");
+    let mut table = profile.string_table.clone();
+    table.sort();
+    table.dedup();
+    assert_eq!(table.len(), profile.string_table.len(), "no string twice");
+}
+
+#[test]
+#[should_panic(expected = "one value per sample type")]
+fn a_sample_needs_one_value_per_type() {
+    cpu_builder().add_sample(&[Frame::new("f")], &[1], &[]);
+}
+
+#[test]
+fn decode_rejects_garbage() {
+    assert!(matches!(
+        decode(&[0x1f, 0x8b, 1, 2, 3]),
+        Err(DecodeError::Gzip(_))
+    ));
+    assert!(matches!(decode(&[0xff; 8]), Err(DecodeError::Protobuf(_))));
+}
+
+fn captures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/reference/go-agent-captures")
+}
+
+/// The Go agents' real profiles decode with our structs, and what they say matches
+/// SAMPLE_TYPES.txt (written by `go tool pprof`): this checks our field numbers.
+#[test]
+fn real_go_captures_decode() {
+    let dir = captures();
+    let Ok(summary) = std::fs::read_to_string(dir.join("SAMPLE_TYPES.txt")) else {
+        eprintln!("SKIPPED: {} not found", dir.display());
+        return;
+    };
+    let mut checked = 0;
+    for block in summary.split("== samples/").skip(1) {
+        let mut lines = block.lines();
+        let name = lines.next().unwrap().trim();
+        let mut period_type = String::new();
+        let mut period = 0;
+        let mut duration = None;
+        let mut types = String::new();
+        while let Some(line) = lines.next() {
+            if let Some(rest) = line.strip_prefix("PeriodType: ") {
+                period_type = rest.replace(' ', "/");
+            } else if let Some(rest) = line.strip_prefix("Period: ") {
+                period = rest.parse().unwrap();
+            } else if let Some(rest) = line.strip_prefix("Duration: ") {
+                duration = Some(rest.parse::<f64>().unwrap());
+            } else if line == "Samples:" {
+                types = lines.next().unwrap_or("").to_owned();
+            }
+        }
+        let bytes = std::fs::read(dir.join(name)).unwrap();
+        let profile = decode(&bytes).unwrap_or_else(|e| panic!("{name}: {e}"));
+        check_consistent(&profile);
+        assert_eq!(value_types(&profile).join(" "), types, "{name}");
+        let pt = profile.period_type.unwrap();
+        assert_eq!(
+            format!("{}/{}", s(&profile, pt.r#type), s(&profile, pt.unit)),
+            period_type,
+            "{name}"
+        );
+        assert_eq!(profile.period, period, "{name}");
+        assert!(profile.time_nanos > 1_600_000_000_000_000_000, "{name}");
+        if let Some(seconds) = duration {
+            let got = profile.duration_nanos as f64 / 1e9;
+            assert!((got - seconds).abs() < 0.1, "{name}: {got} s");
+        }
+        if name.contains("cpu") || name.contains("heap") {
+            assert!(!profile.sample.is_empty(), "{name}");
+        }
+        if !profile.sample.is_empty() {
+            // Go profiles carry mappings and addressed, symbolized locations.
+            assert!(!profile.mapping.is_empty(), "{name}");
+            assert!(profile.location.iter().all(|l| l.address != 0), "{name}");
+            assert!(
+                profile
+                    .function
+                    .iter()
+                    .any(|f| s(&profile, f.name).starts_with("runtime.")),
+                "{name}"
+            );
+        }
+        // Re-encoding what we decoded gives the same message back.
+        assert_eq!(decode(&encode_gzip(&profile)).unwrap(), profile, "{name}");
+        checked += 1;
+    }
+    assert_eq!(checked, 11);
+}
