@@ -56,9 +56,12 @@ fn rules() {
         ),
         // Escapes and env references are written as they were.
         (
-            "a {\n b \\{x\\} {$X:y} c\\ d\n}",
-            "a {\n\tb \\{x\\} {$X:y} c\\ d\n}\n",
+            "a {\n b \\{x\\} {$X:y} a\\\\ c\\ d\n}",
+            "a {\n\tb \\{x\\} {$X:y} a\\\\ c d\n}\n",
         ),
+        // A lost backslash before the end of the file is dropped, not turned into a
+        // continuation (found by cargo fuzz).
+        ("J~\\", "J~\n"),
         // Continuations are kept.
         ("a {\n b c \\\n     d\n}", "a {\n\tb c \\\n\t\td\n}\n"),
         // Braceless blocks and the global block.

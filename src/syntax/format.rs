@@ -173,7 +173,15 @@ impl Writer<'_> {
                 self.out.push_str(token.source_text());
             } else if token.kind == TokenKind::Word {
                 // `\r` is skipped in bare words: drop it so that CRLF input becomes LF.
-                self.out.push_str(&token.source_text().replace('\r', ""));
+                let mut text = token.source_text().replace('\r', "");
+                // A word's source ends with an odd run of backslashes only when the last one
+                // escapes the whitespace or end of file after it, and is lost (§2.3). Before
+                // the newline we write it would become a continuation (found by cargo fuzz).
+                let trailing = text.len() - text.trim_end_matches('\\').len();
+                if trailing % 2 == 1 {
+                    text.pop();
+                }
+                self.out.push_str(&text);
             } else {
                 self.out.push_str(token.source_text());
             }
