@@ -62,6 +62,7 @@ fn rules() {
         // A lost backslash before the end of the file is dropped, not turned into a
         // continuation (found by cargo fuzz).
         ("J~\\", "J~\n"),
+        ("<<\"\\", "\\<<\"\n"),
         // Continuations are kept.
         ("a {\n b c \\\n     d\n}", "a {\n\tb c \\\n\t\td\n}\n"),
         // Braceless blocks and the global block.

@@ -162,16 +162,7 @@ impl Writer<'_> {
                 Some(_) => self.out.push(' '),
                 None => {}
             }
-            if token.kind == TokenKind::Word
-                && ends_line
-                && i + 1 == tokens.len()
-                && token.source_text().starts_with("<<")
-            {
-                // A bare `<<X` is a word only because the file ends right after it; followed
-                // by the newline we write, it would open a heredoc. `\<<X` is the same word.
-                self.out.push('\\');
-                self.out.push_str(token.source_text());
-            } else if token.kind == TokenKind::Word {
+            if token.kind == TokenKind::Word {
                 // `\r` is skipped in bare words: drop it so that CRLF input becomes LF.
                 let mut text = token.source_text().replace('\r', "");
                 // A word's source ends with an odd run of backslashes only when the last one
@@ -180,6 +171,12 @@ impl Writer<'_> {
                 let trailing = text.len() - text.trim_end_matches('\\').len();
                 if trailing % 2 == 1 {
                     text.pop();
+                }
+                if ends_line && i + 1 == tokens.len() && text.starts_with("<<") {
+                    // A bare `<<X` is a word only because the file ends right after it;
+                    // followed by the newline we write, it would open a heredoc. `\<<X` is
+                    // the same word (found by cargo fuzz).
+                    self.out.push('\\');
                 }
                 self.out.push_str(&text);
             } else {
