@@ -63,6 +63,8 @@ fn rules() {
         // continuation (found by cargo fuzz).
         ("J~\\", "J~\n"),
         ("<<\"\\", "\\<<\"\n"),
+        // Here the last backslash is the escaped character, not a lost escape.
+        ("\\\t\\\t", "\\\t\\\n"),
         // Continuations are kept.
         ("a {\n b c \\\n     d\n}", "a {\n\tb c \\\n\t\td\n}\n"),
         // Braceless blocks and the global block.

@@ -165,11 +165,12 @@ impl Writer<'_> {
             if token.kind == TokenKind::Word {
                 // `\r` is skipped in bare words: drop it so that CRLF input becomes LF.
                 let mut text = token.source_text().replace('\r', "");
-                // A word's source ends with an odd run of backslashes only when the last one
-                // escapes the whitespace or end of file after it, and is lost (§2.3). Before
-                // the newline we write it would become a continuation (found by cargo fuzz).
-                let trailing = text.len() - text.trim_end_matches('\\').len();
-                if trailing % 2 == 1 {
+                // A word's source ends with more backslashes than its text only when the last
+                // one escapes the whitespace or end of file after it, and is lost (§2.3).
+                // Before the newline we write it would become a continuation (found by
+                // cargo fuzz).
+                let trailing = |t: &str| t.len() - t.trim_end_matches('\\').len();
+                if trailing(&text) > trailing(&token.text) {
                     text.pop();
                 }
                 if ends_line && i + 1 == tokens.len() && text.starts_with("<<") {
