@@ -63,6 +63,9 @@ fn rules() {
         // continuation (found by cargo fuzz).
         ("J~\\", "J~\n"),
         ("<<\"\\", "\\<<\"\n"),
+        // A U+FEFF word that ends up first is kept behind a byte order mark.
+        ("\n\u{FEFF}", "\u{FEFF}\u{FEFF}\n"),
+        ("\u{FEFF}a {\n}", "a {\n}\n"),
         // Here the last backslash is the escaped character, not a lost escape.
         ("\\\t\\\t", "\\\t\\\n"),
         // Continuations are kept.

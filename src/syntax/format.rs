@@ -74,6 +74,10 @@ pub fn format_document(file: &SourceFile, document: &Document) -> String {
     let trimmed = writer.out.trim();
     if trimmed.is_empty() {
         String::new()
+    } else if trimmed.starts_with('\u{FEFF}') {
+        // A U+FEFF that starts the file is a byte order mark and is dropped (§2.1); this
+        // one is (part of) a token, so write a mark in front of it (found by cargo fuzz).
+        format!("\u{FEFF}{trimmed}\n")
     } else {
         format!("{trimmed}\n")
     }
