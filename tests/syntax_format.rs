@@ -66,6 +66,10 @@ fn rules() {
         // A U+FEFF word that ends up first is kept behind a byte order mark.
         ("\n\u{FEFF}", "\u{FEFF}\u{FEFF}\n"),
         ("\u{FEFF}a {\n}", "a {\n}\n"),
+        // Keys continued after a trailing comma keep their line break, without a
+        // continuation (which would move `c` to a new logical line, §2.8).
+        ("a,\n`b\n` c", "a,\n\t`b\n` c\n"),
+        ("a,\n b {\n}", "a,\n\tb {\n}\n"),
         // Here the last backslash is the escaped character, not a lost escape.
         ("\\\t\\\t", "\\\t\\\n"),
         // Continuations are kept.

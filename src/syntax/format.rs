@@ -54,7 +54,7 @@ pub fn format_document(file: &SourceFile, document: &Document) -> String {
             writer.blank_line();
         }
         if !block.keys.is_empty() {
-            writer.line(0, &block.keys, block.body.open.is_none());
+            writer.line(0, &block.keys, block.body.open.is_none(), true);
         }
         match &block.body.open {
             Some(open) => {
@@ -149,7 +149,7 @@ impl Writer<'_> {
 
     /// Writes tokens as one logical line, keeping line continuations. `ends_line`: nothing
     /// (no ` {`) follows the last token on its line.
-    fn line(&mut self, depth: usize, tokens: &[Token], ends_line: bool) {
+    fn line(&mut self, depth: usize, tokens: &[Token], ends_line: bool, keys: bool) {
         let Some(first) = tokens.first() else { return };
         self.comments_before(first.location.start, depth, false);
         self.keep_blank_line(self.file.line_col(first.location.start).0);
@@ -158,6 +158,14 @@ impl Writer<'_> {
         for (i, token) in tokens.iter().enumerate() {
             let start = self.file.line_col(token.location.start).0;
             match prev_end {
+                // Keys continue on the next line after a trailing comma (§4.2): keep that
+                // break as it is; a continuation there would change the line accounting of a
+                // multi-line key after it (§2.8, found by cargo fuzz).
+                Some(end) if start > end && keys && ends_with_comma(&tokens[i - 1]) => {
+                    self.out.push('\n');
+                    self.out
+                        .extend(std::iter::repeat_n('\t', (depth + 1).min(MAX_INDENT)));
+                }
                 Some(end) if start > end => {
                     self.out.push_str(" \\\n");
                     self.out
@@ -212,7 +220,7 @@ impl Writer<'_> {
             let mut tokens = Vec::with_capacity(directive.args.len() + 1);
             tokens.push(directive.name.clone());
             tokens.extend(directive.args.iter().cloned());
-            self.line(depth, &tokens, directive.block.is_none());
+            self.line(depth, &tokens, directive.block.is_none(), false);
             if let Some(block) = &directive.block {
                 if let Some(open) = &block.open {
                     self.open_brace(open);
@@ -221,6 +229,12 @@ impl Writer<'_> {
             }
         }
     }
+}
+
+/// Whether a key token was written with a trailing comma (the parser strips it from the
+/// text, so look at the source).
+fn ends_with_comma(token: &Token) -> bool {
+    token.kind == TokenKind::Word && token.source_text().trim_end_matches('\r').ends_with(',')
 }
 
 /// The source line a token ends on.
