@@ -177,12 +177,10 @@ impl Writer<'_> {
             if token.kind == TokenKind::Word {
                 // `\r` is skipped in bare words: drop it so that CRLF input becomes LF.
                 let mut text = token.source_text().replace('\r', "");
-                // A word's source ends with more backslashes than its text only when the last
-                // one escapes the whitespace or end of file after it, and is lost (§2.3).
-                // Before the newline we write it would become a continuation (found by
-                // cargo fuzz).
-                let trailing = |t: &str| t.len() - t.trim_end_matches('\\').len();
-                if trailing(&text) > trailing(&token.text) {
+                // A trailing backslash that escapes the whitespace or end of file after it is
+                // lost (§2.3); before the newline we write it would become a continuation.
+                // Drop it when the word reads the same without it (found by cargo fuzz).
+                if text.ends_with('\\') && lost_trailing_backslash(&text, &token.text) {
                     text.pop();
                 }
                 if ends_line && i + 1 == tokens.len() && text.starts_with("<<") {
@@ -229,6 +227,16 @@ impl Writer<'_> {
             }
         }
     }
+}
+
+/// Whether `source` (a word ending with `\\`) lexes to `text` without its last character.
+fn lost_trailing_backslash(source: &str, text: &str) -> bool {
+    let shorter = SourceFile::new("", &source[..source.len() - 1]);
+    super::lex(&shorter, None).is_ok_and(|lexed| {
+        lexed.tokens.len() == 1
+            && lexed.tokens[0].kind == TokenKind::Word
+            && lexed.tokens[0].text == text
+    })
 }
 
 /// Whether a key token was written with a trailing comma (the parser strips it from the
