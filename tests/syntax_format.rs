@@ -71,6 +71,7 @@ fn rules() {
         ("a,\n`b\n` c", "a,\n\t`b\n` c\n"),
         ("a,\n b {\n}", "a,\n\tb {\n}\n"),
         ("\u{b}\\\u{b}\\\\\u{b}", "\\\u{b}\\\n"),
+        ("\n\u{FEFF}\\", "\u{FEFF}\u{FEFF}\n"),
         // Here the last backslash is the escaped character, not a lost escape.
         ("\\\t\\\t", "\\\t\\\n"),
         // Continuations are kept.

@@ -231,7 +231,8 @@ impl Writer<'_> {
 
 /// Whether `source` (a word ending with `\\`) lexes to `text` without its last character.
 fn lost_trailing_backslash(source: &str, text: &str) -> bool {
-    let shorter = SourceFile::new("", &source[..source.len() - 1]);
+    // The space keeps a leading U+FEFF from being read as a byte order mark.
+    let shorter = SourceFile::new("", format!(" {}", &source[..source.len() - 1]));
     super::lex(&shorter, None).is_ok_and(|lexed| {
         lexed.tokens.len() == 1
             && lexed.tokens[0].kind == TokenKind::Word
