@@ -123,7 +123,14 @@ fn indentation_stops_at_ten_levels() {
 
 #[test]
 fn errors_are_reported_not_formatted() {
-    for input in ["a {\n", "a { b }", "}\n", "a {\n\tb \"x\n}"] {
+    // The last one was found by cargo fuzz (a `\r` inside a heredoc marker).
+    for input in [
+        "a {\n",
+        "a { b }",
+        "}\n",
+        "a {\n\tb \"x\n}",
+        "<<]\u{6}\r/,\nA`` <</<",
+    ] {
         assert!(format(&SourceFile::new("f", input)).is_err(), "{input:?}");
     }
 }
