@@ -70,6 +70,10 @@ fn rules() {
         // continuation (which would move `c` to a new logical line, §2.8).
         ("a,\n`b\n` c", "a,\n\t`b\n` c\n"),
         ("a,\n b {\n}", "a,\n\tb {\n}\n"),
+        ("a ,\n`b\n` c", "a ,\n\t`b\n` c\n"),
+        ("\"a\" ,\n b {\n}", "\"a\" ,\n\tb {\n}\n"),
+        ("a,\r\n b {\r\n}", "a,\n\tb {\n}\n"),
+        ("a \\\n b {\n}", "a \\\n\tb {\n}\n"),
         ("\u{b}\\\u{b}\\\\\u{b}", "\\\u{b}\\\n"),
         ("\n\u{FEFF}\\", "\u{FEFF}\u{FEFF}\n"),
         // Here the last backslash is the escaped character, not a lost escape.

@@ -161,7 +161,16 @@ impl Writer<'_> {
                 // Keys continue on the next line after a trailing comma (§4.2): keep that
                 // break as it is; a continuation there would change the line accounting of a
                 // multi-line key after it (§2.8, found by cargo fuzz).
-                Some(end) if start > end && keys && ends_with_comma(&tokens[i - 1]) => {
+                Some(end)
+                    if start > end && keys && !continued(self.file, &tokens[i - 1], token) =>
+                {
+                    // The comma was a token of its own (`a ,`), which the keys leave out.
+                    let prev = &tokens[i - 1];
+                    if prev.kind != TokenKind::Word
+                        || !prev.source_text().trim_end_matches('\r').ends_with(',')
+                    {
+                        self.out.push_str(" ,");
+                    }
                     self.out.push('\n');
                     self.out
                         .extend(std::iter::repeat_n('\t', (depth + 1).min(MAX_INDENT)));
@@ -240,10 +249,16 @@ fn lost_trailing_backslash(source: &str, text: &str) -> bool {
     })
 }
 
-/// Whether a key token was written with a trailing comma (the parser strips it from the
-/// text, so look at the source).
-fn ends_with_comma(token: &Token) -> bool {
-    token.kind == TokenKind::Word && token.source_text().trim_end_matches('\r').ends_with(',')
+/// Whether the source between `prev` and `next` holds a line continuation (keys may also
+/// go on to the next line after a comma, §4.2).
+fn continued(file: &SourceFile, prev: &Token, next: &Token) -> bool {
+    let gap = &file.text()[prev.location.end..next.location.start];
+    let mut lines: Vec<&str> = gap.split('\n').collect();
+    lines.pop();
+    // A comment always ends its line (improvement 2), even after a backslash.
+    lines
+        .iter()
+        .any(|l| !l.contains('#') && l.trim_end().ends_with('\\'))
 }
 
 /// The source line a token ends on.
