@@ -56,9 +56,28 @@ fn rules() {
         ),
         // Escapes and env references are written as they were.
         (
-            "a {\n b \\{x\\} {$X:y} c\\ d\n}",
-            "a {\n\tb \\{x\\} {$X:y} c\\ d\n}\n",
+            "a {\n b \\{x\\} {$X:y} a\\\\ c\\ d\n}",
+            "a {\n\tb \\{x\\} {$X:y} a\\\\ c d\n}\n",
         ),
+        // A lost backslash before the end of the file is dropped, not turned into a
+        // continuation (found by cargo fuzz).
+        ("J~\\", "J~\n"),
+        ("<<\"\\", "\\<<\"\n"),
+        // A U+FEFF word that ends up first is kept behind a byte order mark.
+        ("\n\u{FEFF}", "\u{FEFF}\u{FEFF}\n"),
+        ("\u{FEFF}a {\n}", "a {\n}\n"),
+        // Keys continued after a trailing comma keep their line break, without a
+        // continuation (which would move `c` to a new logical line, §2.8).
+        ("a,\n`b\n` c", "a,\n\t`b\n` c\n"),
+        ("a,\n b {\n}", "a,\n\tb {\n}\n"),
+        ("a ,\n`b\n` c", "a ,\n\t`b\n` c\n"),
+        ("\"a\" ,\n b {\n}", "\"a\" ,\n\tb {\n}\n"),
+        ("a,\r\n b {\r\n}", "a,\n\tb {\n}\n"),
+        ("a \\\n b {\n}", "a \\\n\tb {\n}\n"),
+        ("\u{b}\\\u{b}\\\\\u{b}", "\\\u{b}\\\n"),
+        ("\n\u{FEFF}\\", "\u{FEFF}\u{FEFF}\n"),
+        // Here the last backslash is the escaped character, not a lost escape.
+        ("\\\t\\\t", "\\\t\\\n"),
         // Continuations are kept.
         ("a {\n b c \\\n     d\n}", "a {\n\tb c \\\n\t\td\n}\n"),
         // Braceless blocks and the global block.
@@ -108,7 +127,14 @@ fn indentation_stops_at_ten_levels() {
 
 #[test]
 fn errors_are_reported_not_formatted() {
-    for input in ["a {\n", "a { b }", "}\n", "a {\n\tb \"x\n}"] {
+    // The last one was found by cargo fuzz (a `\r` inside a heredoc marker).
+    for input in [
+        "a {\n",
+        "a { b }",
+        "}\n",
+        "a {\n\tb \"x\n}",
+        "<<]\u{6}\r/,\nA`` <</<",
+    ] {
         assert!(format(&SourceFile::new("f", input)).is_err(), "{input:?}");
     }
 }

@@ -54,7 +54,7 @@ pub fn format_document(file: &SourceFile, document: &Document) -> String {
             writer.blank_line();
         }
         if !block.keys.is_empty() {
-            writer.line(0, &block.keys, block.body.open.is_none());
+            writer.line(0, &block.keys, block.body.open.is_none(), true);
         }
         match &block.body.open {
             Some(open) => {
@@ -74,6 +74,10 @@ pub fn format_document(file: &SourceFile, document: &Document) -> String {
     let trimmed = writer.out.trim();
     if trimmed.is_empty() {
         String::new()
+    } else if trimmed.starts_with('\u{FEFF}') {
+        // A U+FEFF that starts the file is a byte order mark and is dropped (§2.1); this
+        // one is (part of) a token, so write a mark in front of it (found by cargo fuzz).
+        format!("\u{FEFF}{trimmed}\n")
     } else {
         format!("{trimmed}\n")
     }
@@ -145,7 +149,7 @@ impl Writer<'_> {
 
     /// Writes tokens as one logical line, keeping line continuations. `ends_line`: nothing
     /// (no ` {`) follows the last token on its line.
-    fn line(&mut self, depth: usize, tokens: &[Token], ends_line: bool) {
+    fn line(&mut self, depth: usize, tokens: &[Token], ends_line: bool, keys: bool) {
         let Some(first) = tokens.first() else { return };
         self.comments_before(first.location.start, depth, false);
         self.keep_blank_line(self.file.line_col(first.location.start).0);
@@ -154,6 +158,23 @@ impl Writer<'_> {
         for (i, token) in tokens.iter().enumerate() {
             let start = self.file.line_col(token.location.start).0;
             match prev_end {
+                // Keys continue on the next line after a trailing comma (§4.2): keep that
+                // break as it is; a continuation there would change the line accounting of a
+                // multi-line key after it (§2.8, found by cargo fuzz).
+                Some(end)
+                    if start > end && keys && !continued(self.file, &tokens[i - 1], token) =>
+                {
+                    // The comma was a token of its own (`a ,`), which the keys leave out.
+                    let prev = &tokens[i - 1];
+                    if prev.kind != TokenKind::Word
+                        || !prev.source_text().trim_end_matches('\r').ends_with(',')
+                    {
+                        self.out.push_str(" ,");
+                    }
+                    self.out.push('\n');
+                    self.out
+                        .extend(std::iter::repeat_n('\t', (depth + 1).min(MAX_INDENT)));
+                }
                 Some(end) if start > end => {
                     self.out.push_str(" \\\n");
                     self.out
@@ -162,18 +183,22 @@ impl Writer<'_> {
                 Some(_) => self.out.push(' '),
                 None => {}
             }
-            if token.kind == TokenKind::Word
-                && ends_line
-                && i + 1 == tokens.len()
-                && token.source_text().starts_with("<<")
-            {
-                // A bare `<<X` is a word only because the file ends right after it; followed
-                // by the newline we write, it would open a heredoc. `\<<X` is the same word.
-                self.out.push('\\');
-                self.out.push_str(token.source_text());
-            } else if token.kind == TokenKind::Word {
+            if token.kind == TokenKind::Word {
                 // `\r` is skipped in bare words: drop it so that CRLF input becomes LF.
-                self.out.push_str(&token.source_text().replace('\r', ""));
+                let mut text = token.source_text().replace('\r', "");
+                // A trailing backslash that escapes the whitespace or end of file after it is
+                // lost (§2.3); before the newline we write it would become a continuation.
+                // Drop it when the word reads the same without it (found by cargo fuzz).
+                if text.ends_with('\\') && lost_trailing_backslash(&text, &token.text) {
+                    text.pop();
+                }
+                if ends_line && i + 1 == tokens.len() && text.starts_with("<<") {
+                    // A bare `<<X` is a word only because the file ends right after it;
+                    // followed by the newline we write, it would open a heredoc. `\<<X` is
+                    // the same word (found by cargo fuzz).
+                    self.out.push('\\');
+                }
+                self.out.push_str(&text);
             } else {
                 self.out.push_str(token.source_text());
             }
@@ -202,7 +227,7 @@ impl Writer<'_> {
             let mut tokens = Vec::with_capacity(directive.args.len() + 1);
             tokens.push(directive.name.clone());
             tokens.extend(directive.args.iter().cloned());
-            self.line(depth, &tokens, directive.block.is_none());
+            self.line(depth, &tokens, directive.block.is_none(), false);
             if let Some(block) = &directive.block {
                 if let Some(open) = &block.open {
                     self.open_brace(open);
@@ -211,6 +236,29 @@ impl Writer<'_> {
             }
         }
     }
+}
+
+/// Whether `source` (a word ending with `\\`) lexes to `text` without its last character.
+fn lost_trailing_backslash(source: &str, text: &str) -> bool {
+    // The space keeps a leading U+FEFF from being read as a byte order mark.
+    let shorter = SourceFile::new("", format!(" {}", &source[..source.len() - 1]));
+    super::lex(&shorter, None).is_ok_and(|lexed| {
+        lexed.tokens.len() == 1
+            && lexed.tokens[0].kind == TokenKind::Word
+            && lexed.tokens[0].text == text
+    })
+}
+
+/// Whether the source between `prev` and `next` holds a line continuation (keys may also
+/// go on to the next line after a comma, §4.2).
+fn continued(file: &SourceFile, prev: &Token, next: &Token) -> bool {
+    let gap = &file.text()[prev.location.end..next.location.start];
+    let mut lines: Vec<&str> = gap.split('\n').collect();
+    lines.pop();
+    // A comment always ends its line (improvement 2), even after a backslash.
+    lines
+        .iter()
+        .any(|l| !l.contains('#') && l.trim_end().ends_with('\\'))
 }
 
 /// The source line a token ends on.

@@ -150,6 +150,16 @@ impl Lexer<'_> {
                         "name the heredoc, e.g. `<<END`, and close it with `END` on its own line",
                     ));
             }
+            Rule::heredoc_cr_in_marker => {
+                let at = self.pair_location(&pair);
+                let marker = pair.as_str()[2..].replace('\r', "");
+                check_marker(&marker, &at)?;
+                return Err(Diagnostic::error(format!(
+                    "heredoc marker {marker:?} contains a carriage return"
+                ))
+                .label(&at, "here")
+                .help("remove the carriage return from the marker"));
+            }
             Rule::unterminated_heredoc => {
                 let marker = pair
                     .clone()
@@ -506,6 +516,10 @@ mod tests {
         err("a <<<EOF\nx\nEOF", "too many '<'");
         err("a <<E.F\nx\nE.F", "alphanumeric");
         err("a <<EOF\tx\nEOF", "alphanumeric");
+        // `\r` inside the marker line is ignored, so the rest is marker too (found by cargo
+        // fuzz: the formatter dropped the `\r` of a word and made it a heredoc).
+        err("<<]\x06\r/,\nA", "alphanumeric");
+        err("a <<E\rOF\nx\nEOF", "carriage return");
         err("a <<EOF\n\tx\n  EOF", "not indented");
         err("a <<EOF\n x\n", "never closed");
         err("a <<EOF\n", "never closed");
