@@ -37,7 +37,7 @@ fn pyroscope_sink(url: String, options: UploaderOptions) -> PyroscopeSink {
         application_name: Some("app".into()),
         ..PyroscopeApp::default()
     };
-    PyroscopeSink::start(&app, 100, options).unwrap()
+    PyroscopeSink::start(&support::pyroscope_settings(&app, 100), options).unwrap()
 }
 
 fn profefe_sink(url: String, options: UploaderOptions) -> ProfefeSink {
@@ -46,7 +46,7 @@ fn profefe_sink(url: String, options: UploaderOptions) -> ProfefeSink {
         service: Some("svc".into()),
         ..ProfefeApp::default()
     };
-    ProfefeSink::start(&app, options).unwrap()
+    ProfefeSink::start(&support::profefe_settings(&app), options).unwrap()
 }
 
 #[tokio::test]

@@ -20,9 +20,9 @@ fn start(server: &FakeServer) -> ProfefeSink {
     };
     let options = UploaderOptions {
         retry: RetryPolicy::fast(),
-        ..sink::uploader_options(&app)
+        ..sink::uploader_options(&support::profefe_settings(&app))
     };
-    ProfefeSink::start(&app, options).unwrap()
+    ProfefeSink::start(&support::profefe_settings(&app), options).unwrap()
 }
 
 #[tokio::test]

@@ -39,7 +39,11 @@ async fn pyroscope(prefix: &str, tenant_required: bool) -> FakeServer {
 #[tokio::test]
 async fn cpu_upload_is_byte_for_byte_the_go_agents() {
     let server = pyroscope("/prefix", false).await;
-    let sink = PyroscopeSink::start(&app(&server, "/prefix/"), 250, options()).unwrap();
+    let sink = PyroscopeSink::start(
+        &support::pyroscope_settings(&app(&server, "/prefix/"), 250),
+        options(),
+    )
+    .unwrap();
     assert!(sink.submit(&profile(ProfileType::Cpu, 3, 7, 1_795_639_350)));
     let r = &server.wait_for(1, WAIT).await[0];
     assert_eq!(r.status, 200);
@@ -98,7 +102,11 @@ async fn cpu_upload_is_byte_for_byte_the_go_agents() {
 #[tokio::test]
 async fn every_type_gets_the_go_query_and_sample_type_config() {
     let server = pyroscope("", false).await;
-    let sink = PyroscopeSink::start(&app(&server, ""), 100, options()).unwrap();
+    let sink = PyroscopeSink::start(
+        &support::pyroscope_settings(&app(&server, ""), 100),
+        options(),
+    )
+    .unwrap();
     let cases = [
         (
             ProfileType::Heap,
@@ -248,7 +256,7 @@ async fn auth_headers() {
         ),
     ];
     for (i, (app, authorization, status)) in variants.iter().enumerate() {
-        let sink = PyroscopeSink::start(app, 100, options()).unwrap();
+        let sink = PyroscopeSink::start(&support::pyroscope_settings(app, 100), options()).unwrap();
         assert!(sink.submit(&profile(ProfileType::Heap, 1, 1, 1_700_000_000)));
         let stats = sink.stop(Duration::from_secs(2)).await;
         let requests = server.requests();
@@ -269,7 +277,7 @@ async fn application_name_tags_are_sorted_with_the_session_id() {
         application_name: Some("shop{region=eu,az=b}".into()),
         ..app(&server, "")
     };
-    let sink = PyroscopeSink::start(&app, 100, options()).unwrap();
+    let sink = PyroscopeSink::start(&support::pyroscope_settings(&app, 100), options()).unwrap();
     sink.submit(&profile(ProfileType::Goroutine, 1, 1, 1_700_000_000));
     let r = &server.wait_for(1, WAIT).await[0];
     let name = r.query_value("name").unwrap();

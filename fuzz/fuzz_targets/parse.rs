@@ -1,5 +1,6 @@
 //! Feeds arbitrary UTF-8 to the parser (with imports expanded against an empty temporary
-//! folder, and a fixed environment) and to the formatter. Neither may panic.
+//! folder, and a fixed environment), the adapter, the JSON loader and the formatter. None may
+//! panic, and formatting must be idempotent.
 
 #![no_main]
 
@@ -31,7 +32,13 @@ fuzz_target!(|text: &str| {
         env: Some(&lookup),
         base_dir: base_dir().to_path_buf(),
     };
-    let _ = syntax::parse(&file, &options);
+    // Adapting (and loading the JSON it makes) must not panic either.
+    if let Ok(parsed) = syntax::parse(&file, &options)
+        && let Ok(adapted) = caddyprof::adapt::adapt_document(&parsed.document)
+    {
+        let json = SourceFile::new("adapted.json", adapted.json.to_string());
+        let _ = caddyprof::Config::load_json(&json);
+    }
     // Whitespace-only input formats to "", which is not a file to format again.
     if let Ok(formatted) = syntax::format::format(&file)
         && !formatted.is_empty()

@@ -34,7 +34,7 @@
 //!   collector), with a warning.
 //!
 //! ```
-//! use caddyprof::runtime::plan::{Plan, PlanOptions, Sink};
+//! use caddyprof::runtime::plan::{Plan, PlanOptions, SinkSettings};
 //!
 //! let config = caddyprof::Config::from_json(
 //!     r#"{"apps": {"pyroscope": {"server_address": "{env.URL}", "upload_rate": "10s"}}}"#,
@@ -44,7 +44,7 @@
 //!     executable_name: "api".into(),
 //! };
 //! let planned = Plan::resolve(&config, &options)?;
-//! let Sink::Pyroscope(sink) = &planned.plan.sinks[0] else { unreachable!() };
+//! let SinkSettings::Pyroscope(sink) = &planned.plan.sinks[0] else { unreachable!() };
 //! assert_eq!(sink.server_url.as_str(), "http://pyroscope:4040/");
 //! assert_eq!(sink.application_name, "api");
 //! assert_eq!(planned.plan.collectors.cpu_hz, Some(100));
@@ -67,6 +67,8 @@ use crate::diagnostic::{Diagnostic, Error};
 pub const DEFAULT_CPU_HZ: u64 = 100;
 /// The upload rate (and file sink interval) when unset.
 pub const DEFAULT_UPLOAD_RATE: Duration = Duration::from_secs(15);
+/// profefe's per-request timeout when `timeout` is unset.
+pub const DEFAULT_PROFEFE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The profefe collector when `address` is unset (profefe's default port).
 pub const DEFAULT_PROFEFE_ADDRESS: &str = "http://localhost:10100";
 /// The Pyroscope server when `server_address` is unset (the Go agent's default).
@@ -150,7 +152,7 @@ impl Sampling {
 
 /// A resolved pyroscope sink.
 #[derive(Clone, Debug, PartialEq)]
-pub struct PyroscopeSink {
+pub struct PyroscopeSettings {
     /// The JSON path of its configuration (`apps.pyroscope`, `apps.profiling.profilers[0]`),
     /// to name it in logs.
     pub path: String,
@@ -170,14 +172,15 @@ pub struct PyroscopeSink {
 
 /// A resolved profefe sink.
 #[derive(Clone, Debug, PartialEq)]
-pub struct ProfefeSink {
+pub struct ProfefeSettings {
     /// The JSON path of its configuration.
     pub path: String,
     /// The collector.
     pub address: Url,
     /// The service name.
     pub service: String,
-    /// The upload timeout; `None` means no timeout (configured as 0).
+    /// The per-request timeout: [`DEFAULT_PROFEFE_TIMEOUT`] when unset, `None` (no timeout)
+    /// when configured as 0.
     pub timeout: Option<Duration>,
     /// How often profiles are uploaded: [`DEFAULT_UPLOAD_RATE`] (profefe has no setting).
     pub upload_rate: Duration,
@@ -187,7 +190,7 @@ pub struct ProfefeSink {
 
 /// A resolved file sink (a caddyprof extension).
 #[derive(Clone, Debug, PartialEq)]
-pub struct FileSinkPlan {
+pub struct FileSettings {
     /// The JSON path of its configuration.
     pub path: String,
     /// The directory the profiles are written into (created when needed).
@@ -202,31 +205,31 @@ pub struct FileSinkPlan {
 
 /// One sink to run.
 #[derive(Clone, Debug, PartialEq)]
-pub enum Sink {
+pub enum SinkSettings {
     /// Push to a Pyroscope server.
-    Pyroscope(PyroscopeSink),
+    Pyroscope(PyroscopeSettings),
     /// Push to a profefe collector.
-    Profefe(ProfefeSink),
+    Profefe(ProfefeSettings),
     /// Write to a local directory.
-    File(FileSinkPlan),
+    File(FileSettings),
 }
 
-impl Sink {
+impl SinkSettings {
     /// What this sink samples.
     pub fn sampling(&self) -> &Sampling {
         match self {
-            Sink::Pyroscope(s) => &s.sampling,
-            Sink::Profefe(s) => &s.sampling,
-            Sink::File(s) => &s.sampling,
+            SinkSettings::Pyroscope(s) => &s.sampling,
+            SinkSettings::Profefe(s) => &s.sampling,
+            SinkSettings::File(s) => &s.sampling,
         }
     }
 
     /// The JSON path of its configuration.
     pub fn path(&self) -> &str {
         match self {
-            Sink::Pyroscope(s) => &s.path,
-            Sink::Profefe(s) => &s.path,
-            Sink::File(s) => &s.path,
+            SinkSettings::Pyroscope(s) => &s.path,
+            SinkSettings::Profefe(s) => &s.path,
+            SinkSettings::File(s) => &s.path,
         }
     }
 }
@@ -264,7 +267,7 @@ pub struct Collectors {
 pub struct Plan {
     /// The sinks, in configuration order: the profiling app's children, then the standalone
     /// pyroscope app, then the standalone profefe app.
-    pub sinks: Vec<Sink>,
+    pub sinks: Vec<SinkSettings>,
     /// What the collectors must sample for them.
     pub collectors: Collectors,
 }
@@ -350,7 +353,7 @@ impl Plan {
 }
 
 /// Merges what the sinks ask for.
-fn collectors(sinks: &[Sink]) -> Collectors {
+fn collectors(sinks: &[SinkSettings]) -> Collectors {
     let mut c = Collectors::default();
     let finest = |current: u64, rate: u64| match (current, rate) {
         (0, rate) => rate,
@@ -403,7 +406,7 @@ impl Resolver<'_> {
         app: &PyroscopeApp,
         inherited: Option<&Parameters>,
         path: String,
-    ) -> Option<Sink> {
+    ) -> Option<SinkSettings> {
         let errors_before = self.errors.len();
         if app.server_address.is_none() {
             self.warnings.push(
@@ -495,7 +498,7 @@ impl Resolver<'_> {
             self.threadcreate_dropped.push(path.clone());
         }
         let server_url = server_url.filter(|_| self.errors.len() == errors_before)?;
-        Some(Sink::Pyroscope(PyroscopeSink {
+        Some(SinkSettings::Pyroscope(PyroscopeSettings {
             path,
             application_name,
             server_url,
@@ -511,7 +514,7 @@ impl Resolver<'_> {
         app: &ProfefeApp,
         inherited: Option<&Parameters>,
         path: String,
-    ) -> Option<Sink> {
+    ) -> Option<SinkSettings> {
         let errors_before = self.errors.len();
         if app.address.is_none() {
             self.warnings.push(
@@ -525,9 +528,13 @@ impl Resolver<'_> {
         let service = self
             .string(&app.service, &path, "service", Field::Plain)
             .unwrap_or_else(|| self.options.executable_name.clone());
-        let timeout = self
-            .duration(&app.timeout, &path, "timeout", Bound::NonNegative)
-            .flatten();
+        // Unset: a default, so that a hung collector cannot hold the queue forever; 0: none.
+        let timeout = match app.timeout {
+            None => Some(DEFAULT_PROFEFE_TIMEOUT),
+            Some(_) => self
+                .duration(&app.timeout, &path, "timeout", Bound::NonNegative)
+                .flatten(),
+        };
         let sampling = self.sampling(
             app.parameters.as_ref(),
             inherited,
@@ -535,7 +542,7 @@ impl Resolver<'_> {
             &path,
         );
         let address = address.filter(|_| self.errors.len() == errors_before)?;
-        Some(Sink::Profefe(ProfefeSink {
+        Some(SinkSettings::Profefe(ProfefeSettings {
             path,
             address,
             service,
@@ -550,7 +557,7 @@ impl Resolver<'_> {
         sink: &FileSink,
         inherited: Option<&Parameters>,
         path: String,
-    ) -> Option<Sink> {
+    ) -> Option<SinkSettings> {
         let errors_before = self.errors.len();
         let directory = self
             .string(&sink.directory, &path, "directory", Field::Plain)
@@ -569,7 +576,7 @@ impl Resolver<'_> {
             &path,
         );
         (self.errors.len() == errors_before).then(|| {
-            Sink::File(FileSinkPlan {
+            SinkSettings::File(FileSettings {
                 path,
                 directory: PathBuf::from(directory),
                 interval,
@@ -853,23 +860,23 @@ mod tests {
         planned.warnings.iter().map(Diagnostic::message).collect()
     }
 
-    fn pyroscope(sink: &Sink) -> &PyroscopeSink {
+    fn pyroscope(sink: &SinkSettings) -> &PyroscopeSettings {
         match sink {
-            Sink::Pyroscope(s) => s,
+            SinkSettings::Pyroscope(s) => s,
             other => panic!("not pyroscope: {other:?}"),
         }
     }
 
-    fn profefe(sink: &Sink) -> &ProfefeSink {
+    fn profefe(sink: &SinkSettings) -> &ProfefeSettings {
         match sink {
-            Sink::Profefe(s) => s,
+            SinkSettings::Profefe(s) => s,
             other => panic!("not profefe: {other:?}"),
         }
     }
 
-    fn file(sink: &Sink) -> &FileSinkPlan {
+    fn file(sink: &SinkSettings) -> &FileSettings {
         match sink {
-            Sink::File(s) => s,
+            SinkSettings::File(s) => s,
             other => panic!("not file: {other:?}"),
         }
     }
@@ -1027,7 +1034,7 @@ mod tests {
         let sink = profefe(&planned.plan.sinks[0]);
         assert_eq!(sink.address.as_str(), "http://localhost:10100/");
         assert_eq!(sink.service, "myexe");
-        assert_eq!(sink.timeout, None);
+        assert_eq!(sink.timeout, Some(DEFAULT_PROFEFE_TIMEOUT));
         assert_eq!(sink.upload_rate, DEFAULT_UPLOAD_RATE);
         assert_eq!(
             warnings(&planned),

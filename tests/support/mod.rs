@@ -762,3 +762,45 @@ fn profefe(r: &Recorded) -> (u16, String) {
         ),
     )
 }
+
+/// The resolved settings of a standalone pyroscope app, sampling CPU at `cpu_hz`.
+pub fn pyroscope_settings(
+    app: &caddyprof::apps::PyroscopeApp,
+    cpu_hz: u64,
+) -> caddyprof::runtime::plan::PyroscopeSettings {
+    let config = caddyprof::Config {
+        pyroscope: Some(app.clone()),
+        ..caddyprof::Config::default()
+    };
+    match resolve(&config).sinks.remove(0) {
+        caddyprof::runtime::plan::SinkSettings::Pyroscope(mut settings) => {
+            settings.sampling.cpu_hz = cpu_hz;
+            settings
+        }
+        other => panic!("not a pyroscope sink: {other:?}"),
+    }
+}
+
+/// The resolved settings of a standalone profefe app.
+pub fn profefe_settings(
+    app: &caddyprof::apps::ProfefeApp,
+) -> caddyprof::runtime::plan::ProfefeSettings {
+    let config = caddyprof::Config {
+        profefe: Some(app.clone()),
+        ..caddyprof::Config::default()
+    };
+    match resolve(&config).sinks.remove(0) {
+        caddyprof::runtime::plan::SinkSettings::Profefe(settings) => settings,
+        other => panic!("not a profefe sink: {other:?}"),
+    }
+}
+
+fn resolve(config: &caddyprof::Config) -> caddyprof::runtime::plan::Plan {
+    let options = caddyprof::runtime::plan::PlanOptions {
+        env: Box::new(|_| None),
+        executable_name: "test".into(),
+    };
+    caddyprof::runtime::plan::Plan::resolve(config, &options)
+        .unwrap_or_else(|e| panic!("{}", e.render_plain()))
+        .plan
+}

@@ -47,7 +47,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::config::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::plan::{DEFAULT_FILE_KEEP, FileSinkPlan};
+use crate::runtime::plan::{DEFAULT_FILE_KEEP, FileSettings};
 
 /// The extension of profile files.
 pub const EXTENSION: &str = ".pb.gz";
@@ -98,7 +98,7 @@ impl FileWriter {
     }
 
     /// The writer a resolved file sink describes.
-    pub fn from_plan(plan: &FileSinkPlan) -> Self {
+    pub fn from_plan(plan: &FileSettings) -> Self {
         FileWriter::new(plan.directory.clone(), plan.keep)
     }
 
@@ -546,7 +546,7 @@ mod tests {
 
     #[test]
     fn from_plan_and_default() {
-        let plan = FileSinkPlan {
+        let plan = FileSettings {
             path: "apps.profiling.profilers[0]".into(),
             directory: "/tmp/x".into(),
             interval: Duration::from_secs(1),

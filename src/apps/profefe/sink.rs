@@ -6,8 +6,9 @@
 //! - `profile_types` is honoured: unlike the Go agent, CPU is not forced on.
 //! - A profile without samples is never sent (the server answers `400 … profile is empty: no
 //!   samples`); [`ProfefeSink::submit`] returns `false` for it.
-//! - `timeout` bounds each attempt, `0` meaning none; unset means 30 s (the Go module has no
-//!   default, so a hung collector could hold its agent forever).
+//! - `timeout` bounds each attempt, `0` meaning none; unset means
+//!   [`DEFAULT_PROFEFE_TIMEOUT`](crate::runtime::plan::DEFAULT_PROFEFE_TIMEOUT) (the Go module
+//!   has no default, so a hung collector could hold its agent forever).
 //! - Cadence: the Go agent sends one type at a time in a ~90 s round. Here every enabled type
 //!   is sent once per [`PROFEFE_INTERVAL`] window, aligned like the Pyroscope windows; CPU
 //!   covers the whole window (the sampler runs continuously) instead of a 10 s sample.
@@ -17,21 +18,15 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
 
-use super::ProfefeApp;
 use crate::config::ProfileType;
 use crate::runtime::Profile;
+use crate::runtime::plan::ProfefeSettings;
 use crate::runtime::upload::{
     UploadRequest, UploadStats, Uploader, UploaderOptions, pprof_has_samples,
 };
 
-/// The collector address when `address` is unset.
-pub const DEFAULT_ADDRESS: &str = "http://localhost:10100";
-
 /// How often each enabled type is uploaded (the Go agent's tick).
 pub const PROFEFE_INTERVAL: Duration = Duration::from_secs(60);
-
-/// The per-attempt timeout when `timeout` is unset.
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// profefe's name for a profile type.
 pub fn profefe_type(profile_type: ProfileType) -> &'static str {
@@ -45,24 +40,10 @@ pub fn profefe_type(profile_type: ProfileType) -> &'static str {
     }
 }
 
-/// The per-attempt timeout of `app`: `None` for `0`, [`DEFAULT_TIMEOUT`] when unset or not
-/// resolved.
-pub fn timeout(app: &ProfefeApp) -> Option<Duration> {
-    match app
-        .timeout
-        .as_ref()
-        .and_then(crate::config::Duration::to_std)
-    {
-        Some(d) if d.is_zero() => None,
-        Some(d) => Some(d),
-        None => Some(DEFAULT_TIMEOUT),
-    }
-}
-
-/// The uploader options of `app`: the defaults with its timeout.
-pub fn uploader_options(app: &ProfefeApp) -> UploaderOptions {
+/// The uploader options of a resolved profefe sink: the defaults with its timeout.
+pub fn uploader_options(settings: &ProfefeSettings) -> UploaderOptions {
     UploaderOptions {
-        timeout: timeout(app),
+        timeout: settings.timeout,
         ..UploaderOptions::new("profefe")
     }
 }
@@ -75,13 +56,9 @@ pub struct ProfilesTarget {
 }
 
 impl ProfilesTarget {
-    /// The target of `app`, whose placeholders must already be resolved.
-    pub fn new(app: &ProfefeApp) -> Result<Self, String> {
-        let address = app.address.as_deref().unwrap_or(DEFAULT_ADDRESS);
-        let mut profiles_url = Url::parse(address).map_err(|e| format!("profefe address: {e}"))?;
-        if !matches!(profiles_url.scheme(), "http" | "https") {
-            return Err("profefe address: the scheme must be http or https".into());
-        }
+    /// The target of a resolved profefe sink.
+    pub fn new(settings: &ProfefeSettings) -> Self {
+        let mut profiles_url = settings.address.clone();
         let path = format!(
             "{}/api/0/profiles",
             profiles_url.path().trim_end_matches('/')
@@ -89,14 +66,10 @@ impl ProfilesTarget {
         profiles_url.set_path(&path);
         profiles_url.set_query(None);
         profiles_url.set_fragment(None);
-        let service = app
-            .service
-            .clone()
-            .unwrap_or_else(crate::apps::pyroscope::sink::default_application_name);
-        Ok(ProfilesTarget {
+        ProfilesTarget {
             profiles_url,
-            service,
-        })
+            service: settings.service.clone(),
+        }
     }
 
     /// The service name sent.
@@ -139,10 +112,10 @@ pub struct ProfefeSink {
 }
 
 impl ProfefeSink {
-    /// Starts the sink of `app` on the current Tokio runtime, with `options` for its queue
+    /// Starts the sink on the current Tokio runtime, with `options` for its queue
     /// ([`uploader_options`] for the defaults).
-    pub fn start(app: &ProfefeApp, options: UploaderOptions) -> Result<Self, String> {
-        let target = ProfilesTarget::new(app)?;
+    pub fn start(settings: &ProfefeSettings, options: UploaderOptions) -> Result<Self, String> {
+        let target = ProfilesTarget::new(settings);
         let uploader =
             Uploader::start(options).map_err(|e| format!("profefe: HTTP client: {e}"))?;
         Ok(ProfefeSink { target, uploader })
@@ -184,23 +157,21 @@ mod tests {
     use super::*;
 
     #[test]
-    fn timeouts() {
-        let mut app = ProfefeApp::default();
-        assert_eq!(timeout(&app), Some(DEFAULT_TIMEOUT));
-        app.timeout = Some(crate::config::Duration::Nanos(0));
-        assert_eq!(timeout(&app), None);
-        app.timeout = Some(crate::config::Duration::Nanos(2_000_000_000));
-        assert_eq!(timeout(&app), Some(Duration::from_secs(2)));
-    }
-
-    #[test]
     fn url() {
-        let app = ProfefeApp {
-            address: Some("http://h:10100/base/".into()),
-            service: Some("my svc".into()),
-            ..ProfefeApp::default()
+        let settings = ProfefeSettings {
+            path: "apps.profefe".into(),
+            address: Url::parse("http://h:10100/base/").unwrap(),
+            service: "my svc".into(),
+            timeout: None,
+            upload_rate: Duration::from_secs(15),
+            sampling: crate::runtime::plan::Sampling {
+                profile_types: vec![ProfileType::Cpu],
+                cpu_hz: 100,
+                block_rate: 0,
+                mutex_fraction: 0,
+            },
         };
-        let t = ProfilesTarget::new(&app).unwrap();
+        let t = ProfilesTarget::new(&settings);
         assert_eq!(
             t.url(ProfileType::Allocs).as_str(),
             "http://h:10100/base/api/0/profiles?labels=&service=my+svc&type=heap"

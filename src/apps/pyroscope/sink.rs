@@ -35,20 +35,14 @@ use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use super::PyroscopeApp;
 use crate::config::ProfileType;
 use crate::runtime::Profile;
+use crate::runtime::plan::{Auth, PyroscopeSettings};
 use crate::runtime::upload::{UploadRequest, UploadStats, Uploader, UploaderOptions, unix_nanos};
 
 /// The `spyName` sent with every upload (stored by the server as the `pyroscope_spy` label).
 /// pyroscope-go sends `gospy`; this agent is not Go, so it names itself after Rust.
 pub const SPY_NAME: &str = "rustspy";
-
-/// The upload rate when `upload_rate` is unset (pyroscope-go's default).
-pub const DEFAULT_UPLOAD_RATE: Duration = Duration::from_secs(15);
-
-/// The server address when `server_address` is unset (Pyroscope's default port).
-pub const DEFAULT_SERVER_ADDRESS: &str = "http://localhost:4040";
 
 /// The `sample_type_config` JSON the Go agent sends for a heap (or allocs) profile.
 pub const HEAP_SAMPLE_TYPE_CONFIG: &str = r#"{"alloc_objects":{"units":"objects"},"alloc_space":{"units":"bytes"},"inuse_objects":{"units":"objects","aggregation":"average"},"inuse_space":{"units":"bytes","aggregation":"average"}}"#;
@@ -194,50 +188,28 @@ impl std::fmt::Debug for IngestTarget {
 }
 
 impl IngestTarget {
-    /// The target of `app`, whose placeholders must already be resolved. `cpu_sample_rate` is
-    /// the CPU sampling rate in Hz (sent as cpu's `sampleRate`). The error names the bad field
-    /// (never a secret's value).
-    pub fn new(app: &PyroscopeApp, cpu_sample_rate: u64) -> Result<Self, String> {
-        let address = app
-            .server_address
-            .as_deref()
-            .unwrap_or(DEFAULT_SERVER_ADDRESS);
-        let mut ingest_url =
-            Url::parse(address).map_err(|e| format!("pyroscope server_address: {e}"))?;
-        if !matches!(ingest_url.scheme(), "http" | "https") {
-            return Err("pyroscope server_address: the scheme must be http or https".into());
-        }
+    /// The target of a resolved pyroscope sink. The error names the bad field (never a
+    /// secret's value).
+    pub fn new(settings: &PyroscopeSettings) -> Result<Self, String> {
+        let mut ingest_url = settings.server_url.clone();
         let path = format!("{}/ingest", ingest_url.path().trim_end_matches('/'));
         ingest_url.set_path(&path);
         ingest_url.set_query(None);
         ingest_url.set_fragment(None);
-
-        let application_name = match &app.application_name {
-            Some(name) => name.clone(),
-            None => default_application_name(),
-        };
-        let name = ingest_name(&application_name, session_id())
+        let name = ingest_name(&settings.application_name, session_id())
             .map_err(|e| format!("pyroscope application_name: {e}"))?;
 
         let mut headers = HeaderMap::new();
-        let auth = match (
-            &app.basic_auth_user,
-            &app.basic_auth_password,
-            &app.auth_token,
-        ) {
-            (Some(user), Some(password), token) => {
-                if token.is_some() {
-                    tracing::warn!(
-                        "pyroscope: auth_token is ignored when basic auth is configured"
-                    );
-                }
-                Some((
-                    "basic_auth",
-                    format!("Basic {}", base64(format!("{user}:{password}").as_bytes())),
-                ))
-            }
-            (_, _, Some(token)) => Some(("auth_token", format!("Bearer {token}"))),
-            _ => None,
+        let auth = match &settings.auth {
+            Auth::None => None,
+            Auth::Basic { user, password } => Some((
+                "basic_auth",
+                format!(
+                    "Basic {}",
+                    base64(format!("{user}:{}", password.expose()).as_bytes())
+                ),
+            )),
+            Auth::Bearer(token) => Some(("auth_token", format!("Bearer {}", token.expose()))),
         };
         if let Some((field, value)) = auth {
             let mut value = HeaderValue::from_str(&value)
@@ -245,7 +217,7 @@ impl IngestTarget {
             value.set_sensitive(true);
             headers.insert(AUTHORIZATION, value);
         }
-        if let Some(tenant) = &app.tenant_id {
+        if let Some(tenant) = &settings.tenant_id {
             let value = HeaderValue::from_str(tenant)
                 .map_err(|_| "pyroscope tenant_id: invalid characters for an HTTP header")?;
             headers.insert(HeaderName::from_static("x-scope-orgid"), value);
@@ -254,7 +226,7 @@ impl IngestTarget {
             ingest_url,
             name,
             headers,
-            cpu_sample_rate,
+            cpu_sample_rate: settings.sampling.cpu_hz,
         })
     }
 
@@ -338,24 +310,6 @@ fn boundary() -> String {
     })
 }
 
-/// The executable's file name, or `rust_app`.
-pub fn default_application_name() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|p| p.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .filter(|s| !s.is_empty())
-        .unwrap_or_else(|| "rust_app".into())
-}
-
-/// The upload rate of `app` ([`DEFAULT_UPLOAD_RATE`] when unset or unresolved).
-pub fn upload_rate(app: &PyroscopeApp) -> Duration {
-    app.upload_rate
-        .as_ref()
-        .and_then(crate::config::Duration::to_std)
-        .filter(|d| !d.is_zero())
-        .unwrap_or(DEFAULT_UPLOAD_RATE)
-}
-
 /// A running pyroscope sink: an [`IngestTarget`] and its [`Uploader`].
 pub struct PyroscopeSink {
     target: IngestTarget,
@@ -364,23 +318,16 @@ pub struct PyroscopeSink {
 }
 
 impl PyroscopeSink {
-    /// Starts the sink of `app` on the current Tokio runtime, with `options` for its queue
+    /// Starts the sink on the current Tokio runtime, with `options` for its queue
     /// (`UploaderOptions::new("pyroscope")` for the defaults).
-    pub fn start(
-        app: &PyroscopeApp,
-        cpu_sample_rate: u64,
-        options: UploaderOptions,
-    ) -> Result<Self, String> {
-        let target = IngestTarget::new(app, cpu_sample_rate)?;
-        if app.disable_gc_runs.is_some() {
-            tracing::debug!("pyroscope: disable_gc_runs has no effect (Rust has no GC)");
-        }
+    pub fn start(settings: &PyroscopeSettings, options: UploaderOptions) -> Result<Self, String> {
+        let target = IngestTarget::new(settings)?;
         let uploader =
             Uploader::start(options).map_err(|e| format!("pyroscope: HTTP client: {e}"))?;
         Ok(PyroscopeSink {
             target,
             uploader,
-            upload_rate: upload_rate(app),
+            upload_rate: settings.upload_rate,
         })
     }
 
@@ -450,22 +397,28 @@ mod tests {
         assert_eq!(id, session_id());
     }
 
+    fn settings(server: &str) -> PyroscopeSettings {
+        PyroscopeSettings {
+            path: "apps.pyroscope".into(),
+            application_name: "a".into(),
+            server_url: Url::parse(server).unwrap(),
+            auth: Auth::None,
+            tenant_id: None,
+            upload_rate: Duration::from_secs(15),
+            sampling: crate::runtime::plan::Sampling {
+                profile_types: vec![ProfileType::Cpu],
+                cpu_hz: 100,
+                block_rate: 0,
+                mutex_fraction: 0,
+            },
+        }
+    }
+
     #[test]
     fn prefix_kept_and_query_replaced() {
-        let app = PyroscopeApp {
-            server_address: Some("http://h:1/p/q/?x=1".into()),
-            application_name: Some("a".into()),
-            ..PyroscopeApp::default()
-        };
-        let t = IngestTarget::new(&app, 100).unwrap();
+        let t = IngestTarget::new(&settings("http://h:1/p/q/?x=1")).unwrap();
         assert_eq!(t.ingest_url().as_str(), "http://h:1/p/q/ingest");
-        let bare = PyroscopeApp {
-            server_address: Some("http://h:1".into()),
-            ..app
-        };
-        assert_eq!(
-            IngestTarget::new(&bare, 100).unwrap().ingest_url().as_str(),
-            "http://h:1/ingest"
-        );
+        let bare = IngestTarget::new(&settings("http://h:1")).unwrap();
+        assert_eq!(bare.ingest_url().as_str(), "http://h:1/ingest");
     }
 }
