@@ -22,6 +22,7 @@ pub mod apps;
 pub mod collect;
 pub mod config;
 pub mod diagnostic;
+pub mod load;
 pub mod profile;
 pub mod runtime;
 pub mod source;
@@ -32,6 +33,7 @@ use std::path::{Path, PathBuf};
 pub use adapt::Adapted;
 pub use config::Config;
 pub use diagnostic::{Diagnostic, Error};
+pub use load::{ConfigFormat, load_config};
 pub use source::{Location, SourceFile};
 
 /// Adapts a Profilingfile given as text to the canonical JSON `{"apps": …}`.

@@ -1,10 +1,13 @@
-//! The `caddyprof` command: adapt, validate and format Profilingfiles.
+//! The `caddyprof` command: adapt, validate and format Profilingfiles, and run them.
 
 use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-use caddyprof::{AdaptOptions, Adapted, Config, Diagnostic, Error, SourceFile};
+use std::time::Duration;
+
+use caddyprof::load::{check_adapted, load_source, pretty_json};
+use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
 /// Declarative continuous profiling for Rust, configured like Caddy.
@@ -14,6 +17,7 @@ Examples:
   caddyprof adapt --pretty Profilingfile   # print the JSON config
   caddyprof validate caddy.json            # check a JSON or Profilingfile config
   caddyprof fmt --diff Profilingfile       # show how the file would be formatted
+  caddyprof run Profilingfile              # profile until Ctrl-C (or SIGTERM)
 
 Exit status: 0 ok, 1 invalid config, 2 usage error. Run `caddyprof help COMMAND` for more.")]
 struct Cli {
@@ -85,6 +89,38 @@ Exit status: 0 ok, 1 the file cannot be parsed (or, with --diff, differs), 2 usa
         #[arg(long)]
         diff: bool,
     },
+    /// Profile with a Profilingfile or JSON config until SIGINT/SIGTERM, pushing to its sinks.
+    #[command(after_help = "\
+Examples:
+  caddyprof run examples/demo.Profilingfile          # until Ctrl-C
+  caddyprof run --once --window 5s Profilingfile     # one 5 s window, then exit
+  RUST_LOG=debug caddyprof run --log-format json caddy.json
+
+The caddyprof process profiles itself; to profile your service, embed the library
+(see examples/demo.rs). Exit status: 0 ok, 1 invalid config (or, with --once, a failed
+upload), 2 usage error.")]
+    Run {
+        /// The config file: a Profilingfile, or JSON (by extension or content).
+        #[arg(value_name = "FILE")]
+        file: PathBuf,
+        /// How to read the file, instead of guessing.
+        #[arg(long, value_enum)]
+        adapter: Option<Adapter>,
+        /// Collect one window, push it and exit with the result.
+        #[arg(long)]
+        once: bool,
+        /// With --once: the window's length (a duration such as 5s).
+        #[arg(
+            long,
+            value_name = "DURATION",
+            default_value = "10s",
+            requires = "once"
+        )]
+        window: String,
+        /// The log format on stderr. RUST_LOG sets the level (default info).
+        #[arg(long, value_enum, default_value = "human")]
+        log_format: LogFormat,
+    },
 }
 
 /// How to read a config file.
@@ -94,6 +130,24 @@ enum Adapter {
     #[value(alias = "caddyfile")]
     Profilingfile,
     /// The JSON config.
+    Json,
+}
+
+impl From<Adapter> for ConfigFormat {
+    fn from(adapter: Adapter) -> Self {
+        match adapter {
+            Adapter::Profilingfile => ConfigFormat::Profilingfile,
+            Adapter::Json => ConfigFormat::Json,
+        }
+    }
+}
+
+/// How `run` logs.
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    /// Lines for people.
+    Human,
+    /// One JSON object per line.
     Json,
 }
 
@@ -139,7 +193,7 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             let adapted = caddyprof::adapt_source(&source, &options_for(&path))?;
             let mut warnings = adapted.warnings.clone();
             if validate {
-                warnings.extend(check_adapted(&source, &adapted)?);
+                warnings.extend(check_adapted(&source, &adapted)?.warnings);
             }
             print_diagnostics(&warnings);
             let json = if pretty {
@@ -152,21 +206,37 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         }
         Command::Validate { file, adapter } => {
             let source = read(&file)?;
-            let adapter = adapter.unwrap_or_else(|| guess_adapter(&file, source.text()));
-            match adapter {
-                Adapter::Json => {
-                    let loaded = Config::load_json(&source)?;
-                    print_diagnostics(&loaded.warnings);
-                }
-                Adapter::Profilingfile => {
-                    let adapted = caddyprof::adapt_source(&source, &options_for(&file))?;
-                    let notes = check_adapted(&source, &adapted)?;
-                    print_diagnostics(&adapted.warnings);
-                    print_diagnostics(&notes);
-                }
-            }
+            let format = adapter.map(ConfigFormat::from);
+            let loaded = load_source(
+                &source,
+                guessed(format, &file, &source),
+                &options_for(&file),
+            )?;
+            print_diagnostics(&loaded.warnings);
             println!("Valid configuration");
             Ok(ExitCode::SUCCESS)
+        }
+        Command::Run {
+            file,
+            adapter,
+            once,
+            window,
+            log_format,
+        } => {
+            let window = if once {
+                let parsed = caddyprof::config::Duration::parse(&window)
+                    .ok()
+                    .and_then(|d| d.to_std())
+                    .filter(|d| !d.is_zero())
+                    .ok_or_else(|| {
+                        Diagnostic::error(format!("--window: invalid duration '{window}'"))
+                            .help(caddyprof::config::duration::DURATION_HELP)
+                    })?;
+                Some(parsed)
+            } else {
+                None
+            };
+            run_config(&file, adapter, window, log_format)
         }
         Command::Fmt {
             file,
@@ -203,34 +273,86 @@ fn run(command: Command) -> Result<ExitCode, Error> {
     }
 }
 
-/// Loads the JSON adapted from `source` as a typed config, and returns the warnings and notes
-/// the adapter did not already give (such as "Caddy cannot load this extension").
-///
-/// The JSON is checked in its pretty form, so a diagnostic shows one short line of it.
-fn check_adapted(source: &SourceFile, adapted: &Adapted) -> Result<Vec<Diagnostic>, Error> {
-    let generated = SourceFile::new(
-        format!("{} (adapted)", source.name()),
-        pretty_json(&adapted.json),
-    );
-    let loaded = Config::load_json(&generated)?;
-    Ok(loaded
-        .warnings
-        .into_iter()
-        .filter(|w| !already_reported(w, &adapted.warnings))
-        .collect())
+/// The format asked for, or the one guessed from the file's name and content.
+fn guessed(format: Option<ConfigFormat>, path: &Path, source: &SourceFile) -> Option<ConfigFormat> {
+    format.or_else(|| Some(ConfigFormat::guess(path, source.text())))
 }
 
-/// Whether the adapter already warned about the field a config warning is about: config
-/// warnings start with the JSON path (`apps.profiling.cpu_profile_rate: …`), adapter warnings
-/// with the directive name (`cpu_profile_rate 5000 is …`).
-fn already_reported(warning: &Diagnostic, adapter_warnings: &[Diagnostic]) -> bool {
-    let Some((path, _)) = warning.message().split_once(": ") else {
-        return false;
+/// `caddyprof run`.
+fn run_config(
+    file: &Path,
+    adapter: Option<Adapter>,
+    once: Option<Duration>,
+    log_format: LogFormat,
+) -> Result<ExitCode, Error> {
+    init_logging(log_format);
+    let source = read(file)?;
+    let loaded = load_source(
+        &source,
+        guessed(adapter.map(ConfigFormat::from), file, &source),
+        &options_for(file),
+    )?;
+    print_diagnostics(&loaded.warnings);
+    let running = caddyprof::runtime::start(&loaded.config)?;
+    print_diagnostics(running.warnings());
+    let waited = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::error(format!("cannot wait for signals: {e}")))?
+        .block_on(async {
+            match once {
+                Some(window) => {
+                    tokio::select! {
+                        () = tokio::time::sleep(window) => Ok(()),
+                        signal = caddyprof::runtime::upload::shutdown_signal() => signal,
+                    }
+                }
+                None => caddyprof::runtime::upload::shutdown_signal().await,
+            }
+        });
+    if let Err(e) = waited {
+        tracing::warn!("cannot wait for signals: {e}; stopping");
+    }
+    let reports = running.stop();
+    let mut clean = true;
+    for report in &reports {
+        clean &= report.is_clean();
+        match &report.uploads {
+            Some(uploads) => tracing::info!(
+                sink = %report.path,
+                profiles = report.profiles,
+                delivered = uploads.delivered,
+                failed = uploads.failed + uploads.rejected + uploads.abandoned,
+                dropped = uploads.dropped,
+                "sink stopped"
+            ),
+            None => tracing::info!(
+                sink = %report.path,
+                profiles = report.profiles,
+                files = report.files.len(),
+                "sink stopped"
+            ),
+        }
+    }
+    Ok(if once.is_some() && !clean {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
+/// Logs to stderr, at the level of RUST_LOG (default info).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Human => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
     };
-    let field = path.rsplit('.').next().unwrap_or(path);
-    adapter_warnings
-        .iter()
-        .any(|w| w.message().split_whitespace().next() == Some(field))
 }
 
 /// Reads FILE, or stdin for `-`.
@@ -253,31 +375,6 @@ fn options_for(path: &Path) -> AdaptOptions {
         },
         ..AdaptOptions::default()
     }
-}
-
-/// JSON by extension, else by content: a Profilingfile cannot start with `{`.
-fn guess_adapter(path: &Path, text: &str) -> Adapter {
-    if path
-        .extension()
-        .is_some_and(|e| e.eq_ignore_ascii_case("json"))
-        || text
-            .trim_start_matches('\u{FEFF}')
-            .trim_start()
-            .starts_with('{')
-    {
-        Adapter::Json
-    } else {
-        Adapter::Profilingfile
-    }
-}
-
-/// Tab-indented JSON, like `caddy adapt --pretty`.
-fn pretty_json(value: &serde_json::Value) -> String {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(value, &mut serializer).expect("a Value always serializes");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
 fn print_diagnostics(diagnostics: &[Diagnostic]) {

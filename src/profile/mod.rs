@@ -396,5 +396,59 @@ pub fn decode(bytes: &[u8]) -> Result<proto::Profile, DecodeError> {
     }
 }
 
+/// The profile's stacks in the "folded" text form flame graph tools read: for each distinct
+/// stack, its function names from the root to the leaf joined by `;`, with the sum of sample
+/// value `value_index` (for a CPU profile, 0: the sample count). Sorted by stack.
+///
+/// ```
+/// use caddyprof::profile::{Frame, ProfileBuilder, fold};
+///
+/// let mut builder = ProfileBuilder::new();
+/// builder.sample_type("samples", "count");
+/// let main = Frame::new("main");
+/// let work = Frame::new("work");
+/// builder.add_sample(&[work.clone(), main.clone()], &[3], &[]);
+/// builder.add_sample(&[main.clone()], &[1], &[]);
+/// builder.add_sample(&[work, main], &[2], &[]);
+/// assert_eq!(fold(&builder.build(), 0), [("main".to_owned(), 1), ("main;work".to_owned(), 5)]);
+/// ```
+pub fn fold(profile: &proto::Profile, value_index: usize) -> Vec<(String, u64)> {
+    let string = |i: i64| {
+        usize::try_from(i)
+            .ok()
+            .and_then(|i| profile.string_table.get(i))
+            .map_or("?", String::as_str)
+    };
+    let functions: HashMap<u64, &str> = profile
+        .function
+        .iter()
+        .map(|f| (f.id, string(f.name)))
+        .collect();
+    let locations: HashMap<u64, &proto::Location> =
+        profile.location.iter().map(|l| (l.id, l)).collect();
+    let mut folded: std::collections::BTreeMap<String, u64> = Default::default();
+    for sample in &profile.sample {
+        let value = sample
+            .value
+            .get(value_index)
+            .and_then(|&v| u64::try_from(v).ok())
+            .unwrap_or(0);
+        if value == 0 {
+            continue;
+        }
+        // Locations are leaf first, and a location's inlined lines innermost first.
+        let frames: Vec<&str> = sample
+            .location_id
+            .iter()
+            .rev()
+            .filter_map(|id| locations.get(id))
+            .flat_map(|location| location.line.iter().rev())
+            .map(|line| functions.get(&line.function_id).copied().unwrap_or("?"))
+            .collect();
+        *folded.entry(frames.join(";")).or_default() += value;
+    }
+    folded.into_iter().collect()
+}
+
 #[cfg(test)]
 mod tests;

@@ -4,8 +4,11 @@
 //!
 //! This module holds the types every part of the runtime shares.
 
+pub mod host;
 pub mod plan;
 pub mod upload;
+
+pub use host::{Running, SinkReport, start, start_file, start_with};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

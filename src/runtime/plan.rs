@@ -199,6 +199,8 @@ pub struct FileSettings {
     pub interval: Duration,
     /// How many files of each profile type are kept (at least 1).
     pub keep: usize,
+    /// Whether an SVG flame graph of each CPU window is written too.
+    pub flamegraph: bool,
     /// What to sample.
     pub sampling: Sampling,
 }
@@ -581,6 +583,7 @@ impl Resolver<'_> {
                 directory: PathBuf::from(directory),
                 interval,
                 keep,
+                flamegraph: sink.flamegraph.unwrap_or(false),
                 sampling,
             })
         })

@@ -2,8 +2,8 @@
 //! so no server is needed. Caddy cannot load a configuration that uses it.
 //!
 //! Fields: `directory` (default `./profiles`), `interval` (default 15s), `keep` (how many files
-//! of each profile type to keep, default 20, at least 1) and `parameters` (default types: `cpu`
-//! and `heap`). See [`crate::runtime::plan`] for the defaults as applied.
+//! of each profile type to keep, default 20, at least 1), `flamegraph` (also write an SVG flame
+//! graph of each CPU window) and `parameters` (default types: `cpu` and `heap`). See [`crate::runtime::plan`] for the defaults as applied.
 
 pub mod sink;
 
@@ -22,7 +22,7 @@ use crate::config::{Duration, Parameters};
 pub const NAME: &str = "file";
 
 /// The JSON field names of a file sink, in canonical order.
-pub const FIELDS: &[&str] = &["directory", "interval", "keep", "parameters"];
+pub const FIELDS: &[&str] = &["directory", "interval", "keep", "flamegraph", "parameters"];
 
 /// The configuration of the local file sink. Every field is optional.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -33,6 +33,8 @@ pub struct FileSink {
     pub interval: Option<Duration>,
     /// How many files of each profile type to keep (the oldest are deleted). At least 1.
     pub keep: Option<u64>,
+    /// Whether to write an SVG flame graph of each CPU window beside its profile.
+    pub flamegraph: Option<bool>,
     /// This profiler's own parameters.
     pub parameters: Option<Parameters>,
 }
@@ -75,6 +77,7 @@ pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) 
                     sink.keep = None;
                 }
             }
+            "flamegraph" => sink.flamegraph = d.boolean(value, &path),
             "parameters" => sink.parameters = Some(Parameters::decode(d, value, &path)),
             _ => {}
         }
@@ -93,6 +96,9 @@ impl FileSink {
         }
         if let Some(keep) = self.keep {
             map.insert("keep".into(), keep.into());
+        }
+        if let Some(flamegraph) = self.flamegraph {
+            map.insert("flamegraph".into(), flamegraph.into());
         }
         if let Some(parameters) = &self.parameters {
             map.insert("parameters".into(), parameters.to_json());
@@ -113,6 +119,7 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
         ("directory", Kind::Text),
         ("interval", Kind::Duration { positive: true }),
         ("keep", Kind::Count),
+        ("flamegraph", Kind::Flag),
     ],
 };
 

@@ -551,6 +551,7 @@ mod tests {
             directory: "/tmp/x".into(),
             interval: Duration::from_secs(1),
             keep: 4,
+            flamegraph: false,
             sampling: crate::runtime::plan::Sampling {
                 profile_types: vec![ProfileType::Cpu],
                 cpu_hz: 100,

@@ -1,0 +1,379 @@
+//! The host: runs a resolved [`Plan`] inside the process. It owns a small Tokio runtime of its
+//! own (so the host process needs none, and is never blocked by the network), starts every
+//! sink in order (stopping those already started if one fails), and gives each sink a task
+//! that, at the end of each window, collects the profiles the sink wants and hands them over.
+//! [`Running::stop`] ends the current window early, makes a best-effort final flush and
+//! returns within [`STOP_DEADLINE`] (plus a small margin).
+//!
+//! Profile types: `cpu` comes from the process-wide sampler ([`crate::collect::cpu`]); every
+//! sink that asks for it gets the full data of its own windows. The other types (`heap`,
+//! `allocs`, `goroutine`, `threadcreate`, `block`, `mutex`) have no collector yet: each sink
+//! says so once, at info level, and uploads nothing for them.
+
+use std::path::Path;
+use std::sync::mpsc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use super::Profile;
+use super::plan::{Plan, PlanOptions, SinkSettings};
+use super::upload::{STOP_DEADLINE, UploadStats, UploaderOptions, Windows};
+use crate::apps::file::sink::FileWriter;
+use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
+use crate::apps::pyroscope::sink::PyroscopeSink;
+use crate::collect::cpu;
+use crate::config::{Config, ProfileType};
+use crate::diagnostic::{Diagnostic, Error};
+
+/// How long [`Running::stop`] waits beyond [`STOP_DEADLINE`] for the tasks to report.
+const STOP_MARGIN: Duration = Duration::from_millis(500);
+
+/// A running configuration. Dropping it without [`Running::stop`] stops it too, without
+/// waiting.
+pub struct Running {
+    runtime: Option<tokio::runtime::Runtime>,
+    /// `Some(deadline)` once stopping.
+    stop: watch::Sender<Option<Instant>>,
+    reports: mpsc::Receiver<SinkReport>,
+    sinks: usize,
+    warnings: Vec<Diagnostic>,
+}
+
+/// What one sink did, reported when it stops.
+#[derive(Clone, Debug, Default)]
+pub struct SinkReport {
+    /// The sink's JSON path (`apps.pyroscope`, `apps.profiling.profilers[1]`).
+    pub path: String,
+    /// Profiles handed to the sink.
+    pub profiles: u64,
+    /// For pyroscope and profefe: the uploader's counters.
+    pub uploads: Option<UploadStats>,
+    /// For the file sink: the files written.
+    pub files: Vec<std::path::PathBuf>,
+    /// Problems met (collection or writing errors), already logged.
+    pub errors: Vec<String>,
+}
+
+impl SinkReport {
+    /// Whether everything handed over was delivered: no failed, dropped or abandoned upload
+    /// and no error.
+    pub fn is_clean(&self) -> bool {
+        self.errors.is_empty()
+            && self
+                .uploads
+                .as_ref()
+                .is_none_or(|u| u.failed + u.rejected + u.dropped + u.abandoned == 0)
+    }
+}
+
+/// Starts `config` with the process environment for its `{env.*}` placeholders.
+///
+/// ```no_run
+/// let config = caddyprof::Config::from_json(
+///     r#"{"apps": {"profiling": {"profilers": [{"profiler": "file", "directory": "profiles"}]}}}"#,
+/// )?;
+/// let running = caddyprof::runtime::start(&config)?;
+/// // … the host process does its work …
+/// for sink in running.stop() {
+///     println!("{}: {} profiles", sink.path, sink.profiles);
+/// }
+/// # Ok::<(), caddyprof::Error>(())
+/// ```
+pub fn start(config: &Config) -> Result<Running, Error> {
+    start_with(config, &PlanOptions::default())
+}
+
+/// Starts a Profilingfile or JSON config file (see [`crate::load_config`]).
+pub fn start_file(path: impl AsRef<Path>) -> Result<Running, Error> {
+    let loaded = crate::load_config(path.as_ref(), None)?;
+    let mut running = start(&loaded.config)?;
+    let mut warnings = loaded.warnings;
+    warnings.append(&mut running.warnings);
+    running.warnings = warnings;
+    Ok(running)
+}
+
+/// Starts `config`, resolving it with `options`.
+pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Error> {
+    let planned = Plan::resolve(config, options)?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(2)
+        .thread_name("caddyprof")
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::error(format!("cannot start the profiler's threads: {e}")))?;
+    let (stop, stopping) = watch::channel(None);
+    let (report, reports) = mpsc::channel();
+    let plan = planned.plan;
+    if let Some(hz) = plan.collectors.cpu_hz {
+        // Before any sink subscribes: the sampler's rate is fixed once it runs.
+        let hz = u32::try_from(hz).unwrap_or(u32::MAX);
+        cpu::start(hz)
+            .map_err(|e| Diagnostic::error(format!("cannot start CPU profiling: {e}")))?;
+    }
+    let mut started = Vec::new();
+    {
+        let _context = runtime.enter();
+        for settings in &plan.sinks {
+            match StartedSink::start(settings) {
+                Ok(sink) => started.push((settings.clone(), sink)),
+                Err(message) => {
+                    // The Go module forgets this: stop what was started before failing.
+                    let deadline = Instant::now() + STOP_DEADLINE;
+                    runtime.block_on(async {
+                        for (_, sink) in &started {
+                            sink.stop(deadline).await;
+                        }
+                    });
+                    runtime.shutdown_background();
+                    return Err(Diagnostic::error(format!(
+                        "{}: cannot start: {message}",
+                        settings.path()
+                    ))
+                    .into());
+                }
+            }
+        }
+    }
+    let sinks = started.len();
+    for (settings, sink) in started {
+        let stopping = stopping.clone();
+        let report = report.clone();
+        runtime.spawn(async move {
+            let result = run_sink(settings, sink, stopping).await;
+            let _ = report.send(result);
+        });
+    }
+    tracing::info!(sinks, "profiling started");
+    Ok(Running {
+        runtime: Some(runtime),
+        stop,
+        reports,
+        sinks,
+        warnings: planned.warnings,
+    })
+}
+
+impl Running {
+    /// The warnings found when resolving the configuration (log them).
+    pub fn warnings(&self) -> &[Diagnostic] {
+        &self.warnings
+    }
+
+    /// Stops every sink: each collects its last, partial window, flushes it on a best-effort
+    /// basis and reports. Returns within [`STOP_DEADLINE`] plus half a second; a sink that
+    /// has not reported by then is left out of the reports. Do not call it from an async
+    /// task (it blocks the calling thread while it waits).
+    pub fn stop(mut self) -> Vec<SinkReport> {
+        let deadline = Instant::now() + STOP_DEADLINE;
+        self.stop.send_replace(Some(deadline));
+        let mut reports = Vec::with_capacity(self.sinks);
+        while reports.len() < self.sinks {
+            let left = (deadline + STOP_MARGIN).saturating_duration_since(Instant::now());
+            match self.reports.recv_timeout(left) {
+                Ok(report) => reports.push(report),
+                Err(_) => {
+                    tracing::warn!(
+                        missing = self.sinks - reports.len(),
+                        "some sinks did not stop in time"
+                    );
+                    break;
+                }
+            }
+        }
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+        tracing::info!("profiling stopped");
+        reports
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        self.stop.send_replace(Some(Instant::now()));
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// A started sink.
+enum StartedSink {
+    Pyroscope(PyroscopeSink),
+    Profefe(ProfefeSink),
+    File {
+        writer: FileWriter,
+        flamegraph: bool,
+    },
+}
+
+impl StartedSink {
+    /// Starts the sink of `settings` (inside the host's runtime).
+    fn start(settings: &SinkSettings) -> Result<Self, String> {
+        Ok(match settings {
+            SinkSettings::Pyroscope(s) => StartedSink::Pyroscope(PyroscopeSink::start(
+                s,
+                UploaderOptions::new(s.path.clone()),
+            )?),
+            SinkSettings::Profefe(s) => {
+                let options = UploaderOptions {
+                    sink: s.path.clone(),
+                    ..uploader_options(s)
+                };
+                StartedSink::Profefe(ProfefeSink::start(s, options)?)
+            }
+            SinkSettings::File(s) => StartedSink::File {
+                writer: FileWriter::from_plan(s),
+                flamegraph: s.flamegraph,
+            },
+        })
+    }
+
+    /// Hands `profile` over: queued for upload, or written to a file.
+    async fn deliver(&self, profile: Profile, report: &mut SinkReport) {
+        report.profiles += 1;
+        match self {
+            StartedSink::Pyroscope(sink) => {
+                sink.submit(&profile);
+            }
+            StartedSink::Profefe(sink) => {
+                sink.submit(&profile);
+            }
+            StartedSink::File { writer, flamegraph } => {
+                let writer = writer.clone();
+                let flamegraph = *flamegraph && profile.profile_type == ProfileType::Cpu;
+                let written =
+                    tokio::task::spawn_blocking(move || write_files(&writer, &profile, flamegraph))
+                        .await;
+                match written {
+                    Ok(Ok(mut paths)) => {
+                        for path in &paths {
+                            tracing::debug!(path = %path.display(), "profile written");
+                        }
+                        report.files.append(&mut paths);
+                    }
+                    Ok(Err(message)) => {
+                        tracing::warn!(sink = %report.path, "{message}");
+                        report.errors.push(message);
+                    }
+                    Err(join) => report.errors.push(format!("writing task failed: {join}")),
+                }
+            }
+        }
+    }
+
+    /// Stops the sink (uploaders flush within what is left before `deadline`).
+    async fn stop(&self, deadline: Instant) -> Option<UploadStats> {
+        let left = deadline
+            .saturating_duration_since(Instant::now())
+            .max(Duration::from_millis(100));
+        match self {
+            StartedSink::Pyroscope(sink) => Some(sink.stop(left).await),
+            StartedSink::Profefe(sink) => Some(sink.stop(left).await),
+            StartedSink::File { .. } => None,
+        }
+    }
+}
+
+/// Writes a profile, and its flame graph when asked; returns the paths written.
+fn write_files(
+    writer: &FileWriter,
+    profile: &Profile,
+    flamegraph: bool,
+) -> Result<Vec<std::path::PathBuf>, String> {
+    let mut paths = vec![writer.write(profile).map_err(|e| e.to_string())?];
+    if flamegraph {
+        let decoded = crate::profile::decode(&profile.pprof_gz).map_err(|e| e.to_string())?;
+        let folded = crate::profile::fold(&decoded, 0);
+        if let Some(path) = writer
+            .write_flamegraph(profile.start, profile.duration, &folded)
+            .map_err(|e| e.to_string())?
+        {
+            paths.push(path);
+        }
+    }
+    Ok(paths)
+}
+
+/// Runs one sink until stopped: at the end of each window, collects and delivers.
+async fn run_sink(
+    settings: SinkSettings,
+    sink: StartedSink,
+    mut stopping: watch::Receiver<Option<Instant>>,
+) -> SinkReport {
+    let mut report = SinkReport {
+        path: settings.path().to_owned(),
+        ..SinkReport::default()
+    };
+    let sampling = settings.sampling().clone();
+    for &profile_type in &sampling.profile_types {
+        if profile_type != ProfileType::Cpu {
+            tracing::info!(
+                sink = %report.path,
+                "{profile_type} profiles are not collected yet: nothing is sent for them"
+            );
+        }
+    }
+    let rate = match &settings {
+        SinkSettings::Pyroscope(s) => s.upload_rate,
+        SinkSettings::Profefe(s) => s.upload_rate,
+        SinkSettings::File(s) => s.interval,
+    };
+    let mut cpu = if sampling.has(ProfileType::Cpu) {
+        let hz = u32::try_from(sampling.cpu_hz).unwrap_or(u32::MAX);
+        match tokio::task::spawn_blocking(move || cpu::subscribe(hz)).await {
+            Ok(Ok(subscription)) => Some(subscription),
+            Ok(Err(e)) => {
+                report.errors.push(format!("cpu: {e}"));
+                None
+            }
+            Err(e) => {
+                report.errors.push(format!("cpu: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut windows = Windows::new(SystemTime::now(), rate);
+    let deadline = loop {
+        let (_, end) = windows.next_window();
+        let wait = end
+            .duration_since(SystemTime::now())
+            .unwrap_or(Duration::ZERO);
+        let deadline = tokio::select! {
+            () = tokio::time::sleep(wait) => None,
+            changed = stopping.wait_for(Option::is_some) => match changed {
+                Ok(deadline) => *deadline,
+                Err(_) => Some(Instant::now()),
+            },
+        };
+        if let Some(mut subscription) = cpu.take() {
+            let collected = tokio::task::spawn_blocking(move || {
+                let profile = subscription.collect();
+                (subscription, profile)
+            })
+            .await;
+            match collected {
+                Ok((subscription, Ok(profile))) => {
+                    cpu = Some(subscription);
+                    sink.deliver(profile, &mut report).await;
+                }
+                Ok((subscription, Err(e))) => {
+                    cpu = Some(subscription);
+                    tracing::warn!(sink = %report.path, "cannot collect the CPU profile: {e}");
+                    report.errors.push(format!("cpu: {e}"));
+                }
+                Err(e) => report.errors.push(format!("cpu: {e}")),
+            }
+        }
+        if let Some(deadline) = deadline {
+            break deadline;
+        }
+    };
+    report.uploads = sink.stop(deadline).await;
+    report
+}
