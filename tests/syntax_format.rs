@@ -95,6 +95,9 @@ fn rules() {
         ("<<", "\\<<\n"),
         ("a {\n}\nb <<EOF", "a {\n}\n\nb \\<<EOF\n"),
         ("a <<EOF b", "a <<EOF b\n"),
+        // Removing a `\r` makes `<<`, and a key's trailing comma puts a newline after it
+        // (found by cargo fuzz).
+        ("<\r<\\,\nb {\n}", "\\<<\\,\n\tb {\n}\n"),
         // Only comments.
         ("  # c\n\n\n# d\n", "# c\n\n# d\n"),
     ];

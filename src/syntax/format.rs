@@ -192,10 +192,21 @@ impl Writer<'_> {
                 if text.ends_with('\\') && lost_trailing_backslash(&text, &token.text) {
                     text.pop();
                 }
-                if ends_line && i + 1 == tokens.len() && text.starts_with("<<") {
-                    // A bare `<<X` is a word only because the file ends right after it;
-                    // followed by the newline we write, it would open a heredoc. `\<<X` is
-                    // the same word (found by cargo fuzz).
+                // What we write right after this word: a plain newline at the end of the
+                // line, or after a key's trailing comma.
+                let newline_follows = match tokens.get(i + 1) {
+                    None => ends_line,
+                    Some(next) => {
+                        keys && text.ends_with(',')
+                            && self.file.line_col(next.location.start).0
+                                > end_line(self.file, token)
+                            && !continued(self.file, token, next)
+                    }
+                };
+                if newline_follows && text.starts_with("<<") {
+                    // A bare `<<X` is a word only because a space or the end of the file
+                    // follows it (or a `\r` was in it); before the newline we write, it
+                    // would open a heredoc. `\<<X` is the same word (found by cargo fuzz).
                     self.out.push('\\');
                 }
                 self.out.push_str(&text);
