@@ -56,7 +56,9 @@ fn main() -> ExitCode {
         }
     };
     for warning in running.warnings() {
-        eprintln!("{:?}", miette::Report::new(warning.clone()));
+        if warning.severity() != miette::Severity::Advice {
+            eprintln!("{:?}", miette::Report::new(warning.clone()));
+        }
     }
     println!("profiling with {config}; working for {seconds} s in busy_work …");
     black_box(busy_work(Instant::now() + Duration::from_secs(seconds)));

@@ -292,9 +292,17 @@ fn run_config(
         guessed(adapter.map(ConfigFormat::from), file, &source),
         &options_for(file),
     )?;
-    print_diagnostics(&loaded.warnings);
+    // Notes (such as "Caddy cannot load this config") are for `validate`; `run` shows warnings.
+    let warnings = |diagnostics: &[Diagnostic]| -> Vec<Diagnostic> {
+        diagnostics
+            .iter()
+            .filter(|d| d.severity() != miette::Severity::Advice)
+            .cloned()
+            .collect()
+    };
+    print_diagnostics(&warnings(&loaded.warnings));
     let running = caddyprof::runtime::start(&loaded.config)?;
-    print_diagnostics(running.warnings());
+    print_diagnostics(&warnings(running.warnings()));
     let waited = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
