@@ -1,6 +1,6 @@
 //! Feeds arbitrary UTF-8 to the parser (with imports expanded against an empty temporary
 //! folder, and a fixed environment), the adapter, the JSON loader and the formatter. None may
-//! panic, and formatting must be idempotent.
+//! panic.
 
 #![no_main]
 
@@ -39,13 +39,6 @@ fuzz_target!(|text: &str| {
         let json = SourceFile::new("adapted.json", adapted.json.to_string());
         let _ = caddyprof::Config::load_json(&json);
     }
-    // Whitespace-only input formats to "", which is not a file to format again.
-    if let Ok(formatted) = syntax::format::format(&file)
-        && !formatted.is_empty()
-    {
-        // Formatting a formatted file must work and change nothing.
-        let again = syntax::format::format(&SourceFile::new("Profilingfile", formatted.as_str()))
-            .expect("formatted output parses");
-        assert_eq!(again, formatted, "format is not idempotent");
-    }
+    // Formatting must not panic either (its idempotence is the `format` target's job).
+    let _ = syntax::format::format(&file);
 });
