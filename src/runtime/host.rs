@@ -120,13 +120,18 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
             match StartedSink::start(settings) {
                 Ok(sink) => started.push((settings.clone(), sink)),
                 Err(message) => {
-                    // The Go module forgets this: stop what was started before failing.
+                    // The Go module forgets this: stop what was started before failing. (Not
+                    // with `block_on`: the caller may be inside an async runtime.)
                     let deadline = Instant::now() + STOP_DEADLINE;
-                    runtime.block_on(async {
+                    let (stopped, wait) = mpsc::channel();
+                    let started = std::mem::take(&mut started);
+                    runtime.spawn(async move {
                         for (_, sink) in &started {
                             sink.stop(deadline).await;
                         }
+                        let _ = stopped.send(());
                     });
+                    let _ = wait.recv_timeout(STOP_DEADLINE + STOP_MARGIN);
                     runtime.shutdown_background();
                     return Err(Diagnostic::error(format!(
                         "{}: cannot start: {message}",
