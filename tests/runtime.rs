@@ -420,6 +420,7 @@ fn caddyprof(args: &[&str], file: &Path) -> Child {
     Command::new(env!("CARGO_BIN_EXE_caddyprof"))
         .args(args)
         .arg(file)
+        .current_dir(file.parent().unwrap())
         .env("RUST_LOG", "info")
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
@@ -538,4 +539,54 @@ fn cli_run_stops_on_sigterm_with_a_final_upload() {
     assert_eq!(requests.len(), 1, "{log}");
     assert_eq!(requests[0].status, 200);
     assert_eq!(requests[0].query_value("units").as_deref(), Some("samples"));
+}
+
+/// A SIGTERM while the config is still being started stops the process cleanly too (exit 0),
+/// rather than killing it before its signal handlers are in place.
+#[test]
+fn cli_run_stops_cleanly_on_a_sigterm_during_start_up() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("caddy.json");
+    // The ignored `http` app makes a note on stderr before the runtime starts.
+    std::fs::write(
+        &file,
+        r#"{"apps": {"http": {}, "profiling": {"profile_types": ["cpu"], "profilers": [{"profiler": "file", "directory": "out", "interval": "1h"}]}}}"#,
+    )
+    .unwrap();
+    let mut child = caddyprof(&["run"], &file);
+    let lines = stderr_lines(&mut child);
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !log.contains("ignored") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no note about the http app:\n{log}");
+            }
+        }
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with the id of a child we have not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (status, took) = wait_bounded(&mut child, Duration::from_secs(10));
+    log.push_str(&collect_lines(&lines));
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(took <= STOP_BOUND, "took {took:?}\n{log}");
+    // The final flush wrote the (short) window.
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        written
+            .iter()
+            .any(|n| n.to_string_lossy().ends_with(".pb.gz")),
+        "{written:?}\n{log}"
+    );
 }
