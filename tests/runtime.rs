@@ -400,6 +400,35 @@ fn a_hung_server_does_not_hold_stop() {
     assert_eq!(host_threads_gone(Duration::from_secs(2)), 0);
 }
 
+#[test]
+fn stop_mid_retry_makes_one_last_attempt_and_returns_in_time() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    pyroscope.inject((0..50).map(|_| Fault::Status(503, "overloaded", None)));
+    let json = serde_json::json!({"apps": {"pyroscope": {
+        "server_address": pyroscope.url(), "application_name": "rt-retry", "upload_rate": "1s",
+        "parameters": {"profile_types": ["cpu"]},
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    black_box(hot_spin(Duration::from_millis(1500)));
+    // A window has ended and its upload was refused with a 503: it waits for its retry.
+    assert!(!pyroscope.requests().is_empty());
+    let (reports, took) = timed_stop(running);
+    assert!(took <= STOP_BOUND, "stop took {took:?}");
+    let uploads = reports[0].uploads.unwrap();
+    eprintln!("{uploads:?}");
+    assert_eq!(uploads.delivered, 0, "{uploads:?}");
+    assert!(uploads.failed >= 1, "{uploads:?}");
+    assert_eq!(
+        uploads.queued,
+        uploads.failed + uploads.abandoned,
+        "{uploads:?}"
+    );
+    assert!(pyroscope.requests().iter().all(|r| r.status == 503));
+}
+
 // ---------------------------------------------------------------------------------------------
 // The CLI
 // ---------------------------------------------------------------------------------------------
