@@ -4,6 +4,7 @@ use std::io::{IsTerminal, Read};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::task::Poll;
 use std::time::Duration;
 
 use caddyprof::load::{check_adapted, load_source, pretty_json};
@@ -286,38 +287,42 @@ fn run_config(
     log_format: LogFormat,
 ) -> Result<ExitCode, Error> {
     init_logging(log_format);
+    // Listen for SIGINT/SIGTERM before anything starts: a signal that arrives while the
+    // config is loaded or started then stops the run cleanly (exit 0, after the final flush)
+    // instead of killing the process with the default action.
+    let waiter = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Diagnostic::error(format!("cannot wait for signals: {e}")))?;
+    let mut shutdown = Box::pin(caddyprof::runtime::upload::shutdown_signal());
+    // `shutdown_signal` installs its handlers when first polled: poll it once now.
+    let early = waiter.block_on(std::future::poll_fn(|cx| {
+        Poll::Ready(shutdown.as_mut().poll(cx))
+    }));
     let source = read(file)?;
     let loaded = load_source(
         &source,
         guessed(adapter.map(ConfigFormat::from), file, &source),
         &options_for(file),
     )?;
-    // Notes (such as "Caddy cannot load this config") are for `validate`; `run` shows warnings.
-    let warnings = |diagnostics: &[Diagnostic]| -> Vec<Diagnostic> {
-        diagnostics
-            .iter()
-            .filter(|d| d.severity() != miette::Severity::Advice)
-            .cloned()
-            .collect()
-    };
-    print_diagnostics(&warnings(&loaded.warnings));
+    print_diagnostics(&loaded.warnings);
     let running = caddyprof::runtime::start(&loaded.config)?;
-    print_diagnostics(&warnings(running.warnings()));
-    let waited = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|e| Diagnostic::error(format!("cannot wait for signals: {e}")))?
-        .block_on(async {
+    print_diagnostics(running.warnings());
+    let waited = match early {
+        // Listening failed, or (on some platforms) a signal was already there.
+        Poll::Ready(result) => result,
+        Poll::Pending => waiter.block_on(async {
             match once {
                 Some(window) => {
                     tokio::select! {
                         () = tokio::time::sleep(window) => Ok(()),
-                        signal = caddyprof::runtime::upload::shutdown_signal() => signal,
+                        signal = &mut shutdown => signal,
                     }
                 }
-                None => caddyprof::runtime::upload::shutdown_signal().await,
+                None => shutdown.await,
             }
-        });
+        }),
+    };
     if let Err(e) = waited {
         tracing::warn!("cannot wait for signals: {e}; stopping");
     }

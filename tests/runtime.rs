@@ -1,0 +1,622 @@
+//! The runtime host end to end: real CPU sampling of this process, real HTTP to the strict fake
+//! servers on 127.0.0.1, real decoding of what they received. The CPU sampler is one per
+//! process, so the tests take turns (`SERIAL`). The fake servers run on a runtime of their own
+//! (`Running::stop` blocks its caller: it is never called from an async task).
+
+mod support;
+
+use std::hint::black_box;
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use caddyprof::profile::{decode, proto};
+use caddyprof::runtime::plan::PlanOptions;
+use caddyprof::runtime::{self, SinkReport};
+use support::{FakeServer, Fault, Kind, Recorded};
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// `Running::stop` returns within its 2 s deadline plus a margin; this is what we allow.
+const STOP_BOUND: Duration = Duration::from_millis(2500);
+
+/// A runtime for the fake servers, apart from the host's.
+fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn pyroscope_server(rt: &tokio::runtime::Runtime) -> FakeServer {
+    rt.block_on(FakeServer::start(Kind::Pyroscope {
+        prefix: String::new(),
+        tenant_required: false,
+    }))
+}
+
+/// Burns CPU for `duration` in this very function (a xorshift loop, no calls).
+#[inline(never)]
+fn hot_spin(duration: Duration) -> u64 {
+    let start = Instant::now();
+    let mut x = black_box(0x9e37_79b9_7f4a_7c15_u64);
+    while start.elapsed() < duration {
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        x = black_box(x);
+    }
+    x
+}
+
+/// Spins for at least `at_least`, then until the wall clock is 400–600 ms past a whole second,
+/// so that a stop right after leaves a last (partial) 1 s-aligned window of about half a
+/// second.
+fn hot_spin_to_mid_second(at_least: Duration) {
+    black_box(hot_spin(at_least));
+    let deadline = Instant::now() + Duration::from_secs(2);
+    loop {
+        let ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .subsec_millis();
+        if (400..600).contains(&ms) || Instant::now() > deadline {
+            return;
+        }
+        black_box(hot_spin(Duration::from_millis(10)));
+    }
+}
+
+fn function_names(profile: &proto::Profile, sample: &proto::Sample) -> Vec<String> {
+    let s = |i: i64| profile.string_table[i as usize].clone();
+    sample
+        .location_id
+        .iter()
+        .flat_map(|id| {
+            let location = profile.location.iter().find(|l| l.id == *id).unwrap();
+            location.line.iter().map(|line| {
+                let f = profile
+                    .function
+                    .iter()
+                    .find(|f| f.id == line.function_id)
+                    .unwrap();
+                s(f.name)
+            })
+        })
+        .collect()
+}
+
+/// `(samples, samples with hot_spin on their stack)`, by the `samples/count` value.
+fn hot_share(profile: &proto::Profile) -> (i64, i64) {
+    let mut total = 0;
+    let mut hot = 0;
+    for sample in &profile.sample {
+        total += sample.value[0];
+        if function_names(profile, sample)
+            .iter()
+            .any(|n| n.ends_with("hot_spin"))
+        {
+            hot += sample.value[0];
+        }
+    }
+    (total, hot)
+}
+
+fn dominated_by_hot_spin(profile: &proto::Profile, min_samples: i64) -> bool {
+    let (total, hot) = hot_share(profile);
+    total >= min_samples && hot * 2 > total
+}
+
+/// The CPU uploads a fake Pyroscope server accepted, decoded.
+fn pyroscope_cpu_profiles(requests: &[Recorded]) -> Vec<proto::Profile> {
+    requests
+        .iter()
+        .filter(|r| r.status == 200 && r.query_value("units").as_deref() == Some("samples"))
+        .map(|r| decode(&r.part("profile").expect("a profile part").data).unwrap())
+        .collect()
+}
+
+/// Threads of this process named `caddyprof` (the host runtime's).
+fn host_threads() -> usize {
+    std::fs::read_dir("/proc/self/task")
+        .map(|tasks| {
+            tasks
+                .filter_map(Result::ok)
+                .filter(|t| {
+                    std::fs::read_to_string(t.path().join("comm"))
+                        .is_ok_and(|name| name.trim() == "caddyprof")
+                })
+                .count()
+        })
+        .unwrap_or(0)
+}
+
+/// Waits (at most `within`) until the host's threads are gone; returns how many are left.
+fn host_threads_gone(within: Duration) -> usize {
+    let deadline = Instant::now() + within;
+    loop {
+        let n = host_threads();
+        if n == 0 || Instant::now() > deadline {
+            return n;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn timed_stop(running: runtime::Running) -> (Vec<SinkReport>, Duration) {
+    let began = Instant::now();
+    let reports = running.stop();
+    (reports, began.elapsed())
+}
+
+fn report<'a>(reports: &'a [SinkReport], path: &str) -> &'a SinkReport {
+    reports
+        .iter()
+        .find(|r| r.path == path)
+        .unwrap_or_else(|| panic!("no report for {path}: {reports:?}"))
+}
+
+#[test]
+fn profiling_host_sends_cpu_to_pyroscope_and_profefe() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    let profefe = rt.block_on(FakeServer::start(Kind::Profefe));
+    let json = serde_json::json!({"apps": {"profiling": {
+        "cpu_profile_rate": 100,
+        "profile_types": ["cpu"],
+        "profilers": [
+            {"profiler": "pyroscope", "server_address": pyroscope.url(),
+             "application_name": "rt-both", "upload_rate": "1s"},
+            {"profiler": "profefe", "address": profefe.url(), "service": "rt-both"},
+        ],
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    hot_spin_to_mid_second(Duration::from_secs(2));
+    let (reports, took) = timed_stop(running);
+    assert!(took <= STOP_BOUND, "stop took {took:?}");
+    assert_eq!(reports.len(), 2, "{reports:?}");
+
+    // Pyroscope: a window every second, and the last, partial one at stop.
+    let requests = pyroscope.requests();
+    let profiles = pyroscope_cpu_profiles(&requests);
+    assert!(!profiles.is_empty(), "{requests:?}");
+    let shares: Vec<(i64, i64)> = profiles.iter().map(hot_share).collect();
+    eprintln!("pyroscope windows (samples, hot_spin): {shares:?}");
+    assert!(
+        profiles.iter().any(|p| dominated_by_hot_spin(p, 20)),
+        "no window dominated by hot_spin: {shares:?}"
+    );
+    for r in &requests {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.query_value("sampleRate").as_deref(), Some("100"));
+        assert!(r.query_value("name").unwrap().starts_with("rt-both{"));
+    }
+    let py = report(&reports, "apps.profiling.profilers[0]");
+    assert!(py.is_clean(), "{py:?}");
+    let uploads = py.uploads.unwrap();
+    assert_eq!(uploads.delivered, requests.len() as u64, "{py:?}");
+    assert!(uploads.delivered >= 2, "{py:?}");
+
+    // profefe: its 15 s window is cut short by the stop; the final flush delivers it.
+    let requests = profefe.requests();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    let r = &requests[0];
+    assert_eq!(r.status, 200);
+    assert_eq!(r.query_value("type").as_deref(), Some("cpu"));
+    assert_eq!(r.query_value("service").as_deref(), Some("rt-both"));
+    let profile = decode(&r.body).unwrap();
+    let share = hot_share(&profile);
+    eprintln!("profefe window (samples, hot_spin): {share:?}");
+    assert!(dominated_by_hot_spin(&profile, 40), "{share:?}");
+    let pf = report(&reports, "apps.profiling.profilers[1]");
+    assert!(pf.is_clean(), "{pf:?}");
+    assert_eq!(pf.uploads.unwrap().delivered, 1, "{pf:?}");
+    assert_eq!(host_threads_gone(Duration::from_secs(2)), 0);
+}
+
+#[test]
+fn file_sink_from_a_profilingfile_writes_profiles_and_flame_graphs() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out profiles");
+    let file = dir.path().join("Profilingfile");
+    std::fs::write(
+        &file,
+        format!(
+            "profiling {{\n\tcpu_profile_rate 100\n\tfile {:?} {{\n\t\tinterval 1s\n\t\tflamegraph\n\t\tprofile_types cpu\n\t}}\n}}\n",
+            out.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let running = runtime::start_file(&file).unwrap();
+    hot_spin_to_mid_second(Duration::from_millis(2500));
+    let (reports, took) = timed_stop(running);
+    assert!(took <= STOP_BOUND, "stop took {took:?}");
+    let sink = report(&reports, "apps.profiling.profilers[0]");
+    assert!(sink.is_clean(), "{sink:?}");
+    assert!(sink.uploads.is_none());
+
+    let mut profiles: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_str().unwrap().ends_with(".pb.gz"))
+        .collect();
+    let svgs: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "svg"))
+        .collect();
+    // Names carry the window's UTC start: sorting them sorts by time.
+    profiles.sort();
+    assert!(profiles.len() >= 3, "{profiles:?}");
+    assert!(!svgs.is_empty(), "no flame graph among {:?}", sink.files);
+    for path in profiles.iter().chain(&svgs) {
+        assert!(sink.files.contains(path), "{path:?} not reported");
+    }
+    let svg = std::fs::read_to_string(&svgs[0]).unwrap();
+    assert!(
+        svg.starts_with("<?xml") || svg.starts_with("<svg"),
+        "{svg:.100}"
+    );
+    let decoded: Vec<proto::Profile> = profiles
+        .iter()
+        .map(|p| decode(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    let shares: Vec<(i64, i64)> = decoded.iter().map(hot_share).collect();
+    eprintln!("file windows (samples, hot_spin), oldest first: {shares:?}");
+    assert!(
+        decoded.iter().any(|p| dominated_by_hot_spin(p, 20)),
+        "no window dominated by hot_spin: {shares:?}"
+    );
+    // The newest, partial window (about half a second, flushed by stop): hot_spin is in it.
+    // Its share is not checked: on a loaded machine the host's own work (symbolizing,
+    // rendering the previous flame graph, unoptimized in a debug build) can take much of so
+    // short a window.
+    let (_, hot) = *shares.last().unwrap();
+    assert!(hot > 0, "{shares:?}");
+    assert!(
+        svgs.iter()
+            .any(|p| std::fs::read_to_string(p).unwrap().contains("hot_spin")),
+        "no flame graph shows hot_spin"
+    );
+}
+
+#[test]
+fn env_placeholders_are_resolved_and_an_unset_one_is_an_error() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    let config = |name: &str| {
+        let json = serde_json::json!({"apps": {"pyroscope": {
+            "server_address": pyroscope.url(), "application_name": name, "upload_rate": "1s",
+            "parameters": {"profile_types": ["cpu"]},
+        }}});
+        caddyprof::Config::from_json(&json.to_string()).unwrap()
+    };
+    let options = || PlanOptions {
+        env: Box::new(|name| (name == "RT_APP").then(|| "rt-env-app".to_owned())),
+        executable_name: "unused".into(),
+    };
+
+    let Err(error) = runtime::start_with(&config("{env.RT_UNSET}-x"), &options()) else {
+        panic!("started with an unset variable");
+    };
+    let message = error.render_plain();
+    assert!(message.contains("RT_UNSET"), "{message}");
+    assert!(
+        message.contains("apps.pyroscope.application_name"),
+        "{message}"
+    );
+
+    let running = runtime::start_with(&config("{env.RT_APP}{region=eu}"), &options()).unwrap();
+    black_box(hot_spin(Duration::from_millis(1200)));
+    let (reports, took) = timed_stop(running);
+    assert!(took <= STOP_BOUND, "stop took {took:?}");
+    assert!(reports[0].is_clean(), "{reports:?}");
+    let requests = pyroscope.requests();
+    assert!(!requests.is_empty());
+    for r in &requests {
+        assert_eq!(r.status, 200, "{r:?}");
+        let name = r.query_value("name").unwrap();
+        let (service, labels) = support::parse_labelset(&name).unwrap();
+        assert_eq!(service, "rt-env-app");
+        assert_eq!(labels.get("region").map(String::as_str), Some("eu"));
+    }
+}
+
+#[test]
+fn a_sink_that_fails_to_start_stops_the_ones_started_before() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    assert_eq!(host_threads_gone(Duration::from_secs(2)), 0);
+    // `app{novalue}` passes resolution (with a warning) but is no valid pyroscope name.
+    let json = serde_json::json!({"apps": {"profiling": {
+        "profile_types": ["cpu"],
+        "profilers": [
+            {"profiler": "pyroscope", "server_address": pyroscope.url(),
+             "application_name": "first", "upload_rate": "1s"},
+            {"profiler": "pyroscope", "server_address": pyroscope.url(),
+             "application_name": "app{novalue}", "upload_rate": "1s"},
+        ],
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let Err(error) = runtime::start(&config) else {
+        panic!("started with an invalid application name");
+    };
+    let message = error.render_plain();
+    assert!(
+        message.contains("apps.profiling.profilers[1]") && message.contains("application_name"),
+        "{message}"
+    );
+    // The first sink was started (a runtime, an uploader) and stopped: nothing is left
+    // running, and nothing is ever uploaded.
+    assert_eq!(host_threads_gone(Duration::from_secs(2)), 0);
+    black_box(hot_spin(Duration::from_millis(1500)));
+    assert!(
+        pyroscope.requests().is_empty(),
+        "{:?}",
+        pyroscope.requests()
+    );
+}
+
+#[test]
+fn a_hung_server_does_not_hold_stop() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    pyroscope.inject((0..20).map(|_| Fault::Hang(Duration::from_secs(60))));
+    let json = serde_json::json!({"apps": {"pyroscope": {
+        "server_address": pyroscope.url(), "application_name": "rt-hang", "upload_rate": "1s",
+        "parameters": {"profile_types": ["cpu"]},
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    black_box(hot_spin(Duration::from_millis(1500)));
+    // A window has ended by now: its upload hangs (the fake records it only once answered).
+    let (reports, took) = timed_stop(running);
+    assert!(took <= STOP_BOUND, "stop took {took:?}");
+    assert_eq!(reports.len(), 1, "{reports:?}");
+    let uploads = reports[0].uploads.unwrap();
+    eprintln!("{uploads:?}");
+    assert!(!reports[0].is_clean());
+    assert_eq!(uploads.delivered, 0, "{uploads:?}");
+    assert!(uploads.abandoned >= 1, "{uploads:?}");
+    assert_eq!(
+        uploads.queued,
+        uploads.abandoned + uploads.failed + uploads.dropped,
+        "{uploads:?}"
+    );
+    assert_eq!(host_threads_gone(Duration::from_secs(2)), 0);
+}
+
+#[test]
+fn stop_mid_retry_makes_one_last_attempt_and_returns_in_time() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    pyroscope.inject((0..50).map(|_| Fault::Status(503, "overloaded", None)));
+    let json = serde_json::json!({"apps": {"pyroscope": {
+        "server_address": pyroscope.url(), "application_name": "rt-retry", "upload_rate": "1s",
+        "parameters": {"profile_types": ["cpu"]},
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    black_box(hot_spin(Duration::from_millis(1500)));
+    // A window has ended and its upload was refused with a 503: it waits for its retry.
+    assert!(!pyroscope.requests().is_empty());
+    let (reports, took) = timed_stop(running);
+    assert!(took <= STOP_BOUND, "stop took {took:?}");
+    let uploads = reports[0].uploads.unwrap();
+    eprintln!("{uploads:?}");
+    assert_eq!(uploads.delivered, 0, "{uploads:?}");
+    assert!(uploads.failed >= 1, "{uploads:?}");
+    assert_eq!(
+        uploads.queued,
+        uploads.failed + uploads.abandoned,
+        "{uploads:?}"
+    );
+    assert!(pyroscope.requests().iter().all(|r| r.status == 503));
+}
+
+// ---------------------------------------------------------------------------------------------
+// The CLI
+// ---------------------------------------------------------------------------------------------
+
+fn pyroscope_profilingfile(dir: &Path, url: &str, upload_rate: &str) -> std::path::PathBuf {
+    let path = dir.join("cli.Profilingfile");
+    std::fs::write(
+        &path,
+        format!(
+            "pyroscope {url} {{\n\tapplication_name rt-cli\n\tupload_rate {upload_rate}\n\tprofile_types cpu\n}}\n"
+        ),
+    )
+    .unwrap();
+    path
+}
+
+fn caddyprof(args: &[&str], file: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_caddyprof"))
+        .args(args)
+        .arg(file)
+        .current_dir(file.parent().unwrap())
+        .env("RUST_LOG", "info")
+        .env("NO_COLOR", "1")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Waits for `child` at most `within`; kills it (and panics) past that. Returns the status
+/// and how long it took.
+fn wait_bounded(child: &mut Child, within: Duration) -> (ExitStatus, Duration) {
+    let began = Instant::now();
+    loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            return (status, began.elapsed());
+        }
+        if began.elapsed() > within {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("caddyprof still running after {within:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// Reads the child's stderr on a thread; the receiver gets each line.
+fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    rx
+}
+
+fn collect_lines(lines: &std::sync::mpsc::Receiver<String>) -> String {
+    let mut all = String::new();
+    while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
+        all.push_str(&line);
+        all.push('\n');
+    }
+    all
+}
+
+#[test]
+fn cli_run_once_pushes_one_window_and_reports_failure() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let file = pyroscope_profilingfile(dir.path(), &pyroscope.url(), "10s");
+    let mut child = caddyprof(&["run", "--once", "--window", "2s"], &file);
+    let lines = stderr_lines(&mut child);
+    let (status, took) = wait_bounded(&mut child, Duration::from_secs(20));
+    let log = collect_lines(&lines);
+    assert!(status.success(), "{status:?} after {took:?}\n{log}");
+    assert!(took < Duration::from_secs(5), "took {took:?}\n{log}");
+    let requests = pyroscope.requests();
+    assert!(!requests.is_empty(), "{log}");
+    for r in &requests {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.query_value("units").as_deref(), Some("samples"));
+        decode(&r.part("profile").unwrap().data).unwrap();
+    }
+
+    // The server is down: the window cannot be pushed, and the exit status says so.
+    let down = rt.block_on(FakeServer::free_addr());
+    let file = pyroscope_profilingfile(dir.path(), &format!("http://{down}"), "10s");
+    let mut child = caddyprof(&["run", "--once", "--window", "1s"], &file);
+    let lines = stderr_lines(&mut child);
+    let (status, took) = wait_bounded(&mut child, Duration::from_secs(20));
+    let log = collect_lines(&lines);
+    assert_eq!(status.code(), Some(1), "{status:?}\n{log}");
+    assert!(took < Duration::from_secs(6), "took {took:?}\n{log}");
+}
+
+#[test]
+fn cli_run_stops_on_sigterm_with_a_final_upload() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    // A rate long enough that only the final flush uploads anything.
+    let file = pyroscope_profilingfile(dir.path(), &pyroscope.url(), "1h");
+    let mut child = caddyprof(&["run"], &file);
+    let lines = stderr_lines(&mut child);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut log = String::new();
+    while !log.contains("profiling started") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("caddyprof did not start:\n{log}");
+            }
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(pyroscope.requests().is_empty());
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with the id of a child we have not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (status, took) = wait_bounded(&mut child, Duration::from_secs(10));
+    log.push_str(&collect_lines(&lines));
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(took <= STOP_BOUND, "took {took:?}\n{log}");
+    let requests = pyroscope.requests();
+    assert_eq!(requests.len(), 1, "{log}");
+    assert_eq!(requests[0].status, 200);
+    assert_eq!(requests[0].query_value("units").as_deref(), Some("samples"));
+}
+
+/// A SIGTERM while the config is still being started stops the process cleanly too (exit 0),
+/// rather than killing it before its signal handlers are in place.
+#[test]
+fn cli_run_stops_cleanly_on_a_sigterm_during_start_up() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("caddy.json");
+    // The ignored `http` app makes a note on stderr before the runtime starts.
+    std::fs::write(
+        &file,
+        r#"{"apps": {"http": {}, "profiling": {"profile_types": ["cpu"], "profilers": [{"profiler": "file", "directory": "out", "interval": "1h"}]}}}"#,
+    )
+    .unwrap();
+    let mut child = caddyprof(&["run"], &file);
+    let lines = stderr_lines(&mut child);
+    let mut log = String::new();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while !log.contains("ignored") {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("no note about the http app:\n{log}");
+            }
+        }
+    }
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with the id of a child we have not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    let (status, took) = wait_bounded(&mut child, Duration::from_secs(10));
+    log.push_str(&collect_lines(&lines));
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(took <= STOP_BOUND, "took {took:?}\n{log}");
+    // The final flush wrote the (short) window.
+    let written: Vec<_> = std::fs::read_dir(dir.path().join("out"))
+        .map(|d| d.map(|e| e.unwrap().file_name()).collect())
+        .unwrap_or_default();
+    assert!(
+        written
+            .iter()
+            .any(|n| n.to_string_lossy().ends_with(".pb.gz")),
+        "{written:?}\n{log}"
+    );
+}
