@@ -326,6 +326,8 @@ pub struct Outcome {
     pub start: Option<Duration>,
     /// Time to stop the profiler.
     pub stop: Option<Duration>,
+    /// Process CPU seconds spent starting the profiler.
+    pub start_cpu_seconds: Option<f64>,
     /// The profiler's own counters, free form (JSON value).
     pub details: String,
     pub uploads: usize,
@@ -367,6 +369,7 @@ impl Outcome {
             ("max_rss_mib", num(Some(self.max_rss_kib as f64 / 1024.0))),
             ("start_s", num(self.start.map(|d| d.as_secs_f64()))),
             ("stop_s", num(self.stop.map(|d| d.as_secs_f64()))),
+            ("start_cpu_s", num(self.start_cpu_seconds)),
             ("true_share_70", num(Some(true_share))),
         ];
         if self.mode == Mode::Profiled {

@@ -46,6 +46,7 @@ fn main() -> ExitCode {
 
     let mut running = None;
     let mut start = None;
+    let mut start_cpu_seconds = None;
     if options.mode == Mode::Profiled {
         let json = format!(
             r#"{{"apps":{{"pyroscope":{{"server_address":"{}","application_name":"overhead","upload_rate":"{}s","parameters":{{"cpu_profile_rate":{},"profile_types":["cpu"]}}}}}}}}"#,
@@ -58,6 +59,7 @@ fn main() -> ExitCode {
                 return ExitCode::FAILURE;
             }
         };
+        let cpu_before = common::rusage(libc::RUSAGE_SELF).0;
         let begin = Instant::now();
         match caddyprof::runtime::start(&config) {
             Ok(r) => running = Some(r),
@@ -67,6 +69,7 @@ fn main() -> ExitCode {
             }
         }
         start = Some(begin.elapsed());
+        start_cpu_seconds = Some(common::rusage(libc::RUSAGE_SELF).0 - cpu_before);
     }
 
     let workload = common::run_workload(rounds);
@@ -131,6 +134,7 @@ fn main() -> ExitCode {
         total,
         start,
         stop,
+        start_cpu_seconds,
         details,
         uploads: requests.len(),
         shares,

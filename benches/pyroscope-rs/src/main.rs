@@ -110,7 +110,9 @@ fn main() -> ExitCode {
 
     let mut agent = None;
     let mut start = None;
+    let mut start_cpu_seconds = None;
     if options.mode == Mode::Profiled {
+        let cpu_before = common::rusage(libc::RUSAGE_SELF).0;
         let begin = Instant::now();
         let built = PyroscopeAgentBuilder::new(
             &sink.address,
@@ -136,6 +138,7 @@ fn main() -> ExitCode {
             }
         }
         start = Some(begin.elapsed());
+        start_cpu_seconds = Some(common::rusage(libc::RUSAGE_SELF).0 - cpu_before);
     }
 
     let workload = common::run_workload(rounds);
@@ -191,6 +194,7 @@ fn main() -> ExitCode {
         total,
         start,
         stop,
+        start_cpu_seconds,
         details: "null".into(),
         uploads: requests.len(),
         shares,
