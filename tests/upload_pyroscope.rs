@@ -87,7 +87,10 @@ async fn cpu_upload_is_byte_for_byte_the_go_agents() {
     );
     assert_eq!(&part.data[..2], &[0x1f, 0x8b]);
     let pprof = decode_pprof(&part.data).unwrap();
-    assert_eq!(pprof.sample_types(), ["samples/count", "cpu/nanoseconds"]);
+    assert_eq!(
+        support::sample_types(&pprof),
+        ["samples/count", "cpu/nanoseconds"]
+    );
     assert_eq!(pprof.sample.len(), 3);
     // The layout of the Go agent's body: first delimiter, CRLF between parts, closing one.
     assert!(r.body.starts_with(format!("--{boundary}\r\n").as_bytes()));
@@ -179,7 +182,7 @@ async fn every_type_gets_the_go_query_and_sample_type_config() {
             .iter()
             .map(|(a, b)| format!("{a}/{b}"))
             .collect();
-        assert_eq!(pprof.sample_types(), expected);
+        assert_eq!(support::sample_types(&pprof), expected);
         match config {
             Some(json) => {
                 let part = r.part("sample_type_config").unwrap();

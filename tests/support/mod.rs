@@ -8,12 +8,11 @@
 #![allow(dead_code)]
 
 use std::collections::{BTreeMap, VecDeque};
-use std::io::{Read, Write};
+
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
-use prost::Message;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 
@@ -21,105 +20,45 @@ use tokio::net::{TcpListener, TcpStream};
 // pprof
 // ---------------------------------------------------------------------------------------------
 
-/// The pprof fields the tests need.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Pprof {
-    #[prost(message, repeated, tag = "1")]
-    pub sample_type: Vec<ValueType>,
-    #[prost(message, repeated, tag = "2")]
-    pub sample: Vec<Sample>,
-    #[prost(string, repeated, tag = "6")]
-    pub string_table: Vec<String>,
-    #[prost(int64, tag = "9")]
-    pub time_nanos: i64,
-    #[prost(int64, tag = "10")]
-    pub duration_nanos: i64,
-    #[prost(message, optional, tag = "11")]
-    pub period_type: Option<ValueType>,
-    #[prost(int64, tag = "12")]
-    pub period: i64,
-}
+/// A decoded pprof profile (the crate's own prost messages, which the Go captures check).
+pub type Pprof = caddyprof::profile::proto::Profile;
 
-/// A pprof `ValueType`.
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct ValueType {
-    #[prost(int64, tag = "1")]
-    pub r#type: i64,
-    #[prost(int64, tag = "2")]
-    pub unit: i64,
-}
-
-/// A pprof `Sample` (locations left out).
-#[derive(Clone, PartialEq, prost::Message)]
-pub struct Sample {
-    #[prost(uint64, repeated, tag = "1")]
-    pub location_id: Vec<u64>,
-    #[prost(int64, repeated, tag = "2")]
-    pub value: Vec<i64>,
-}
-
-impl Pprof {
-    /// `type/unit` of each sample type.
-    pub fn sample_types(&self) -> Vec<String> {
-        let s = |i: i64| {
-            self.string_table
-                .get(i as usize)
-                .cloned()
-                .unwrap_or_default()
-        };
-        self.sample_type
-            .iter()
-            .map(|t| format!("{}/{}", s(t.r#type), s(t.unit)))
-            .collect()
-    }
+/// `type/unit` of each sample type of `pprof`.
+pub fn sample_types(pprof: &Pprof) -> Vec<String> {
+    let s = |i: i64| {
+        pprof
+            .string_table
+            .get(i as usize)
+            .cloned()
+            .unwrap_or_default()
+    };
+    pprof
+        .sample_type
+        .iter()
+        .map(|t| format!("{}/{}", s(t.r#type), s(t.unit)))
+        .collect()
 }
 
 /// A small gzip pprof with `types` (such as `[("samples","count"),("cpu","nanoseconds")]`) and
 /// `samples` samples, each value `marker`.
 pub fn make_pprof(types: &[(&str, &str)], samples: usize, marker: i64) -> Vec<u8> {
-    let mut strings = vec![String::new()];
-    let mut index = |s: &str| {
-        strings.push(s.to_string());
-        (strings.len() - 1) as i64
-    };
-    let sample_type: Vec<ValueType> = types
-        .iter()
-        .map(|(t, u)| ValueType {
-            r#type: index(t),
-            unit: index(u),
-        })
-        .collect();
-    let profile = Pprof {
-        sample: (0..samples)
-            .map(|_| Sample {
-                location_id: vec![],
-                value: vec![marker; types.len()],
-            })
-            .collect(),
-        period_type: sample_type.last().cloned(),
-        sample_type,
-        string_table: strings,
-        time_nanos: 1,
-        duration_nanos: 1,
-        period: 1,
-    };
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&profile.encode_to_vec()).unwrap();
-    gz.finish().unwrap()
+    let mut builder = caddyprof::profile::ProfileBuilder::new();
+    for (ty, unit) in types {
+        builder.sample_type(ty, unit);
+    }
+    if let Some((ty, unit)) = types.last() {
+        builder.period(ty, unit, 1);
+    }
+    let values = vec![marker; types.len()];
+    for _ in 0..samples {
+        builder.add_sample_at(&[], &values, &[]);
+    }
+    builder.encode_gzip()
 }
 
 /// Decodes a pprof, gzip-compressed or not.
 pub fn decode_pprof(data: &[u8]) -> Result<Pprof, String> {
-    let raw = if data.starts_with(&[0x1f, 0x8b]) {
-        let mut out = Vec::new();
-        flate2::read::GzDecoder::new(data)
-            .read_to_end(&mut out)
-            .map_err(|e| format!("gzip: {e}"))?;
-        out
-    } else {
-        data.to_vec()
-    };
-    Pprof::decode(&raw[..]).map_err(|e| e.to_string())
+    caddyprof::profile::decode(data).map_err(|e| e.to_string())
 }
 
 /// The sample types of each profile type, as the Go runtime writes them.
