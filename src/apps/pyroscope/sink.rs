@@ -31,6 +31,8 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use base64::Engine as _;
+use base64::prelude::BASE64_STANDARD;
 use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
@@ -149,25 +151,6 @@ pub fn go_query_escape(value: &str) -> String {
     out
 }
 
-/// Standard base64 with padding (for `Authorization: Basic`).
-fn base64(input: &[u8]) -> String {
-    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::with_capacity(input.len().div_ceil(3) * 4);
-    for chunk in input.chunks(3) {
-        let n = (u32::from(chunk[0]) << 16)
-            | (u32::from(*chunk.get(1).unwrap_or(&0)) << 8)
-            | u32::from(*chunk.get(2).unwrap_or(&0));
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(ALPHABET[(n >> (18 - 6 * i)) as usize & 63] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// Where and how one pyroscope app uploads: everything about a request but the profile.
 #[derive(Clone)]
 pub struct IngestTarget {
@@ -206,7 +189,7 @@ impl IngestTarget {
                 "basic_auth",
                 format!(
                     "Basic {}",
-                    base64(format!("{user}:{}", password.expose()).as_bytes())
+                    BASE64_STANDARD.encode(format!("{user}:{}", password.expose()))
                 ),
             )),
             Auth::Bearer(token) => Some(("auth_token", format!("Bearer {}", token.expose()))),
@@ -370,15 +353,6 @@ impl PyroscopeSink {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn base64_matches_rfc4648() {
-        assert_eq!(base64(b""), "");
-        assert_eq!(base64(b"f"), "Zg==");
-        assert_eq!(base64(b"fo"), "Zm8=");
-        assert_eq!(base64(b"foo"), "Zm9v");
-        assert_eq!(base64(b"user:pass"), "dXNlcjpwYXNz");
-    }
 
     #[test]
     fn escape_matches_go() {
