@@ -21,6 +21,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
+use super::Profile;
+
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
@@ -522,6 +524,66 @@ fn loggable_url(url: &reqwest::Url) -> String {
     let _ = url.set_password(None);
     url.set_query(None);
     url.to_string()
+}
+
+/// What makes an upload request of a profile, for one kind of server.
+pub trait RequestTarget: Sized {
+    /// The resolved settings the target is made from.
+    type Settings;
+    /// The sink's name in logs (`pyroscope`).
+    const NAME: &'static str;
+    /// The target of `settings`; the error names the bad field (never a secret's value).
+    fn new(settings: &Self::Settings) -> Result<Self, String>;
+    /// The request for `profile`, or why it is not sent.
+    fn request(&self, profile: &Profile) -> Result<UploadRequest, String>;
+}
+
+/// A running HTTP sink: a [`RequestTarget`] and its [`Uploader`].
+pub struct HttpSink<T> {
+    target: T,
+    uploader: Uploader,
+}
+
+impl<T: RequestTarget> HttpSink<T> {
+    /// Starts the sink of `settings` on the current Tokio runtime, with `options` for its
+    /// queue.
+    pub fn start(settings: &T::Settings, options: UploaderOptions) -> Result<Self, String> {
+        let target = T::new(settings)?;
+        let uploader =
+            Uploader::start(options).map_err(|e| format!("{}: HTTP client: {e}", T::NAME))?;
+        Ok(HttpSink { target, uploader })
+    }
+
+    /// The request target.
+    pub fn target(&self) -> &T {
+        &self.target
+    }
+
+    /// Queues `profile` for upload without blocking. `false` when it is not sent (the target
+    /// does not send it, or the sink is stopping).
+    pub fn submit(&self, profile: &Profile) -> bool {
+        match self.target.request(profile) {
+            Ok(request) => self.uploader.push(request),
+            Err(reason) => {
+                tracing::debug!(
+                    "{}: {} profile not uploaded: {reason}",
+                    T::NAME,
+                    profile.profile_type
+                );
+                false
+            }
+        }
+    }
+
+    /// The upload counters.
+    pub fn stats(&self) -> UploadStats {
+        self.uploader.stats()
+    }
+
+    /// Stops with a best-effort flush, within `deadline` (see [`Uploader::stop`]).
+    pub async fn stop(&self, deadline: Duration) -> UploadStats {
+        self.uploader.stop(deadline).await
+    }
 }
 
 /// Waits for SIGINT or SIGTERM (Ctrl-C elsewhere than Unix): the host then stops every sink

@@ -22,7 +22,7 @@ use crate::config::ProfileType;
 use crate::runtime::Profile;
 use crate::runtime::plan::ProfefeSettings;
 use crate::runtime::upload::{
-    UploadRequest, UploadStats, Uploader, UploaderOptions, pprof_has_samples,
+    HttpSink, RequestTarget, UploadRequest, UploaderOptions, pprof_has_samples,
 };
 
 /// How often each enabled type is uploaded (the Go agent's tick).
@@ -55,9 +55,11 @@ pub struct ProfilesTarget {
     service: String,
 }
 
-impl ProfilesTarget {
-    /// The target of a resolved profefe sink.
-    pub fn new(settings: &ProfefeSettings) -> Self {
+impl RequestTarget for ProfilesTarget {
+    type Settings = ProfefeSettings;
+    const NAME: &'static str = "profefe";
+
+    fn new(settings: &ProfefeSettings) -> Result<Self, String> {
         let mut profiles_url = settings.address.clone();
         let path = format!(
             "{}/api/0/profiles",
@@ -66,12 +68,19 @@ impl ProfilesTarget {
         profiles_url.set_path(&path);
         profiles_url.set_query(None);
         profiles_url.set_fragment(None);
-        ProfilesTarget {
+        Ok(ProfilesTarget {
             profiles_url,
             service: settings.service.clone(),
-        }
+        })
     }
 
+    /// The request, or why it is not sent (no samples, or not a pprof).
+    fn request(&self, profile: &Profile) -> Result<UploadRequest, String> {
+        self.upload_request(profile)
+    }
+}
+
+impl ProfilesTarget {
     /// The service name sent.
     pub fn service(&self) -> &str {
         &self.service
@@ -90,7 +99,7 @@ impl ProfilesTarget {
     }
 
     /// The request for `profile`, or why it is not sent (no samples, or not a pprof).
-    pub fn request(&self, profile: &Profile) -> Result<UploadRequest, String> {
+    pub fn upload_request(&self, profile: &Profile) -> Result<UploadRequest, String> {
         match pprof_has_samples(&profile.pprof_gz) {
             Ok(true) => {}
             Ok(false) => return Err("the profile has no samples".into()),
@@ -105,52 +114,8 @@ impl ProfilesTarget {
     }
 }
 
-/// A running profefe sink: a [`ProfilesTarget`] and its [`Uploader`].
-pub struct ProfefeSink {
-    target: ProfilesTarget,
-    uploader: Uploader,
-}
-
-impl ProfefeSink {
-    /// Starts the sink on the current Tokio runtime, with `options` for its queue
-    /// ([`uploader_options`] for the defaults).
-    pub fn start(settings: &ProfefeSettings, options: UploaderOptions) -> Result<Self, String> {
-        let target = ProfilesTarget::new(settings);
-        let uploader =
-            Uploader::start(options).map_err(|e| format!("profefe: HTTP client: {e}"))?;
-        Ok(ProfefeSink { target, uploader })
-    }
-
-    /// The request target.
-    pub fn target(&self) -> &ProfilesTarget {
-        &self.target
-    }
-
-    /// Queues `profile` for upload without blocking. `false` when it is not sent: it has no
-    /// samples (or is not a pprof), or the sink is stopping.
-    pub fn submit(&self, profile: &Profile) -> bool {
-        match self.target.request(profile) {
-            Ok(request) => self.uploader.push(request),
-            Err(reason) => {
-                tracing::debug!(
-                    "profefe: {} profile not uploaded: {reason}",
-                    profile.profile_type
-                );
-                false
-            }
-        }
-    }
-
-    /// The upload counters.
-    pub fn stats(&self) -> UploadStats {
-        self.uploader.stats()
-    }
-
-    /// Stops with a best-effort flush, within `deadline` (see [`Uploader::stop`]).
-    pub async fn stop(&self, deadline: Duration) -> UploadStats {
-        self.uploader.stop(deadline).await
-    }
-}
+/// A running profefe sink.
+pub type ProfefeSink = HttpSink<ProfilesTarget>;
 
 #[cfg(test)]
 mod tests {
@@ -171,7 +136,7 @@ mod tests {
                 mutex_fraction: 0,
             },
         };
-        let t = ProfilesTarget::new(&settings);
+        let t = ProfilesTarget::new(&settings).unwrap();
         assert_eq!(
             t.url(ProfileType::Allocs).as_str(),
             "http://h:10100/base/api/0/profiles?labels=&service=my+svc&type=heap"

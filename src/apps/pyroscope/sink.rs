@@ -1,5 +1,5 @@
 //! The runtime side of the pyroscope app: turns [`Profile`]s into `POST {server_address}/ingest`
-//! requests exactly as pyroscope-go v1.2.0 sends them, and queues them on an [`Uploader`].
+//! requests exactly as pyroscope-go v1.2.0 sends them, and queues them on an [`Uploader`](crate::runtime::upload::Uploader).
 //!
 //! On the wire (checked against captures of the real Go agent):
 //!
@@ -29,7 +29,6 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
-use std::time::Duration;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
@@ -40,7 +39,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use crate::config::ProfileType;
 use crate::runtime::Profile;
 use crate::runtime::plan::{Auth, PyroscopeSettings};
-use crate::runtime::upload::{UploadRequest, UploadStats, Uploader, UploaderOptions, unix_nanos};
+use crate::runtime::upload::{HttpSink, RequestTarget, UploadRequest, unix_nanos};
 
 /// The `spyName` sent with every upload (stored by the server as the `pyroscope_spy` label).
 /// pyroscope-go sends `gospy`; this agent is not Go, so it names itself after Rust.
@@ -170,10 +169,11 @@ impl std::fmt::Debug for IngestTarget {
     }
 }
 
-impl IngestTarget {
-    /// The target of a resolved pyroscope sink. The error names the bad field (never a
-    /// secret's value).
-    pub fn new(settings: &PyroscopeSettings) -> Result<Self, String> {
+impl RequestTarget for IngestTarget {
+    type Settings = PyroscopeSettings;
+    const NAME: &'static str = "pyroscope";
+
+    fn new(settings: &PyroscopeSettings) -> Result<Self, String> {
         let mut ingest_url = settings.server_url.clone();
         let path = format!("{}/ingest", ingest_url.path().trim_end_matches('/'));
         ingest_url.set_path(&path);
@@ -213,6 +213,17 @@ impl IngestTarget {
         })
     }
 
+    fn request(&self, profile: &Profile) -> Result<UploadRequest, String> {
+        self.upload_request(profile).ok_or_else(|| {
+            format!(
+                "{} profiles are not sent to Pyroscope",
+                profile.profile_type
+            )
+        })
+    }
+}
+
+impl IngestTarget {
     /// The `name` query value (`app{__session_id__=…}`).
     pub fn name(&self) -> &str {
         &self.name
@@ -242,7 +253,7 @@ impl IngestTarget {
     }
 
     /// The upload request for `profile`, or `None` for a type that is not uploaded.
-    pub fn request(&self, profile: &Profile) -> Option<UploadRequest> {
+    pub fn upload_request(&self, profile: &Profile) -> Option<UploadRequest> {
         let url = self.url(profile)?;
         let config = sample_type_config(profile.profile_type);
         let boundary = boundary();
@@ -293,65 +304,13 @@ fn boundary() -> String {
     })
 }
 
-/// A running pyroscope sink: an [`IngestTarget`] and its [`Uploader`].
-pub struct PyroscopeSink {
-    target: IngestTarget,
-    uploader: Uploader,
-    upload_rate: Duration,
-}
-
-impl PyroscopeSink {
-    /// Starts the sink on the current Tokio runtime, with `options` for its queue
-    /// (`UploaderOptions::new("pyroscope")` for the defaults).
-    pub fn start(settings: &PyroscopeSettings, options: UploaderOptions) -> Result<Self, String> {
-        let target = IngestTarget::new(settings)?;
-        let uploader =
-            Uploader::start(options).map_err(|e| format!("pyroscope: HTTP client: {e}"))?;
-        Ok(PyroscopeSink {
-            target,
-            uploader,
-            upload_rate: settings.upload_rate,
-        })
-    }
-
-    /// The request target.
-    pub fn target(&self) -> &IngestTarget {
-        &self.target
-    }
-
-    /// The window length profiles should cover.
-    pub fn upload_rate(&self) -> Duration {
-        self.upload_rate
-    }
-
-    /// Queues `profile` for upload without blocking. `false` when it is not sent: a type the
-    /// sink does not upload (threadcreate), or the sink is stopping.
-    pub fn submit(&self, profile: &Profile) -> bool {
-        match self.target.request(profile) {
-            Some(request) => self.uploader.push(request),
-            None => {
-                tracing::debug!(
-                    "pyroscope: {} profiles are not uploaded",
-                    profile.profile_type
-                );
-                false
-            }
-        }
-    }
-
-    /// The upload counters.
-    pub fn stats(&self) -> UploadStats {
-        self.uploader.stats()
-    }
-
-    /// Stops with a best-effort flush, within `deadline` (see [`Uploader::stop`]).
-    pub async fn stop(&self, deadline: Duration) -> UploadStats {
-        self.uploader.stop(deadline).await
-    }
-}
+/// A running pyroscope sink.
+pub type PyroscopeSink = HttpSink<IngestTarget>;
 
 #[cfg(test)]
 mod tests {
+    use std::time::Duration;
+
     use super::*;
 
     #[test]
