@@ -211,8 +211,10 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
         "{hot_a} vs {hot_b}"
     );
 
-    // A window with no CPU work has few samples, and none of hot_loop. (The collector's own
-    // symbolization of new stacks is CPU work of this process too: settle it first.)
+    // A window with no CPU work has no hot_loop samples and far fewer samples than a busy
+    // one. Not none: the collector's own work after a window's boundary (encoding, and
+    // symbolizing addresses seen for the first time, slow in a debug build) falls into the
+    // next window; settle it first, but on a loaded machine tens of samples remain.
     first.collect().unwrap();
     second.collect().unwrap();
     first.collect().unwrap();
@@ -220,14 +222,17 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     let idle = decode(&first.collect().unwrap().pprof_gz).unwrap();
     check_cpu_shape(&idle, hz);
     let (total, hot) = share(&idle, "hot_loop");
-    if total > 7 {
+    if total > 0 {
         for sample in &idle.sample {
             let names = function_names(&idle, sample);
             eprintln!("{} {:?}", sample.value[0], &names[..names.len().min(8)]);
         }
     }
     assert_eq!(hot, 0);
-    assert!(total <= 7, "{total} samples while sleeping");
+    assert!(
+        total * 2 < total_a,
+        "{total} samples while sleeping, {total_a} while busy"
+    );
 
     // The second subscriber's next window holds only what happened since its own collection.
     black_box(hot_loop(Duration::from_millis(500)));
