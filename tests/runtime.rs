@@ -208,20 +208,30 @@ fn profiling_host_sends_cpu_to_pyroscope_and_profefe() {
     assert_eq!(uploads.delivered, requests.len() as u64, "{py:?}");
     assert!(uploads.delivered >= 2, "{py:?}");
 
-    // profefe: its 15 s window is cut short by the stop; the final flush delivers it.
+    // profefe: its windows are 15 s, aligned to multiples of 15 s: the stop's final flush
+    // delivers the last one, and a boundary may fall inside the run (then two uploads).
     let requests = profefe.requests();
-    assert_eq!(requests.len(), 1, "{requests:?}");
-    let r = &requests[0];
-    assert_eq!(r.status, 200);
-    assert_eq!(r.query_value("type").as_deref(), Some("cpu"));
-    assert_eq!(r.query_value("service").as_deref(), Some("rt-both"));
-    let profile = decode(&r.body).unwrap();
-    let share = hot_share(&profile);
-    eprintln!("profefe window (samples, hot_spin): {share:?}");
-    assert!(dominated_by_hot_spin(&profile, 40), "{share:?}");
+    assert!(matches!(requests.len(), 1 | 2), "{requests:?}");
+    let mut profiles = Vec::new();
+    for r in &requests {
+        assert_eq!(r.status, 200);
+        assert_eq!(r.query_value("type").as_deref(), Some("cpu"));
+        assert_eq!(r.query_value("service").as_deref(), Some("rt-both"));
+        profiles.push(decode(&r.body).unwrap());
+    }
+    let shares: Vec<(i64, i64)> = profiles.iter().map(hot_share).collect();
+    eprintln!("profefe windows (samples, hot_spin): {shares:?}");
+    let (total, hot) = shares
+        .iter()
+        .fold((0, 0), |(t, h), (total, hot)| (t + total, h + hot));
+    assert!(total >= 40 && hot * 2 > total, "{shares:?}");
     let pf = report(&reports, "apps.profiling.profilers[1]");
     assert!(pf.is_clean(), "{pf:?}");
-    assert_eq!(pf.uploads.unwrap().delivered, 1, "{pf:?}");
+    assert_eq!(
+        pf.uploads.unwrap().delivered,
+        requests.len() as u64,
+        "{pf:?}"
+    );
     assert_eq!(host_threads_gone(Duration::from_secs(2)), 0);
 }
 
