@@ -91,17 +91,17 @@ pub fn check_adapted(source: &SourceFile, adapted: &Adapted) -> Result<Loaded, E
     Ok(loaded)
 }
 
-/// Whether the adapter already warned about the field a config warning is about: config
-/// warnings start with the JSON path (`apps.profiling.cpu_profile_rate: …`), adapter warnings
-/// with the directive name (`cpu_profile_rate 5000 is …`).
+/// Whether the adapter already said what a config warning says: config warnings start with
+/// the JSON path (`apps.profiling.cpu_profile_rate: …`); the adapter's start with the
+/// directive name (`cpu_profile_rate 5000 is …`), or say the same after the path.
 fn already_reported(warning: &Diagnostic, adapter_warnings: &[Diagnostic]) -> bool {
-    let Some((path, _)) = warning.message().split_once(": ") else {
+    let Some((path, said)) = warning.message().split_once(": ") else {
         return false;
     };
     let field = path.rsplit('.').next().unwrap_or(path);
     adapter_warnings
         .iter()
-        .any(|w| w.message().split_whitespace().next() == Some(field))
+        .any(|w| w.message() == said || w.message().split_whitespace().next() == Some(field))
 }
 
 /// Tab-indented JSON, like `caddy adapt --pretty`.

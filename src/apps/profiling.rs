@@ -280,6 +280,15 @@ pub fn adapt(
             if fields.set_by("profilers").is_none() {
                 fields.set("profilers", Value::Null, &directive.name)?;
             }
+            if EXTENSION_PROFILERS.contains(&name) {
+                warnings.push(
+                    Diagnostic::advice(format!(
+                        "the '{name}' profiler is a caddyprof extension: Caddy cannot load this \
+                         configuration"
+                    ))
+                    .label(&directive.name.location, "caddyprof extension"),
+                );
+            }
             let child = read_profiler(
                 spec,
                 directive.args.first(),
