@@ -94,20 +94,10 @@ fn panic_heavy(until: Instant) -> u64 {
 }
 
 fn names(profile: &proto::Profile, sample: &proto::Sample) -> Vec<String> {
-    sample
-        .location_id
-        .iter()
-        .flat_map(|id| {
-            let location = profile.location.iter().find(|l| l.id == *id).unwrap();
-            location.line.iter().map(|line| {
-                let f = profile
-                    .function
-                    .iter()
-                    .find(|f| f.id == line.function_id)
-                    .unwrap();
-                profile.string_table[f.name as usize].clone()
-            })
-        })
+    caddyprof::profile::Symbols::new(profile)
+        .stack(sample)
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 

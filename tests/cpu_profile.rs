@@ -37,20 +37,10 @@ fn s(profile: &proto::Profile, index: i64) -> &str {
 }
 
 fn function_names(profile: &proto::Profile, sample: &proto::Sample) -> Vec<String> {
-    sample
-        .location_id
-        .iter()
-        .flat_map(|id| {
-            let location = profile.location.iter().find(|l| l.id == *id).unwrap();
-            location.line.iter().map(|line| {
-                let f = profile
-                    .function
-                    .iter()
-                    .find(|f| f.id == line.function_id)
-                    .unwrap();
-                s(profile, f.name).to_owned()
-            })
-        })
+    caddyprof::profile::Symbols::new(profile)
+        .stack(sample)
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 

@@ -77,21 +77,10 @@ fn hot_spin_to_mid_second(at_least: Duration) {
 }
 
 fn function_names(profile: &proto::Profile, sample: &proto::Sample) -> Vec<String> {
-    let s = |i: i64| profile.string_table[i as usize].clone();
-    sample
-        .location_id
-        .iter()
-        .flat_map(|id| {
-            let location = profile.location.iter().find(|l| l.id == *id).unwrap();
-            location.line.iter().map(|line| {
-                let f = profile
-                    .function
-                    .iter()
-                    .find(|f| f.id == line.function_id)
-                    .unwrap();
-                s(f.name)
-            })
-        })
+    caddyprof::profile::Symbols::new(profile)
+        .stack(sample)
+        .into_iter()
+        .map(str::to_owned)
         .collect()
 }
 

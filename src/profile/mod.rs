@@ -413,19 +413,7 @@ pub fn decode(bytes: &[u8]) -> Result<proto::Profile, DecodeError> {
 /// assert_eq!(fold(&builder.build(), 0), [("main".to_owned(), 1), ("main;work".to_owned(), 5)]);
 /// ```
 pub fn fold(profile: &proto::Profile, value_index: usize) -> Vec<(String, u64)> {
-    let string = |i: i64| {
-        usize::try_from(i)
-            .ok()
-            .and_then(|i| profile.string_table.get(i))
-            .map_or("?", String::as_str)
-    };
-    let functions: HashMap<u64, &str> = profile
-        .function
-        .iter()
-        .map(|f| (f.id, string(f.name)))
-        .collect();
-    let locations: HashMap<u64, &proto::Location> =
-        profile.location.iter().map(|l| (l.id, l)).collect();
+    let symbols = Symbols::new(profile);
     let mut folded: std::collections::BTreeMap<String, u64> = Default::default();
     for sample in &profile.sample {
         let value = sample
@@ -436,18 +424,64 @@ pub fn fold(profile: &proto::Profile, value_index: usize) -> Vec<(String, u64)> 
         if value == 0 {
             continue;
         }
-        // Locations are leaf first, and a location's inlined lines innermost first.
-        let frames: Vec<&str> = sample
-            .location_id
-            .iter()
-            .rev()
-            .filter_map(|id| locations.get(id))
-            .flat_map(|location| location.line.iter().rev())
-            .map(|line| functions.get(&line.function_id).copied().unwrap_or("?"))
-            .collect();
+        let mut frames = symbols.stack(sample);
+        frames.reverse();
         *folded.entry(frames.join(";")).or_default() += value;
     }
     folded.into_iter().collect()
+}
+
+/// The function names of a decoded profile's stacks.
+///
+/// ```
+/// use caddyprof::profile::{Frame, ProfileBuilder, Symbols};
+///
+/// let mut builder = ProfileBuilder::new();
+/// builder.sample_type("samples", "count");
+/// builder.add_sample(&[Frame::new("work"), Frame::new("main")], &[1], &[]);
+/// let profile = builder.build();
+/// assert_eq!(Symbols::new(&profile).stack(&profile.sample[0]), ["work", "main"]);
+/// ```
+pub struct Symbols<'a> {
+    functions: HashMap<u64, &'a str>,
+    locations: HashMap<u64, &'a proto::Location>,
+}
+
+impl<'a> Symbols<'a> {
+    /// Indexes `profile`'s functions and locations.
+    pub fn new(profile: &'a proto::Profile) -> Self {
+        let string = |i: i64| {
+            usize::try_from(i)
+                .ok()
+                .and_then(|i| profile.string_table.get(i))
+                .map_or("?", String::as_str)
+        };
+        Symbols {
+            functions: profile
+                .function
+                .iter()
+                .map(|f| (f.id, string(f.name)))
+                .collect(),
+            locations: profile.location.iter().map(|l| (l.id, l)).collect(),
+        }
+    }
+
+    /// The function names of `sample`'s stack, leaf first (a location's inlined frames
+    /// innermost first); `?` for an unknown function.
+    pub fn stack(&self, sample: &proto::Sample) -> Vec<&'a str> {
+        sample
+            .location_id
+            .iter()
+            .filter_map(|id| self.locations.get(id))
+            .flat_map(|location| location.line.iter())
+            .map(|line| {
+                self.functions
+                    .get(&line.function_id)
+                    .copied()
+                    .unwrap_or("?")
+            })
+            .collect()
+    }
 }
 
 #[cfg(test)]
