@@ -1,68 +1,36 @@
 //! The process-wide CPU collector.
 //!
-//! One `pprof` (pprof-rs 0.15) [`ProfilerGuard`] samples the whole process for its whole
-//! lifetime: `setitimer(ITIMER_PROF)` delivers SIGPROF at the configured frequency to a
-//! running thread, whose stack is unwound in the signal handler and counted. The guard is
-//! created on first use ([`start`] or [`subscribe`]) and never dropped: recreating it leaks
-//! memory and risks a stray SIGPROF killing the process (protocols.md §5.4).
+//! One sampler ([`super::sampler`]: a SIGPROF handler, its timer and a fixed ring) samples the
+//! whole process. It starts on first use ([`start`] or [`subscribe`]); its signal handler then
+//! stays installed for the process's lifetime, and its timer runs while at least one
+//! [`CpuSubscription`] is alive. A collector thread (`caddyprof-cpu`) drains the ring every
+//! [`DRAIN_INTERVAL`] into per-subscription windows.
 //!
 //! **The frequency is fixed once started.** It is the one given to the first [`start`] or
 //! [`subscribe`]; start the collector with the highest rate any sink wants before subscribing
-//! (`start(max_rate)`). A later, different request keeps the running rate (a warning is logged
-//! to stderr, and [`CpuSubscription::frequency`] tells the rate in use).
+//! (`start(max_rate)`). A later, different request keeps the running rate (a warning is
+//! logged, and [`CpuSubscription::frequency`] tells the rate in use).
 //!
 //! Every sink [`subscribe`]s and gets, at each [`CpuSubscription::collect`], a profile of the
-//! samples taken since its own previous collection: pprof-rs's counts are cumulative, so the
-//! collector keeps one counter per stack and each subscription keeps its own baseline. Two
-//! sinks both asking for cpu both get every sample.
+//! samples taken since its own previous collection: each drained sample is counted in every
+//! live subscription's window. Two sinks both asking for cpu both get every sample.
 //!
-//! # Unwinder and blocklist (measured; see `examples/cpu_blocklist.rs`)
+//! # Memory
 //!
-//! pprof 0.15.0 offers three unwinders:
-//! - `frame-pointer`: signal-safe, but starts from the frame pointer and never records the
-//!   interrupted PC, so the innermost function of every sample is lost (a hot leaf function
-//!   shows 0 %, protocols.md §5.4b), and it needs every frame compiled with frame pointers
-//!   (glibc's are not). Rejected.
-//! - `framehop-unwinder`: allocates inside the signal handler in 0.15.0 (a hang on the malloc
-//!   lock, pyroscope-rs#252; fixed upstream after 0.15.0). Rejected.
-//! - the default, libgcc's `_Unwind_Backtrace` through backtrace-rs: keeps the leaf. Its
-//!   classic deadlock was the loader lock taken by `dl_iterate_phdr` while finding FDEs; GCC ≥ 12
-//!   with glibc ≥ 2.35 find them with the lock-free `_dl_find_object` instead (this machine and
-//!   Debian 12: gcc 12.2, glibc 2.36). **Chosen.**
-//!
-//! pprof's usual blocklist (`libc`, `libgcc`, `pthread`, `vdso`) drops every sample whose PC
-//! is inside those libraries. We block only `libgcc` and `vdso`, and keep the samples taken
-//! inside libc (malloc, free, memset): see [`DEFAULT_BLOCKLIST`] for the measurements.
-//!
-//! Unwinding uses the unwind tables (`.eh_frame`), so no frame-pointer build flag is needed.
-//!
-//! # Symbolization
-//!
-//! Stacks are kept unresolved (instruction addresses). A stack is symbolized the first time
-//! a profile contains it, and each address only once (a cache keyed by instruction address,
-//! holding the location's function names, files and lines). The first collection that needs
-//! no new address drops backtrace-rs's DWARF caches ([`backtrace::clear_symbol_cache`]):
-//! once the set of hot stacks is known, new addresses are rare, and keeping the parsed debug
-//! info of the whole binary resident is what costs the peers 150–190 MiB of RSS. (Clearing
-//! after every batch instead made each later batch re-read and re-parse the debug info: about
-//! 1.5 s of CPU per batch in a debug build, visible in the next window's profile.)
-//! The memory freed is handed back to the kernel with `malloc_trim` (glibc).
-//!
-//! Measured RSS (`examples/cpu_blocklist.rs`, debug build of a 36 MB binary with full debug
-//! info, 100 Hz): 2.7 MiB before starting; 148 MiB once pprof-rs has started, which
-//! symbolizes one backtrace of its own (its sample table, 4096 × 4 entries of up to 128
-//! 32-byte frames, is about 68 MiB of that); 71 MiB after we drop that symbolizer state;
-//! 153–157 MiB while the first profile is symbolized (0.4 s); back to 74 MiB once no new
-//! address comes. The peers stay at 150–190 MiB. What remains is pprof-rs's own table.
+//! The ring is about 0.5 MiB. Distinct stacks are kept (as addresses) while a window still
+//! counts them; when there are more than [`MAX_STACKS`], the ones no open window holds are
+//! forgotten. A stack is symbolized the first time a profile contains it, each address once
+//! ([`super::symbolize`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use pprof::{ProfilerGuard, ProfilerGuardBuilder};
-
+use super::sampler::{self, SamplerError};
+use super::symbolize::symbolizer;
 use crate::config::ProfileType;
-use crate::profile::{Frame, Label, LocationId, ProfileBuilder};
+use crate::profile::{Label, LocationId, ProfileBuilder};
 use crate::runtime::Profile;
 
 /// The sampling frequency when none is configured (`cpu_profile_rate` 0 or unset), in Hz.
@@ -110,59 +78,47 @@ impl Default for CpuOptions {
 /// Why the CPU collector cannot work.
 #[derive(Debug, thiserror::Error)]
 pub enum CpuError {
-    /// The sampler could not start (another pprof-rs profiler is running in this process, or
-    /// the timer could not be set).
+    /// The sampler could not start (an unsupported platform, or a failed system call).
     #[error("cannot start the CPU profiler: {0}")]
-    Start(pprof::Error),
-    /// The samples could not be read.
-    #[error("cannot read the CPU samples: {0}")]
-    Report(pprof::Error),
+    Start(#[from] SamplerError),
 }
 
-/// (thread id, function start addresses): how pprof-rs itself tells stacks apart.
-type StackKey = (u64, Vec<usize>);
+/// How often the collector thread moves samples from the ring into the windows.
+pub const DRAIN_INTERVAL: Duration = Duration::from_millis(200);
 
-/// One distinct stack seen by the profiler.
+/// Distinct stacks kept before those no open window counts are forgotten.
+pub const MAX_STACKS: usize = 4096;
+
+/// A distinct stack: the `thread` label (the thread's name, or its id) and the addresses.
+type StackKey = (Box<str>, Box<[usize]>);
+
 struct Stack {
-    /// Its cumulative sample count since the profiler started.
-    total: i64,
-    /// The `thread` label: the thread's name, or its id.
-    thread: String,
-    /// Instruction addresses, leaf first, as unwound (signal handler frames included).
-    ips: Vec<usize>,
-    /// The symbolized locations (indexes into `Collector::locations`), once needed.
+    key: Arc<StackKey>,
+    /// The symbolized locations (indexes into the symbolizer), once needed.
     resolved: Option<Vec<usize>>,
 }
 
-/// A symbolized instruction address.
-struct ResolvedLocation {
-    address: u64,
-    /// Innermost (inlined) first.
-    lines: Vec<Frame<'static>>,
-    /// Whether this is pprof-rs's signal handler (it and the frame after it are dropped).
-    is_handler: bool,
-}
-
 struct Collector {
-    guard: ProfilerGuard<'static>,
     frequency: u32,
-    index: HashMap<StackKey, usize>,
+    /// The live subscriptions' windows: stack index → samples.
+    windows: HashMap<u64, HashMap<usize, i64>>,
+    next_subscription: u64,
+    index: HashMap<Arc<StackKey>, usize>,
     stacks: Vec<Stack>,
-    /// The symbol cache: instruction address → location.
-    by_ip: HashMap<usize, usize>,
-    locations: Vec<ResolvedLocation>,
-    /// Whether backtrace-rs holds parsed debug info we may drop.
-    symbol_cache_warm: bool,
+    /// Samples dropped by the sampler, as last reported.
+    dropped: sampler::Dropped,
+    drainer: Option<std::thread::Thread>,
 }
 
 static COLLECTOR: Mutex<Option<Collector>> = Mutex::new(None);
 
-fn lock() -> std::sync::MutexGuard<'static, Option<Collector>> {
+fn lock() -> MutexGuard<'static, Option<Collector>> {
     COLLECTOR.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 /// Starts the process-wide sampler at `frequency` Hz (0: [`DEFAULT_FREQUENCY`]) with the
-/// default blocklist, unless it is already running; returns the frequency in use.
+/// default blocklist, unless it is already started; returns the frequency in use. Samples
+/// are taken while a subscription is alive.
 pub fn start(frequency: u32) -> Result<u32, CpuError> {
     start_with(CpuOptions {
         frequency,
@@ -170,7 +126,7 @@ pub fn start(frequency: u32) -> Result<u32, CpuError> {
     })
 }
 
-/// Starts the process-wide sampler with `options`, unless it is already running (then the
+/// Starts the process-wide sampler with `options`, unless it is already started (then the
 /// options are ignored); returns the frequency in use.
 pub fn start_with(options: CpuOptions) -> Result<u32, CpuError> {
     let mut collector = lock();
@@ -187,31 +143,24 @@ fn started(
         options.frequency
     };
     if collector.is_none() {
-        let hz = i32::try_from(wanted).unwrap_or(i32::MAX);
-        let guard = ProfilerGuardBuilder::default()
-            .frequency(hz)
-            .blocklist(&options.blocklist)
-            .build()
-            .map_err(CpuError::Start)?;
-        // pprof-rs warms backtrace-rs's symbolizer when it starts (it symbolizes one backtrace
-        // of its own): drop that until a profile needs it.
-        release_symbol_cache();
+        sampler::install(&options.blocklist)?;
         *collector = Some(Collector {
-            guard,
             frequency: wanted,
+            windows: HashMap::new(),
+            next_subscription: 0,
             index: HashMap::new(),
             stacks: Vec::new(),
-            by_ip: HashMap::new(),
-            locations: Vec::new(),
-            symbol_cache_warm: false,
+            dropped: sampler::dropped(),
+            drainer: None,
         });
     }
     let running = collector.as_mut().expect("just started");
     if running.frequency != wanted {
-        eprintln!(
-            "caddyprof: the CPU profiler already runs at {} Hz; {} Hz asked for later is not \
-             used (the rate is fixed once started)",
-            running.frequency, wanted
+        tracing::warn!(
+            "the CPU profiler already runs at {} Hz; {} Hz asked for later is not used (the \
+             rate is fixed once started)",
+            running.frequency,
+            wanted
         );
     }
     Ok(running)
@@ -234,21 +183,63 @@ pub fn subscribe(frequency: u32) -> Result<CpuSubscription, CpuError> {
             ..CpuOptions::default()
         },
     )?;
-    collector.refresh()?;
+    if collector.windows.is_empty() {
+        sampler::set_frequency(collector.frequency)?;
+    } else {
+        // Samples taken so far belong to the windows already open.
+        collector.drain();
+    }
+    if collector.drainer.is_none() {
+        let thread = std::thread::Builder::new()
+            .name("caddyprof-cpu".into())
+            .spawn(drain_loop)
+            .map_err(|error| SamplerError::System {
+                call: "spawning the collector thread",
+                error,
+            })?;
+        collector.drainer = Some(thread.thread().clone());
+    }
+    let id = collector.next_subscription;
+    collector.next_subscription += 1;
+    collector.windows.insert(id, HashMap::new());
+    if let Some(drainer) = &collector.drainer {
+        drainer.unpark();
+    }
     Ok(CpuSubscription {
-        baseline: collector.stacks.iter().map(|s| s.total).collect(),
+        id,
         frequency: collector.frequency,
         start: SystemTime::now(),
         started: Instant::now(),
     })
 }
 
+/// The collector thread: drains the ring while someone subscribes, sleeps otherwise.
+fn drain_loop() {
+    loop {
+        let active = {
+            let mut guard = lock();
+            match guard.as_mut() {
+                Some(collector) if !collector.windows.is_empty() => {
+                    collector.drain();
+                    true
+                }
+                _ => false,
+            }
+        };
+        if active {
+            std::thread::park_timeout(DRAIN_INTERVAL);
+        } else {
+            std::thread::park();
+        }
+    }
+}
+
 /// One consumer's view of the CPU samples: each [`collect`](Self::collect) returns the
-/// samples taken since this subscription's previous collection.
+/// samples taken since this subscription's previous collection. Dropping the last
+/// subscription stops the sampling timer.
 #[derive(Debug)]
 pub struct CpuSubscription {
-    /// Per stack (index in the collector), the cumulative count at the last collection.
-    baseline: Vec<i64>,
+    id: u64,
     frequency: u32,
     start: SystemTime,
     started: Instant,
@@ -269,28 +260,25 @@ impl CpuSubscription {
     /// `samples/count` and `cpu/nanoseconds`, period type `cpu/nanoseconds`, period
     /// 1e9/frequency, the window's start and length, and a `thread` label on every sample.
     /// The next window starts now.
-    pub fn collect(&mut self) -> Result<Profile, CpuError> {
+    pub fn collect(&mut self) -> Profile {
         let period = 1_000_000_000 / i64::from(self.frequency);
         let mut guard = lock();
         let collector = guard
             .as_mut()
             .expect("a subscription implies a started collector");
-        collector.refresh()?;
+        collector.drain();
         let end = SystemTime::now();
         let elapsed = self.started.elapsed();
         let duration = end
             .duration_since(self.start)
             .unwrap_or(elapsed)
             .max(Duration::from_nanos(1));
-
-        let mut deltas = Vec::new();
-        for (i, stack) in collector.stacks.iter().enumerate() {
-            let before = self.baseline.get(i).copied().unwrap_or(0);
-            if stack.total > before {
-                deltas.push((i, stack.total - before));
-            }
-        }
-        self.baseline = collector.stacks.iter().map(|s| s.total).collect();
+        let window = collector
+            .windows
+            .insert(self.id, HashMap::new())
+            .unwrap_or_default();
+        let mut counts: Vec<(usize, i64)> = window.into_iter().collect();
+        counts.sort_unstable();
 
         let mut builder = ProfileBuilder::new();
         builder
@@ -299,18 +287,18 @@ impl CpuSubscription {
             .default_sample_type("cpu")
             .period("cpu", "nanoseconds", period)
             .window(self.start, duration);
-        collector.resolve(deltas.iter().map(|&(i, _)| i));
+        let mut symbolizer = symbolizer();
         let mut ids: HashMap<usize, LocationId> = HashMap::new();
-        for (i, count) in deltas {
-            let stack = &collector.stacks[i];
-            let locations: Vec<LocationId> = stack
+        for (i, count) in counts {
+            let stack = &mut collector.stacks[i];
+            let resolved = stack
                 .resolved
-                .as_deref()
-                .unwrap_or_default()
+                .get_or_insert_with(|| symbolizer.resolve(&stack.key.1));
+            let locations: Vec<LocationId> = resolved
                 .iter()
                 .map(|&l| {
                     *ids.entry(l).or_insert_with(|| {
-                        let location = &collector.locations[l];
+                        let location = symbolizer.location(l);
                         builder.location(location.address, &location.lines)
                     })
                 })
@@ -318,143 +306,113 @@ impl CpuSubscription {
             builder.add_sample_at(
                 &locations,
                 &[count, count * period],
-                &[Label::str("thread", &stack.thread)],
+                &[Label::str("thread", &stack.key.0)],
             );
         }
+        symbolizer.end_batch();
+        drop(symbolizer);
+        collector.forget_old_stacks();
         drop(guard);
         self.start = end;
         self.started = Instant::now();
-        Ok(builder.into_profile(ProfileType::Cpu))
+        builder.into_profile(ProfileType::Cpu)
+    }
+}
+
+impl Drop for CpuSubscription {
+    fn drop(&mut self) {
+        let mut guard = lock();
+        if let Some(collector) = guard.as_mut() {
+            collector.windows.remove(&self.id);
+            if collector.windows.is_empty() {
+                if let Err(e) = sampler::set_frequency(0) {
+                    tracing::warn!("cannot stop the CPU profiler's timer: {e}");
+                }
+                collector.drain();
+            }
+        }
     }
 }
 
 impl Collector {
-    /// Reads pprof-rs's cumulative counts (unresolved, under its lock only briefly) and
-    /// updates the per-stack totals, adding new stacks unresolved.
-    fn refresh(&mut self) -> Result<(), CpuError> {
-        let report = self
-            .guard
-            .report()
-            .build_unresolved()
-            .map_err(CpuError::Report)?;
-        for (frames, count) in report.data {
-            let key: StackKey = (
-                frames.thread_id,
-                frames
-                    .frames
-                    .iter()
-                    .map(|f| f.symbol_address() as usize)
-                    .collect(),
-            );
-            let count = count as i64;
-            match self.index.get(&key) {
-                Some(&i) => self.stacks[i].total = self.stacks[i].total.max(count),
+    /// Moves the ring's samples into every open window.
+    fn drain(&mut self) {
+        let mut key_buf: Vec<usize> = Vec::with_capacity(sampler::MAX_DEPTH);
+        let mut tid_buf = String::new();
+        let Collector {
+            windows,
+            index,
+            stacks,
+            ..
+        } = self;
+        sampler::drain(|sample| {
+            let thread = if sample.name.is_empty() {
+                tid_buf.clear();
+                write!(tid_buf, "{}", sample.tid).expect("writing to a String");
+                tid_buf.as_str()
+            } else {
+                std::str::from_utf8(sample.name).unwrap_or("?")
+            };
+            key_buf.clear();
+            key_buf.extend_from_slice(sample.stack);
+            let key: StackKey = (thread.into(), key_buf.as_slice().into());
+            let i = match index.get(&key) {
+                Some(&i) => i,
                 None => {
-                    let name = &frames.thread_name[..frames.thread_name_length];
-                    let thread = if name.is_empty() {
-                        frames.thread_id.to_string()
-                    } else {
-                        String::from_utf8_lossy(name).into_owned()
-                    };
-                    self.index.insert(key, self.stacks.len());
-                    self.stacks.push(Stack {
-                        total: count,
-                        thread,
-                        ips: frames.frames.iter().map(|f| f.ip() as usize).collect(),
+                    let key = Arc::new(key);
+                    index.insert(Arc::clone(&key), stacks.len());
+                    stacks.push(Stack {
+                        key,
                         resolved: None,
                     });
+                    stacks.len() - 1
                 }
+            };
+            for window in windows.values_mut() {
+                *window.entry(i).or_insert(0) += 1;
             }
+        });
+        let dropped = sampler::dropped();
+        if dropped.ring_full > self.dropped.ring_full {
+            tracing::warn!(
+                lost = dropped.ring_full - self.dropped.ring_full,
+                "CPU samples lost: the collector fell behind the sampler"
+            );
         }
-        Ok(())
+        self.dropped = dropped;
     }
 
-    /// Symbolizes the stacks `which` that are not yet, each new address once.
-    fn resolve(&mut self, which: impl Iterator<Item = usize>) {
-        let mut new_addresses = false;
-        for i in which {
-            if self.stacks[i].resolved.is_some() {
-                continue;
-            }
-            let mut locations = Vec::with_capacity(self.stacks[i].ips.len());
-            // The unwinder ends some stacks with a zero address: not a frame.
-            for &ip in self.stacks[i].ips.iter().filter(|&&ip| ip != 0) {
-                let next = self.locations.len();
-                let l = *self.by_ip.entry(ip).or_insert(next);
-                if l == next {
-                    self.locations.push(symbolize(ip));
-                    new_addresses = true;
-                }
-                locations.push(l);
-            }
-            // Drop the signal handler's frames: everything up to pprof-rs's handler, and the
-            // signal trampoline after it.
-            if let Some(h) = locations.iter().position(|&l| self.locations[l].is_handler) {
-                locations.drain(..(h + 2).min(locations.len()));
-            }
-            self.stacks[i].resolved = Some(locations);
+    /// Above [`MAX_STACKS`], forgets the stacks no open window counts.
+    fn forget_old_stacks(&mut self) {
+        if self.stacks.len() <= MAX_STACKS {
+            return;
         }
-        // Keep the DWARF caches while new addresses keep coming (each refill re-reads and
-        // re-parses the debug info); drop them at the first collection that needed none.
-        if new_addresses {
-            self.symbol_cache_warm = true;
-        } else if self.symbol_cache_warm {
-            release_symbol_cache();
-            self.symbol_cache_warm = false;
-        }
-    }
-}
-
-/// Drops backtrace-rs's parsed debug info and gives the freed memory back to the system.
-fn release_symbol_cache() {
-    backtrace::clear_symbol_cache();
-    // glibc keeps freed heap memory mapped; the debug info was tens of MiB of small blocks.
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim has no preconditions; it only returns free memory to the kernel.
-    unsafe {
-        libc::malloc_trim(0);
-    }
-}
-
-/// Symbolizes one instruction address (a return address, except for the interrupted frame).
-fn symbolize(ip: usize) -> ResolvedLocation {
-    // Return addresses point after the call: look up the call instruction itself. The
-    // interrupted frame's address is exact, though, and may be a function's first
-    // instruction: when `ip - 1` finds nothing, `ip` is tried.
-    let mut location = symbolize_exact(ip, ip.saturating_sub(1));
-    if location.lines.is_empty() {
-        location = symbolize_exact(ip, ip);
-    }
-    if location.lines.is_empty() {
-        location.lines.push(Frame::new(format!("{ip:#x}")));
-    }
-    location
-}
-
-fn symbolize_exact(ip: usize, lookup: usize) -> ResolvedLocation {
-    let mut lines = Vec::new();
-    let mut is_handler = false;
-    backtrace::resolve(lookup as *mut std::ffi::c_void, |symbol| {
-        let (function, system_name) = match symbol.name() {
-            Some(name) => {
-                let raw = name.as_str().unwrap_or_default();
-                is_handler |= raw.contains("perf_signal_handler");
-                (format!("{name:#}"), raw.to_owned())
+        let mut renumbered = HashMap::new();
+        let mut kept = Vec::new();
+        for window in self.windows.values() {
+            for &i in window.keys() {
+                renumbered.entry(i).or_insert_with(|| {
+                    kept.push(i);
+                    kept.len() - 1
+                });
             }
-            None => (format!("{ip:#x}"), String::new()),
-        };
-        let mut frame = Frame::new(function);
-        if system_name != frame.function {
-            frame = frame.system_name(system_name);
         }
-        if let Some(file) = symbol.filename() {
-            frame = frame.file(file.to_string_lossy().into_owned());
+        let mut old: Vec<Option<Stack>> = std::mem::take(&mut self.stacks)
+            .into_iter()
+            .map(Some)
+            .collect();
+        self.stacks = kept
+            .iter()
+            .map(|&i| old[i].take().expect("each stack kept once"))
+            .collect();
+        self.index = self
+            .stacks
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (Arc::clone(&s.key), i))
+            .collect();
+        for window in self.windows.values_mut() {
+            *window = window.drain().map(|(i, n)| (renumbered[&i], n)).collect();
         }
-        lines.push(frame.line(symbol.lineno().unwrap_or(0)));
-    });
-    ResolvedLocation {
-        address: ip as u64,
-        lines,
-        is_handler,
     }
 }

@@ -2,3 +2,5 @@
 //! every sink that subscribes (two sinks asking for cpu both get all of it).
 
 pub mod cpu;
+pub mod sampler;
+pub mod symbolize;

@@ -363,14 +363,9 @@ async fn run_sink(
             })
             .await;
             match collected {
-                Ok((subscription, Ok(profile))) => {
+                Ok((subscription, profile)) => {
                     cpu = Some(subscription);
                     sink.deliver(profile, &mut report).await;
-                }
-                Ok((subscription, Err(e))) => {
-                    cpu = Some(subscription);
-                    tracing::warn!(sink = %report.path, "cannot collect the CPU profile: {e}");
-                    report.errors.push(format!("cpu: {e}"));
                 }
                 Err(e) => report.errors.push(format!("cpu: {e}")),
             }

@@ -1,0 +1,412 @@
+//! The SIGPROF sampler: the signal handler, its timer, and the ring of samples it fills.
+//!
+//! `setitimer(ITIMER_PROF)` delivers SIGPROF at the configured frequency of the process's CPU
+//! time, to the thread that is running. The handler records, without allocating or taking a
+//! lock, the interrupted thread's name and its stack (instruction addresses, leaf first) into
+//! a free slot of a fixed ring; the collector ([`super::cpu`]) drains the ring a few times a
+//! second. A sample that finds no free slot is counted and dropped, never waited for.
+//!
+//! The handler is installed once and stays for the process's lifetime: restoring `SIG_DFL`
+//! would let a SIGPROF still pending kill the process ("Profiling timer expired",
+//! protocols.md §5.4). When nobody consumes samples the timer is disarmed, and a late signal
+//! finds the sampler off and returns.
+//!
+//! # Memory
+//!
+//! The ring is [`SLOTS`] × [`MAX_DEPTH`] addresses: about 0.5 MiB, allocated once. (pprof-rs
+//! 0.15, which this replaces, preallocates and touches a 68 MiB table of 16 384 stacks of 128
+//! 32-byte frames; the 10 MiB budget of the runtime could not hold it.)
+//!
+//! # Unwinding
+//!
+//! libgcc's `_Unwind_Backtrace` (through backtrace-rs's `trace_unsynchronized`) walks the
+//! stack from the handler, through the kernel's signal trampoline, into the interrupted
+//! frames; the handler keeps the frames from the interrupted instruction on (its address
+//! from the signal's `ucontext`), so the leaf is exact and the handler's own frames never
+//! appear. Its classic deadlock was the loader lock taken by `dl_iterate_phdr` to find unwind
+//! tables; GCC ≥ 12 with glibc ≥ 2.35 find them with the lock-free `_dl_find_object` instead.
+//! Unwinding from a PC inside libgcc's own unwinder crashes, so such samples are dropped: see
+//! [`super::cpu::DEFAULT_BLOCKLIST`] for the measurements. Unwind tables (`.eh_frame`) are
+//! always present, so no frame-pointer build flag is needed.
+
+use std::cell::UnsafeCell;
+use std::ffi::{CStr, c_int, c_void};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+/// The deepest stack recorded, in frames (Go records 64, pprof-rs 128); deeper stacks keep
+/// their innermost frames.
+pub const MAX_DEPTH: usize = 128;
+
+/// Slots in the ring: at 1 000 Hz on 4 busy cores, 1/8 s of samples.
+pub const SLOTS: usize = 512;
+
+/// The length of a thread name on Linux, its terminating NUL included.
+const NAME_LEN: usize = 16;
+
+/// Address ranges whose samples are dropped (see [`super::cpu::DEFAULT_BLOCKLIST`]).
+const MAX_BLOCKED: usize = 32;
+
+const FREE: u8 = 0;
+const WRITING: u8 = 1;
+const READY: u8 = 2;
+const READING: u8 = 3;
+
+/// One sample, as the signal handler wrote it.
+pub struct Sample<'a> {
+    /// The thread's id.
+    pub tid: u32,
+    /// The thread's name, empty when unnamed.
+    pub name: &'a [u8],
+    /// Instruction addresses, the interrupted one first.
+    pub stack: &'a [usize],
+}
+
+struct Slot {
+    state: AtomicU8,
+    data: UnsafeCell<SlotData>,
+}
+
+struct SlotData {
+    tid: u32,
+    depth: u16,
+    name: [u8; NAME_LEN],
+    stack: [usize; MAX_DEPTH],
+}
+
+/// The samples not yet drained. Slots are claimed round-robin; each one moves FREE → WRITING
+/// (the handler) → READY → READING (the collector) → FREE, so a writer and a reader never
+/// touch one slot at the same time.
+struct Ring {
+    next: AtomicUsize,
+    slots: Box<[Slot]>,
+}
+
+// SAFETY: a slot's data is only accessed by whoever moved its state to WRITING or READING.
+unsafe impl Sync for Ring {}
+
+static RING: AtomicPtr<Ring> = AtomicPtr::new(std::ptr::null_mut());
+static SAMPLING: AtomicBool = AtomicBool::new(false);
+static INSTALLED: AtomicBool = AtomicBool::new(false);
+static BLOCKED: [AtomicU64; 2 * MAX_BLOCKED] = [const { AtomicU64::new(0) }; 2 * MAX_BLOCKED];
+static BLOCKED_LEN: AtomicUsize = AtomicUsize::new(0);
+
+/// Samples lost since the process started: no free slot (the ring full), or the PC in a
+/// blocklisted library.
+static DROPPED_FULL: AtomicU64 = AtomicU64::new(0);
+static DROPPED_BLOCKED: AtomicU64 = AtomicU64::new(0);
+
+/// Counts of samples dropped since the process started.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// The ring had no free slot (the collector fell behind).
+    pub ring_full: u64,
+    /// The interrupted instruction was in a blocklisted library.
+    pub blocklisted: u64,
+}
+
+/// The samples dropped so far.
+pub fn dropped() -> Dropped {
+    Dropped {
+        ring_full: DROPPED_FULL.load(Ordering::Relaxed),
+        blocklisted: DROPPED_BLOCKED.load(Ordering::Relaxed),
+    }
+}
+
+/// Why the sampler cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum SamplerError {
+    /// This platform is not supported (Linux on x86_64 or aarch64 is).
+    #[error("CPU sampling is supported on Linux (x86_64, aarch64) only")]
+    Unsupported,
+    /// A system call failed.
+    #[error("{call} failed: {error}")]
+    System {
+        /// The call.
+        call: &'static str,
+        /// The error.
+        error: std::io::Error,
+    },
+}
+
+/// Installs the handler (once per process), with the libraries whose names contain one of
+/// `blocklist` as blocked ranges. Does not start sampling.
+pub fn install(blocklist: &[String]) -> Result<(), SamplerError> {
+    if !cfg!(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )) {
+        return Err(SamplerError::Unsupported);
+    }
+    if INSTALLED.load(Ordering::Acquire) {
+        return Ok(());
+    }
+    block_libraries(blocklist);
+    let slots = (0..SLOTS)
+        .map(|_| Slot {
+            state: AtomicU8::new(FREE),
+            data: UnsafeCell::new(SlotData {
+                tid: 0,
+                depth: 0,
+                name: [0; NAME_LEN],
+                stack: [0; MAX_DEPTH],
+            }),
+        })
+        .collect();
+    let ring = Box::new(Ring {
+        next: AtomicUsize::new(0),
+        slots,
+    });
+    // Never freed: a signal may arrive at any time for the rest of the process's life.
+    RING.store(Box::into_raw(ring), Ordering::Release);
+    // libgcc sets up its unwinder state on first use; do that here, not in a signal handler.
+    backtrace::trace(|_| true);
+
+    // SAFETY: sigaction with a zeroed struct, a valid handler and an empty mask.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = on_sigprof as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        if libc::sigaction(libc::SIGPROF, &action, std::ptr::null_mut()) != 0 {
+            return Err(system("sigaction(SIGPROF)"));
+        }
+    }
+    INSTALLED.store(true, Ordering::Release);
+    Ok(())
+}
+
+/// Starts (`frequency` > 0) or stops (0) the timer. The handler must be installed.
+pub fn set_frequency(frequency: u32) -> Result<(), SamplerError> {
+    debug_assert!(INSTALLED.load(Ordering::Acquire));
+    let micros = if frequency == 0 {
+        0
+    } else {
+        (1_000_000 / i64::from(frequency)).max(1)
+    };
+    let interval = libc::timeval {
+        tv_sec: (micros / 1_000_000) as libc::time_t,
+        tv_usec: (micros % 1_000_000) as libc::suseconds_t,
+    };
+    let timer = libc::itimerval {
+        it_interval: interval,
+        it_value: interval,
+    };
+    SAMPLING.store(frequency > 0, Ordering::Release);
+    // SAFETY: setitimer with a valid itimerval.
+    if unsafe { libc::setitimer(libc::ITIMER_PROF, &timer, std::ptr::null_mut()) } != 0 {
+        SAMPLING.store(false, Ordering::Release);
+        return Err(system("setitimer(ITIMER_PROF)"));
+    }
+    Ok(())
+}
+
+/// Hands every sample in the ring to `each`, and frees its slot.
+pub fn drain(mut each: impl FnMut(Sample<'_>)) {
+    let ring = RING.load(Ordering::Acquire);
+    if ring.is_null() {
+        return;
+    }
+    // SAFETY: the ring is never freed once published.
+    let ring = unsafe { &*ring };
+    for slot in ring.slots.iter() {
+        if slot
+            .state
+            .compare_exchange(READY, READING, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            continue;
+        }
+        // SAFETY: READING is ours alone; the writer published the data with READY (Release).
+        let data = unsafe { &*slot.data.get() };
+        let name_len = data.name.iter().position(|&b| b == 0).unwrap_or(NAME_LEN);
+        each(Sample {
+            tid: data.tid,
+            name: &data.name[..name_len],
+            stack: &data.stack[..usize::from(data.depth)],
+        });
+        slot.state.store(FREE, Ordering::Release);
+    }
+}
+
+fn system(call: &'static str) -> SamplerError {
+    SamplerError::System {
+        call,
+        error: std::io::Error::last_os_error(),
+    }
+}
+
+/// Records the loaded segments of every library whose path contains one of `names`.
+fn block_libraries(names: &[String]) {
+    let mut ranges = Vec::new();
+    for library in loaded_libraries() {
+        if names.iter().any(|n| library.name.contains(n.as_str())) {
+            ranges.extend(library.segments);
+        }
+    }
+    ranges.truncate(MAX_BLOCKED);
+    for (i, (start, end)) in ranges.iter().enumerate() {
+        BLOCKED[2 * i].store(*start, Ordering::Relaxed);
+        BLOCKED[2 * i + 1].store(*end, Ordering::Relaxed);
+    }
+    BLOCKED_LEN.store(ranges.len(), Ordering::Release);
+}
+
+struct Library {
+    name: String,
+    /// Loaded segments: [start, end) addresses.
+    segments: Vec<(u64, u64)>,
+}
+
+fn loaded_libraries() -> Vec<Library> {
+    unsafe extern "C" fn each(
+        info: *mut libc::dl_phdr_info,
+        _size: libc::size_t,
+        data: *mut c_void,
+    ) -> c_int {
+        // SAFETY: dl_iterate_phdr passes a valid info for the call, and `data` is our Vec.
+        unsafe {
+            let libraries = &mut *(data as *mut Vec<Library>);
+            let info = &*info;
+            let name = if info.dlpi_name.is_null() {
+                String::new()
+            } else {
+                CStr::from_ptr(info.dlpi_name)
+                    .to_string_lossy()
+                    .into_owned()
+            };
+            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
+            let segments = headers
+                .iter()
+                .filter(|h| h.p_type == libc::PT_LOAD)
+                .map(|h| {
+                    let start = info.dlpi_addr.wrapping_add(h.p_vaddr);
+                    (start, start.wrapping_add(h.p_memsz))
+                })
+                .collect();
+            libraries.push(Library { name, segments });
+        }
+        0
+    }
+    let mut libraries: Vec<Library> = Vec::new();
+    // SAFETY: the callback only touches the Vec passed as data.
+    unsafe {
+        libc::dl_iterate_phdr(
+            Some(each),
+            &mut libraries as *mut Vec<Library> as *mut c_void,
+        );
+    }
+    libraries
+}
+
+/// The interrupted instruction's address.
+///
+/// # Safety
+/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+    // SAFETY: per this function's contract.
+    unsafe {
+        (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
+    }
+}
+
+/// The interrupted instruction's address.
+///
+/// # Safety
+/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+    // SAFETY: per this function's contract.
+    unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.pc as usize }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
+    0
+}
+
+fn is_blocked(pc: usize) -> bool {
+    let pc = pc as u64;
+    let len = BLOCKED_LEN.load(Ordering::Acquire);
+    (0..len).any(|i| {
+        let start = BLOCKED[2 * i].load(Ordering::Relaxed);
+        let end = BLOCKED[2 * i + 1].load(Ordering::Relaxed);
+        (start..end).contains(&pc)
+    })
+}
+
+/// The SIGPROF handler. Async-signal-safe: atomics, `prctl`, `gettid` and libgcc's unwinder
+/// only; no allocation, no lock.
+extern "C" fn on_sigprof(_signal: c_int, _info: *mut libc::siginfo_t, context: *mut c_void) {
+    // SAFETY: errno is thread-local; the handler must leave it as it found it.
+    let errno = unsafe { *libc::__errno_location() };
+    record(context);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+}
+
+fn record(context: *mut c_void) {
+    if !SAMPLING.load(Ordering::Acquire) {
+        return;
+    }
+    let ring = RING.load(Ordering::Acquire);
+    if ring.is_null() || context.is_null() {
+        return;
+    }
+    // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
+    let pc = unsafe { interrupted_pc(context) };
+    if pc == 0 {
+        return;
+    }
+    if is_blocked(pc) {
+        DROPPED_BLOCKED.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: the ring is never freed once published.
+    let ring = unsafe { &*ring };
+    let index = ring.next.fetch_add(1, Ordering::Relaxed) % ring.slots.len();
+    let slot = &ring.slots[index];
+    if slot
+        .state
+        .compare_exchange(FREE, WRITING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        DROPPED_FULL.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    // SAFETY: WRITING is ours alone until we publish READY.
+    let data = unsafe { &mut *slot.data.get() };
+    // SAFETY: prctl(PR_GET_NAME) writes at most 16 bytes; gettid has no preconditions.
+    unsafe {
+        data.name = [0; NAME_LEN];
+        libc::prctl(libc::PR_GET_NAME, data.name.as_mut_ptr());
+        data.tid = libc::syscall(libc::SYS_gettid) as u32;
+    }
+    data.stack[0] = pc;
+    let mut depth = 1;
+    let mut reached = false;
+    // SAFETY: libgcc's unwinder, not re-entered (SIGPROF is blocked while its handler runs);
+    // backtrace-rs's `trace` lock exists for Windows' dbghelp, not for libgcc.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            let ip = frame.ip() as usize;
+            if !reached {
+                // The handler's frames and the signal trampoline come first.
+                reached = ip == pc;
+                return true;
+            }
+            if depth == MAX_DEPTH {
+                return false;
+            }
+            data.stack[depth] = ip;
+            depth += 1;
+            true
+        });
+    }
+    // If the unwinder never reached the interrupted frame, keep just its address.
+    data.depth = if reached { depth as u16 } else { 1 };
+    slot.state.store(READY, Ordering::Release);
+}
