@@ -30,8 +30,10 @@
 //! always present, so no frame-pointer build flag is needed.
 
 use std::cell::UnsafeCell;
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use super::objects::mapped_objects;
 
 /// The deepest stack recorded, in frames (Go records 64, pprof-rs 128); deeper stacks keep
 /// their innermost frames.
@@ -237,65 +239,17 @@ fn system(call: &'static str) -> SamplerError {
 
 /// Records the loaded segments of every library whose path contains one of `names`.
 fn block_libraries(names: &[String]) {
-    let mut ranges = Vec::new();
-    for library in loaded_libraries() {
-        if names.iter().any(|n| library.name.contains(n.as_str())) {
-            ranges.extend(library.segments);
-        }
-    }
-    ranges.truncate(MAX_BLOCKED);
+    let ranges: Vec<(u64, u64)> = mapped_objects()
+        .into_iter()
+        .filter(|o| names.iter().any(|n| o.name.contains(n.as_str())))
+        .flat_map(|o| o.segments)
+        .take(MAX_BLOCKED)
+        .collect();
     for (i, (start, end)) in ranges.iter().enumerate() {
         BLOCKED[2 * i].store(*start, Ordering::Relaxed);
         BLOCKED[2 * i + 1].store(*end, Ordering::Relaxed);
     }
     BLOCKED_LEN.store(ranges.len(), Ordering::Release);
-}
-
-struct Library {
-    name: String,
-    /// Loaded segments: [start, end) addresses.
-    segments: Vec<(u64, u64)>,
-}
-
-fn loaded_libraries() -> Vec<Library> {
-    unsafe extern "C" fn each(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info for the call, and `data` is our Vec.
-        unsafe {
-            let libraries = &mut *(data as *mut Vec<Library>);
-            let info = &*info;
-            let name = if info.dlpi_name.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(info.dlpi_name)
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
-            let segments = headers
-                .iter()
-                .filter(|h| h.p_type == libc::PT_LOAD)
-                .map(|h| {
-                    let start = info.dlpi_addr.wrapping_add(h.p_vaddr);
-                    (start, start.wrapping_add(h.p_memsz))
-                })
-                .collect();
-            libraries.push(Library { name, segments });
-        }
-        0
-    }
-    let mut libraries: Vec<Library> = Vec::new();
-    // SAFETY: the callback only touches the Vec passed as data.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(each),
-            &mut libraries as *mut Vec<Library> as *mut c_void,
-        );
-    }
-    libraries
 }
 
 /// The interrupted instruction's address.
