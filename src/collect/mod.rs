@@ -1,6 +1,7 @@
 //! Process-wide collectors: each samples the process once and hands per-window deltas to
 //! every sink that subscribes (two sinks asking for cpu both get all of it).
 
+pub mod contention;
 pub mod cpu;
 pub mod objects;
 pub mod sampler;

@@ -257,7 +257,7 @@ fn block_libraries(names: &[String]) {
 /// # Safety
 /// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
     // SAFETY: per this function's contract.
     unsafe {
         (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
@@ -269,7 +269,7 @@ unsafe fn interrupted_pc(context: *mut c_void) -> usize {
 /// # Safety
 /// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
     // SAFETY: per this function's contract.
     unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.pc as usize }
 }
@@ -278,11 +278,12 @@ unsafe fn interrupted_pc(context: *mut c_void) -> usize {
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 )))]
-unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
+pub(crate) unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
     0
 }
 
-fn is_blocked(pc: usize) -> bool {
+/// Whether `pc` lies in a blocklisted library (libgcc's unwinder must not unwind itself).
+pub(crate) fn is_blocked(pc: usize) -> bool {
     let pc = pc as u64;
     let len = BLOCKED_LEN.load(Ordering::Acquire);
     (0..len).any(|i| {
@@ -339,11 +340,23 @@ fn record(context: *mut c_void) {
         libc::prctl(libc::PR_GET_NAME, data.name.as_mut_ptr());
         data.tid = libc::syscall(libc::SYS_gettid) as u32;
     }
-    data.stack[0] = pc;
+    data.depth = unwind_interrupted(pc, &mut data.stack) as u16;
+    slot.state.store(READY, Ordering::Release);
+}
+
+/// Unwinds, from inside a signal handler, the interrupted thread's stack into `stack`: the
+/// interrupted instruction `pc` first, then its callers; returns the depth. If the unwinder
+/// never reaches the interrupted frame, the stack is just `pc`. Allocates nothing and takes
+/// no lock; must not run with `pc` inside libgcc (see [`is_blocked`]).
+pub(crate) fn unwind_interrupted(pc: usize, stack: &mut [usize]) -> usize {
+    let Some(first) = stack.first_mut() else {
+        return 0;
+    };
+    *first = pc;
     let mut depth = 1;
     let mut reached = false;
-    // SAFETY: libgcc's unwinder, not re-entered (SIGPROF is blocked while its handler runs);
-    // backtrace-rs's `trace` lock exists for Windows' dbghelp, not for libgcc.
+    // SAFETY: libgcc's unwinder, not re-entered (a handler's own signal is blocked while it
+    // runs); backtrace-rs's `trace` lock exists for Windows' dbghelp, not for libgcc.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             let ip = frame.ip() as usize;
@@ -352,15 +365,13 @@ fn record(context: *mut c_void) {
                 reached = ip == pc;
                 return true;
             }
-            if depth == MAX_DEPTH {
+            if depth == stack.len() {
                 return false;
             }
-            data.stack[depth] = ip;
+            stack[depth] = ip;
             depth += 1;
             true
         });
     }
-    // If the unwinder never reached the interrupted frame, keep just its address.
-    data.depth = if reached { depth as u16 } else { 1 };
-    slot.state.store(READY, Ordering::Release);
+    if reached { depth } else { 1 }
 }
