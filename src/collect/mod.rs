@@ -6,3 +6,4 @@ pub mod cpu;
 pub mod objects;
 pub mod sampler;
 pub mod symbolize;
+pub mod threads;
