@@ -732,8 +732,7 @@ fn threads_and_lock_contention_reach_pyroscope_and_profefe() {
     );
     let last_block = requests
         .iter()
-        .filter(|r| r.query_value("type").as_deref() == Some("block"))
-        .next_back()
+        .rfind(|r| r.query_value("type").as_deref() == Some("block"))
         .map(|r| decode(&r.body).unwrap())
         .unwrap();
     assert!(in_stack(&last_block, "lock_contention_work") >= block_delay * 9 / 10);
