@@ -1,5 +1,5 @@
-//! The demo: embeds caddyprof in a program, profiles it while it works, and shows what was
-//! written. No server is needed: the default config writes profiles (and flame graphs) under
+//! The demo: embeds caddyprof in a program, profiles it while it works (CPU in `busy_work`,
+//! two threads contending on a caddyprof lock in `lock_work`), and shows what was written. No server is needed: the default config writes profiles (and flame graphs) under
 //! `./profiles`.
 //!
 //! ```sh
@@ -25,6 +25,17 @@ fn busy_work(until: Instant) -> u64 {
         black_box(x);
     }
     x
+}
+
+/// Two threads take turns on one caddyprof lock until `until`, each holding it for a moment:
+/// the function the block, mutex and thread profiles should show.
+#[inline(never)]
+fn lock_work(lock: &caddyprof::sync::Mutex<u64>, until: Instant) {
+    while Instant::now() < until {
+        let mut turns = lock.lock();
+        *turns += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
 }
 
 fn main() -> ExitCode {
@@ -60,8 +71,25 @@ fn main() -> ExitCode {
             eprintln!("{:?}", miette::Report::new(warning.clone()));
         }
     }
-    println!("profiling with {config}; working for {seconds} s in busy_work …");
-    black_box(busy_work(Instant::now() + Duration::from_secs(seconds)));
+    println!(
+        "profiling with {config}; working for {seconds} s in busy_work, and in lock_work on \
+         two threads …"
+    );
+    let until = Instant::now() + Duration::from_secs(seconds);
+    let lock = std::sync::Arc::new(caddyprof::sync::Mutex::new(0));
+    let lockers: Vec<_> = (1..=2)
+        .map(|i| {
+            let lock = std::sync::Arc::clone(&lock);
+            std::thread::Builder::new()
+                .name(format!("lock-worker-{i}"))
+                .spawn(move || lock_work(&lock, until))
+                .expect("spawning a demo thread")
+        })
+        .collect();
+    black_box(busy_work(until));
+    for locker in lockers {
+        locker.join().expect("the demo thread ends");
+    }
 
     let reports = running.stop();
     let mut first_profile = None;

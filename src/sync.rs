@@ -51,9 +51,7 @@ impl Contention {
         }
     }
 
-    /// Acquires through `acquire` after a failed `try_lock`, as a waiter. Always inlined
-    /// into the lock's slow path: the block event skips exactly one frame, that slow path.
-    #[inline(always)]
+    /// Acquires through `acquire` after a failed `try_lock`, as a waiter.
     fn wait<G>(&self, acquire: impl FnOnce() -> G) -> G {
         let start = Instant::now();
         self.waiters.fetch_add(1, Ordering::Relaxed);

@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use super::symbolize::symbolizer;
+use super::symbolize::{Location, symbolizer};
 use crate::config::ProfileType;
 use crate::profile::{LocationId, ProfileBuilder};
 use crate::runtime::Profile;
@@ -117,9 +117,7 @@ fn registry() -> MutexGuard<'static, Registry> {
     REGISTRY.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A thread waited `wait` to acquire an instrumented lock. Called by the lock's
-/// (non-inlined) slow path, whose caller's stack is recorded.
-#[inline(never)]
+/// A thread waited `wait` to acquire an instrumented lock (from the lock's slow path).
 pub(crate) fn block_event(wait: Duration) {
     let rate = BLOCK_RATE.load(Ordering::Relaxed);
     if rate == 0 {
@@ -140,13 +138,11 @@ pub(crate) fn block_event(wait: Duration) {
     } else {
         return;
     };
-    record(Kind::Block, values, block_event as fn(Duration) as usize);
+    record(Kind::Block, values);
 }
 
 /// A holder released an instrumented lock that others waited for, `delay` in total since
-/// they began waiting. Called by the lock's (non-inlined) release slow path, whose caller's
-/// stack is recorded.
-#[inline(never)]
+/// they began waiting (from the lock's release slow path).
 pub(crate) fn mutex_event(delay: Duration) {
     let fraction = MUTEX_FRACTION.load(Ordering::Relaxed);
     if fraction == 0 || (fraction > 1 && fastrand::u64(0..fraction) != 0) {
@@ -160,30 +156,20 @@ pub(crate) fn mutex_event(delay: Duration) {
             count: scale,
             delay: delay.saturating_mul(scale),
         },
-        mutex_event as fn(Duration) as usize,
     );
 }
 
-/// Adds `values` at the stack of the caller's caller of the function at address `event`:
-/// `event` is called by a lock's slow path, and the slow path by the lock's user.
-fn record(kind: Kind, values: Values, event: usize) {
-    // The frames up to `event` (this one, the unwinder's) are not part of the stack.
-    const SLACK: usize = 8;
-    let mut addresses = [0usize; MAX_DEPTH + SLACK];
+/// Adds `values` at the current stack (the lock's own frames are trimmed when a profile
+/// is built, by name: inlining makes counting frames here unreliable).
+fn record(kind: Kind, values: Values) {
+    let mut addresses = [0usize; MAX_DEPTH];
     let mut depth = 0;
-    let mut event_frame = None;
     backtrace::trace(|frame| {
-        if event_frame.is_none() && frame.symbol_address() as usize == event {
-            event_frame = Some(depth);
-        }
         addresses[depth] = frame.ip() as usize;
         depth += 1;
-        depth < addresses.len()
+        depth < MAX_DEPTH
     });
-    // Skip through the event function and the slow path that called it; if the event
-    // function was not recognized, keep the whole stack rather than lose the event.
-    let first = event_frame.map_or(0, |i| (i + 2).min(depth));
-    let stack = &addresses[first..depth.min(first + MAX_DEPTH)];
+    let stack = &addresses[..depth];
     let mut registry = registry();
     let table = registry.table(kind);
     let i = match table.index.get(stack) {
@@ -205,6 +191,23 @@ fn record(kind: Kind, values: Values, event: usize) {
     let total = &mut table.stacks[i].values;
     total.count = total.count.saturating_add(values.count);
     total.delay = total.delay.saturating_add(values.delay);
+}
+
+/// Whether a location is the unwinder's or the instrumented lock's own code (its outermost
+/// function, the one not inlined): the frames a contention stack starts with.
+fn is_instrumentation(location: &Location) -> bool {
+    const OURS: &[&str] = &[
+        "backtrace::",
+        "caddyprof::collect::contention::",
+        "caddyprof::sync::",
+        "<caddyprof::sync::",
+        "core::ptr::drop_in_place<caddyprof::sync::",
+        "core::mem::drop<caddyprof::sync::",
+    ];
+    location
+        .lines
+        .last()
+        .is_some_and(|f| OURS.iter().any(|p| f.function.starts_with(p)))
 }
 
 /// Subscribes to `kind` events: each [`ContentionSubscription::collect`] gives the events
@@ -281,9 +284,17 @@ impl ContentionSubscription {
             if count <= 0 && delay <= 0 {
                 continue;
             }
-            let resolved = stack
-                .resolved
-                .get_or_insert_with(|| symbolizer.resolve(&stack.addresses));
+            let resolved = stack.resolved.get_or_insert_with(|| {
+                let mut resolved = symbolizer.resolve(&stack.addresses);
+                let ours = resolved
+                    .iter()
+                    .take_while(|&&l| is_instrumentation(symbolizer.location(l)))
+                    .count();
+                if ours < resolved.len() {
+                    resolved.drain(..ours);
+                }
+                resolved
+            });
             let locations: Vec<LocationId> = resolved
                 .iter()
                 .map(|&l| {
