@@ -745,3 +745,40 @@ fn threads_and_lock_contention_reach_pyroscope_and_profefe() {
     assert!(threads.string_table.iter().any(|s| s == "caddyprof"));
     assert!(!threads.string_table.iter().any(|s| s == "lock-worker-0"));
 }
+
+#[test]
+fn an_enabled_lock_profile_with_nothing_to_report_is_not_sent() {
+    let _serial = serial();
+    let rt = server_runtime();
+    // Pyroscope gets per-window deltas (profefe's cumulative totals would hold what earlier
+    // tests in this process recorded).
+    let pyroscope = pyroscope_server(&rt);
+    let json = serde_json::json!({"apps": {"pyroscope": {
+        "server_address": pyroscope.url(), "application_name": "rt-quiet",
+        "parameters": {"block_profile_rate": 1, "profile_types": ["block", "goroutine"]},
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    // Contention on a standard lock is not seen: only caddyprof::sync locks are instrumented.
+    let lock = std::sync::Arc::new(std::sync::Mutex::new(()));
+    let guard = lock.lock().unwrap();
+    let waiter = {
+        let lock = std::sync::Arc::clone(&lock);
+        std::thread::spawn(move || drop(lock.lock().unwrap()))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    drop(guard);
+    waiter.join().unwrap();
+    let (reports, _) = timed_stop(running);
+    assert!(reports[0].is_clean(), "{reports:?}");
+    let configs: Vec<String> = pyroscope
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.part("sample_type_config").unwrap().data).into_owned())
+        .collect();
+    assert_eq!(configs.len(), 1, "{configs:?}");
+    assert!(
+        configs[0].contains("goroutines"),
+        "no empty block profile: {configs:?}"
+    );
+}
