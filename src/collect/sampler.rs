@@ -169,6 +169,8 @@ pub fn install(blocklist: &[String]) -> Result<(), SamplerError> {
         action.sa_sigaction = on_sigprof as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
+        // Nor a thread-stack request (SIGURG, `super::threads`) while this handler unwinds.
+        libc::sigaddset(&mut action.sa_mask, libc::SIGURG);
         if libc::sigaction(libc::SIGPROF, &action, std::ptr::null_mut()) != 0 {
             return Err(system("sigaction(SIGPROF)"));
         }

@@ -129,6 +129,9 @@ fn install() -> Result<(), SamplerError> {
         action.sa_sigaction = on_request as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
+        // No CPU sample while this handler unwinds (nor the other way round): the unwinder
+        // is not re-entrant.
+        libc::sigaddset(&mut action.sa_mask, libc::SIGPROF);
         if libc::sigaction(SIGNAL, &action, std::ptr::null_mut()) != 0 {
             return Err(system("sigaction(SIGURG)"));
         }
