@@ -22,7 +22,7 @@
 use std::mem::ManuallyDrop;
 use std::ops::{Deref, DerefMut};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
-use std::sync::{LazyLock, PoisonError, TryLockError};
+use std::sync::{LazyLock, PoisonError, TryLockError, TryLockResult};
 use std::time::{Duration, Instant};
 
 use crate::collect::contention;
@@ -77,6 +77,15 @@ impl Contention {
         }
         let delay = now.saturating_sub(since).saturating_mul(waiters);
         contention::mutex_event(Duration::from_nanos(delay));
+    }
+}
+
+/// The guard of a `try_lock`-like call, `None` if the lock is taken (poisoning ignored).
+fn taken_now<G>(result: TryLockResult<G>) -> Option<G> {
+    match result {
+        Ok(guard) => Some(guard),
+        Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+        Err(TryLockError::WouldBlock) => None,
     }
 }
 
@@ -141,12 +150,9 @@ impl<T: ?Sized> Mutex<T> {
     /// Locks the mutex, waiting as long as it takes.
     #[inline]
     pub fn lock(&self) -> MutexGuard<'_, T> {
-        match self.inner.try_lock() {
-            Ok(guard) => MutexGuard(Tracked::new(&self.contention, guard)),
-            Err(TryLockError::Poisoned(poisoned)) => {
-                MutexGuard(Tracked::new(&self.contention, poisoned.into_inner()))
-            }
-            Err(TryLockError::WouldBlock) => self.lock_contended(),
+        match taken_now(self.inner.try_lock()) {
+            Some(guard) => MutexGuard(Tracked::new(&self.contention, guard)),
+            None => self.lock_contended(),
         }
     }
 
@@ -160,14 +166,7 @@ impl<T: ?Sized> Mutex<T> {
 
     /// Locks the mutex if it is free now.
     pub fn try_lock(&self) -> Option<MutexGuard<'_, T>> {
-        match self.inner.try_lock() {
-            Ok(guard) => Some(MutexGuard(Tracked::new(&self.contention, guard))),
-            Err(TryLockError::Poisoned(poisoned)) => Some(MutexGuard(Tracked::new(
-                &self.contention,
-                poisoned.into_inner(),
-            ))),
-            Err(TryLockError::WouldBlock) => None,
-        }
+        taken_now(self.inner.try_lock()).map(|g| MutexGuard(Tracked::new(&self.contention, g)))
     }
 
     /// The value, through a unique reference (no locking needed).
@@ -232,12 +231,9 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for reading, waiting while a writer holds or waits for the lock.
     #[inline]
     pub fn read(&self) -> RwLockReadGuard<'_, T> {
-        match self.inner.try_read() {
-            Ok(guard) => RwLockReadGuard(Tracked::new(&self.contention, guard)),
-            Err(TryLockError::Poisoned(poisoned)) => {
-                RwLockReadGuard(Tracked::new(&self.contention, poisoned.into_inner()))
-            }
-            Err(TryLockError::WouldBlock) => self.read_contended(),
+        match taken_now(self.inner.try_read()) {
+            Some(guard) => RwLockReadGuard(Tracked::new(&self.contention, guard)),
+            None => self.read_contended(),
         }
     }
 
@@ -252,12 +248,9 @@ impl<T: ?Sized> RwLock<T> {
     /// Locks for writing, waiting while anyone holds the lock.
     #[inline]
     pub fn write(&self) -> RwLockWriteGuard<'_, T> {
-        match self.inner.try_write() {
-            Ok(guard) => RwLockWriteGuard(Tracked::new(&self.contention, guard)),
-            Err(TryLockError::Poisoned(poisoned)) => {
-                RwLockWriteGuard(Tracked::new(&self.contention, poisoned.into_inner()))
-            }
-            Err(TryLockError::WouldBlock) => self.write_contended(),
+        match taken_now(self.inner.try_write()) {
+            Some(guard) => RwLockWriteGuard(Tracked::new(&self.contention, guard)),
+            None => self.write_contended(),
         }
     }
 

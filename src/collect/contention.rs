@@ -20,9 +20,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use super::symbolize::{Location, symbolizer};
+use super::symbolize::{Location, ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::{LocationId, ProfileBuilder};
+use crate::profile::ProfileBuilder;
 use crate::runtime::Profile;
 
 /// Distinct contention stacks kept per kind; events at new stacks beyond it are counted in
@@ -275,7 +275,7 @@ impl ContentionSubscription {
         let mut registry = registry();
         let table = registry.table(self.kind);
         let mut symbolizer = symbolizer();
-        let mut ids: HashMap<usize, LocationId> = HashMap::new();
+        let mut ids = ProfileLocations::default();
         let mut samples = 0;
         for (i, stack) in table.stacks.iter_mut().enumerate() {
             let before = self.baseline.get(i).copied().unwrap_or_default();
@@ -295,15 +295,7 @@ impl ContentionSubscription {
                 }
                 resolved
             });
-            let locations: Vec<LocationId> = resolved
-                .iter()
-                .map(|&l| {
-                    *ids.entry(l).or_insert_with(|| {
-                        let location = symbolizer.location(l);
-                        builder.location(location.address, &location.lines)
-                    })
-                })
-                .collect();
+            let locations = ids.of(resolved, &symbolizer, &mut builder);
             builder.add_sample_at(&locations, &[count, delay], &[]);
             samples += 1;
         }

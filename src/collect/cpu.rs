@@ -28,9 +28,9 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::sampler::{self, SamplerError};
-use super::symbolize::symbolizer;
+use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::{Label, LocationId, ProfileBuilder};
+use crate::profile::{Label, ProfileBuilder};
 use crate::runtime::Profile;
 
 /// The sampling frequency when none is configured (`cpu_profile_rate` 0 or unset), in Hz.
@@ -291,21 +291,13 @@ impl CpuSubscription {
             .period("cpu", "nanoseconds", period)
             .window(self.start, duration);
         let mut symbolizer = symbolizer();
-        let mut ids: HashMap<usize, LocationId> = HashMap::new();
+        let mut ids = ProfileLocations::default();
         for (i, count) in counts {
             let stack = &mut collector.stacks[i];
             let resolved = stack
                 .resolved
                 .get_or_insert_with(|| symbolizer.resolve(&stack.key.1));
-            let locations: Vec<LocationId> = resolved
-                .iter()
-                .map(|&l| {
-                    *ids.entry(l).or_insert_with(|| {
-                        let location = symbolizer.location(l);
-                        builder.location(location.address, &location.lines)
-                    })
-                })
-                .collect();
+            let locations = ids.of(resolved, &symbolizer, &mut builder);
             builder.add_sample_at(
                 &locations,
                 &[count, count * period],

@@ -29,7 +29,7 @@ use addr2line::Loader;
 use object::{Object, ObjectSymbol};
 
 use super::objects::{MappedObject, mapped_objects};
-use crate::profile::Frame;
+use crate::profile::{Frame, LocationId, ProfileBuilder};
 
 /// A symbolized instruction address.
 #[derive(Debug)]
@@ -38,6 +38,31 @@ pub struct Location {
     pub address: u64,
     /// The functions at this address, innermost (inlined) first; at least one.
     pub lines: Vec<Frame<'static>>,
+}
+
+/// Adds a profile's symbolized locations to its builder, each once.
+#[derive(Debug, Default)]
+pub struct ProfileLocations(HashMap<usize, LocationId>);
+
+impl ProfileLocations {
+    /// The profile's location ids of a resolved stack (indexes from
+    /// [`Symbolizer::resolve`]), adding the locations not added yet.
+    pub fn of(
+        &mut self,
+        resolved: &[usize],
+        symbolizer: &Symbolizer,
+        builder: &mut ProfileBuilder,
+    ) -> Vec<LocationId> {
+        resolved
+            .iter()
+            .map(|&l| {
+                *self.0.entry(l).or_insert_with(|| {
+                    let location = symbolizer.location(l);
+                    builder.location(location.address, &location.lines)
+                })
+            })
+            .collect()
+    }
 }
 
 /// The address → location cache. Get the process-wide one with [`symbolizer`].

@@ -22,9 +22,9 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::sampler::{self, MAX_DEPTH, SamplerError};
-use super::symbolize::symbolizer;
+use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::{Frame, Label, LocationId, ProfileBuilder};
+use crate::profile::{Frame, Label, ProfileBuilder};
 use crate::runtime::Profile;
 
 /// How long a snapshot waits for one thread's stack.
@@ -235,18 +235,10 @@ pub fn goroutine_profile(snapshot: &[ThreadStack], at: SystemTime) -> Profile {
         .period("goroutine", "count", 1)
         .window(at, Duration::ZERO);
     let mut symbolizer = symbolizer();
-    let mut ids: HashMap<usize, LocationId> = HashMap::new();
+    let mut ids = ProfileLocations::default();
     for ((name, stack), count) in counts {
-        let locations: Vec<LocationId> = symbolizer
-            .resolve(stack)
-            .into_iter()
-            .map(|l| {
-                *ids.entry(l).or_insert_with(|| {
-                    let location = symbolizer.location(l);
-                    builder.location(location.address, &location.lines)
-                })
-            })
-            .collect();
+        let resolved = symbolizer.resolve(stack);
+        let locations = ids.of(&resolved, &symbolizer, &mut builder);
         builder.add_sample_at(&locations, &[count], &[Label::str("thread", name)]);
     }
     symbolizer.end_batch();
