@@ -411,3 +411,64 @@ impl Collector {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn key(i: usize) -> StackKey {
+        (format!("thread-{}", i % 3).into(), vec![i, i + 1].into())
+    }
+
+    #[test]
+    fn beyond_max_stacks_only_the_stacks_of_open_windows_are_kept() {
+        let mut collector = Collector {
+            frequency: 100,
+            windows: HashMap::new(),
+            next_subscription: 2,
+            index: HashMap::new(),
+            stacks: Vec::new(),
+            dropped: sampler::Dropped::default(),
+            drainer: None,
+        };
+        for i in 0..MAX_STACKS + 10 {
+            let key = Arc::new(key(i));
+            collector.index.insert(Arc::clone(&key), i);
+            collector.stacks.push(Stack {
+                key,
+                resolved: None,
+            });
+        }
+        collector
+            .windows
+            .insert(0, HashMap::from([(5, 2), (MAX_STACKS + 3, 7)]));
+        collector
+            .windows
+            .insert(1, HashMap::from([(5, 1), (42, 9)]));
+
+        collector.forget_old_stacks();
+
+        assert_eq!(collector.stacks.len(), 3);
+        assert_eq!(collector.index.len(), 3);
+        let counts = |window: u64| -> Vec<(StackKey, i64)> {
+            let mut counts: Vec<_> = collector.windows[&window]
+                .iter()
+                .map(|(&i, &n)| ((*collector.stacks[i].key).clone(), n))
+                .collect();
+            counts.sort();
+            counts
+        };
+        let sorted = |mut v: Vec<(StackKey, i64)>| {
+            v.sort();
+            v
+        };
+        assert_eq!(
+            counts(0),
+            sorted(vec![(key(5), 2), (key(MAX_STACKS + 3), 7)])
+        );
+        assert_eq!(counts(1), sorted(vec![(key(5), 1), (key(42), 9)]));
+        for (i, stack) in collector.stacks.iter().enumerate() {
+            assert_eq!(collector.index[&stack.key], i);
+        }
+    }
+}
