@@ -7,6 +7,13 @@ use caddyprof::collect::threads;
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{Symbols, decode};
 
+/// The tests look at every thread of the process: they take turns.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 /// Parks until `stop` says so (a channel receive: a futex wait in the kernel).
 #[inline(never)]
 fn parked_in_receive(stop: mpsc::Receiver<()>) {
@@ -35,6 +42,7 @@ fn spawn(
 
 #[test]
 fn a_snapshot_shows_every_named_thread_in_its_function() {
+    let _serial = serial();
     let parked = [
         spawn("parked-recv-1", parked_in_receive),
         spawn("parked-recv-2", parked_in_receive),
@@ -103,4 +111,46 @@ fn a_snapshot_shows_every_named_thread_in_its_function() {
         tx.send(()).unwrap();
         handle.join().unwrap();
     }
+}
+
+/// Snapshots while threads come and go and the CPU sampler interrupts them too: every
+/// snapshot returns, and every thread finishes its work.
+#[test]
+fn snapshots_survive_threads_coming_and_going_under_the_cpu_sampler() {
+    let _serial = serial();
+    let mut cpu = caddyprof::collect::cpu::subscribe(100).unwrap();
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let spawner = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut finished = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let workers: Vec<_> = (0..4)
+                    .map(|i| {
+                        std::thread::spawn(move || {
+                            let mut x = i as u64;
+                            for _ in 0..20_000 {
+                                x = std::hint::black_box(x.wrapping_mul(6364136223846793005) + 1);
+                            }
+                            x
+                        })
+                    })
+                    .collect();
+                for worker in workers {
+                    worker.join().unwrap();
+                    finished += 1;
+                }
+            }
+            finished
+        })
+    };
+    for _ in 0..20 {
+        let snapshot = threads::stacks().unwrap();
+        assert!(snapshot.iter().any(|t| !t.stack.is_empty()));
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let finished = spawner.join().unwrap();
+    assert!(finished > 0);
+    cpu.collect();
 }
