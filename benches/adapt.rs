@@ -86,7 +86,10 @@ fn adapt(c: &mut Criterion) {
 criterion_group!(benches, adapt);
 
 fn main() {
-    if let Some(size) = std::env::var("ADAPT_ONCE").ok().and_then(|s| s.parse().ok()) {
+    if let Some(size) = std::env::var("ADAPT_ONCE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
         let text = generate(size);
         let json = caddyprof::adapt(black_box(&text)).expect("the generated Profilingfile adapts");
         println!("adapted {} bytes", text.len());

@@ -248,38 +248,51 @@ fn is_plain_http_url(text: &str) -> bool {
     else {
         return false;
     };
-    let host_end = rest.find([':', '/']).unwrap_or(rest.len());
-    let (host, mut rest) = rest.split_at(host_end);
-    let labels_ok = host.split('.').all(|label| {
-        !label.is_empty()
-            && !label.starts_with(['-']) && !label.ends_with('-')
-            && !label.starts_with("xn--")
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-    });
-    let last_is_name = host
-        .rsplit('.')
-        .next()
-        .is_some_and(|label| label.starts_with(|c: char| c.is_ascii_lowercase()));
-    if !labels_ok || !last_is_name {
-        return false;
-    }
-    if let Some(after) = rest.strip_prefix(':') {
-        let digits = after.find('/').unwrap_or(after.len());
-        if !(1..=5).contains(&digits)
-            || !after[..digits].bytes().all(|b| b.is_ascii_digit())
-            || after[..digits].parse::<u32>().map_or(true, |port| port > 65535)
+    let bytes = rest.as_bytes();
+    let (mut i, mut label_start) = (0, 0);
+    loop {
+        let b = bytes.get(i).copied();
+        if let Some(b'a'..=b'z' | b'0'..=b'9' | b'-') = b {
+            i += 1;
+            continue;
+        }
+        let label = &bytes[label_start..i];
+        if label.is_empty()
+            || label[0] == b'-'
+            || label[label.len() - 1] == b'-'
+            || label.starts_with(b"xn--")
         {
+            return false;
+        }
+        if b == Some(b'.') {
+            i += 1;
+            label_start = i;
+            continue;
+        }
+        if !label[0].is_ascii_lowercase() {
+            return false;
+        }
+        break;
+    }
+    let mut rest = &bytes[i..];
+    if let Some(after) = rest.strip_prefix(b":") {
+        let digits = after.iter().take_while(|b| b.is_ascii_digit()).count();
+        if !(1..=5).contains(&digits) {
+            return false;
+        }
+        let port = after[..digits]
+            .iter()
+            .fold(0u32, |n, &d| n * 10 + u32::from(d - b'0'));
+        if port > 65535 {
             return false;
         }
         rest = &after[digits..];
     }
     rest.is_empty()
-        || rest.starts_with('/')
+        || rest[0] == b'/'
             && rest
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b"/._~-".contains(&b))
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"/._~-".contains(&b))
 }
 
 /// Parses a rate or fraction written as decimal digits: an integer from 0 to `i64::MAX`.
@@ -380,6 +393,8 @@ mod tests {
             "http://a/b?c",
             "http://a/%zz",
             "http://user@a",
+            "http://a:80a",
+            "http://a?x",
             "ftp://a",
             "HTTP://a",
             " http://a",

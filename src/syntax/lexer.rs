@@ -5,8 +5,9 @@
 //! over a whole file costs a few hundred instructions per byte (pest calls a combinator per
 //! character and keeps per-rule bookkeeping for every token), so [`lex`] scans the commonest
 //! items itself: blanks of ASCII whitespace, words of printable ASCII without backslashes,
-//! comments, and quoted or backtick text without escapes. Everything else (escapes, heredocs,
-//! non-ASCII, unterminated text, …) is handed to the grammar's `next_item` rule, one item at a
+//! comments, quoted or backtick text without escapes, and heredocs with a plain marker and
+//! closing line. Everything else (escapes, non-ASCII spaces and words, unterminated text,
+//! errors, …) is handed to the grammar's `next_item` rule, one item at a
 //! time. [`lex_with_grammar`] runs the grammar alone over the whole file; a property test and
 //! the `lex` fuzz target check that both give exactly the same tokens, comments and errors.
 
@@ -95,7 +96,11 @@ fn run(
         line: 1,
         skipped: 0,
         base: 0,
-        out: Lexed::default(),
+        out: Lexed {
+            // About one token in ten bytes of a typical file: grow at most a few times.
+            tokens: Vec::with_capacity(text.len() / 8),
+            comments: Vec::new(),
+        },
         no_imports: Rc::from(Vec::new()),
     };
     if grammar_only {
@@ -201,6 +206,12 @@ impl Lexer<'_> {
                     let body = &text[pos + 1..end - 1];
                     let breaks = memchr::memchr_iter(b'\n', body.as_bytes()).count();
                     self.push_token(TokenKind::Quoted, body.to_owned(), pos, end, breaks);
+                    pos = end;
+                    continue;
+                }
+            } else if b == b'<' {
+                // `heredoc` (`word` took a `<` not followed by another).
+                if let Some(end) = self.plain_heredoc(text, pos)? {
                     pos = end;
                     continue;
                 }
@@ -375,10 +386,7 @@ impl Lexer<'_> {
                 let body = &raw[raw.find('`').expect("has a backtick") + 1..raw.len() - 1];
                 (TokenKind::Backtick, body.to_owned())
             }
-            Rule::heredoc => {
-                let at = self.pair_location(&pair);
-                (TokenKind::Heredoc, self.heredoc_text(pair, &at)?)
-            }
+            Rule::heredoc => (TokenKind::Heredoc, self.heredoc_text(pair)?),
             _ => return Ok(()),
         };
         let breaks = match kind {
@@ -391,7 +399,14 @@ impl Lexer<'_> {
     }
 
     /// Adds a token made from `start..end` of the text, which holds `breaks` newlines.
-    fn push_token(&mut self, kind: TokenKind, text: String, start: usize, end: usize, breaks: usize) {
+    fn push_token(
+        &mut self,
+        kind: TokenKind,
+        text: String,
+        start: usize,
+        end: usize,
+        breaks: usize,
+    ) {
         let line = self.line;
         for _ in 0..breaks {
             self.newline();
@@ -412,8 +427,9 @@ impl Lexer<'_> {
         });
     }
 
-    fn heredoc_text(&self, pair: Pair<Rule>, at: &Location) -> Result<String, Diagnostic> {
-        let start = self.start_of(&pair);
+    fn heredoc_text(&self, pair: Pair<Rule>) -> Result<String, Diagnostic> {
+        let span = pair.as_span();
+        let (start, end) = (self.base + span.start(), self.base + span.end());
         let mut marker = "";
         let mut body = "";
         let mut body_start = 0;
@@ -431,15 +447,35 @@ impl Lexer<'_> {
                 _ => {}
             }
         }
+        self.heredoc_value(start..end, marker, body, body_start, padding)
+    }
+
+    /// The value of the heredoc at `span`: its body's lines without the closing marker's
+    /// indentation `padding` (`\r` dropped), or an error if a line lacks it.
+    fn heredoc_value(
+        &self,
+        span: std::ops::Range<usize>,
+        marker: &str,
+        body: &str,
+        body_start: usize,
+        padding: &str,
+    ) -> Result<String, Diagnostic> {
+        let start = span.start;
         check_marker(marker, &self.location(start, start + 2 + marker.len()))?;
-        let mut lines = Vec::new();
+        let mut value = String::with_capacity(body.len());
         let mut offset = body_start;
-        for line in body.split_terminator('\n') {
+        for (i, line) in body.split_terminator('\n').enumerate() {
+            if i > 0 {
+                value.push('\n');
+            }
             let content = line.trim_end_matches('\r');
             if content.is_empty() {
-                lines.push(String::new());
             } else if let Some(rest) = content.strip_prefix(padding) {
-                lines.push(rest.replace('\r', ""));
+                if rest.contains('\r') {
+                    value.push_str(&rest.replace('\r', ""));
+                } else {
+                    value.push_str(rest);
+                }
             } else {
                 let indent_len = content.len() - content.trim_start().len();
                 return Err(Diagnostic::error(format!(
@@ -449,7 +485,7 @@ impl Lexer<'_> {
                     &self.location(offset, offset + indent_len.max(1)),
                     "this indentation",
                 )
-                .label(at, "in this heredoc")
+                .label(&self.location(span.start, span.end), "in this heredoc")
                 .help(format!(
                     "start every line of the heredoc with the closing marker's indentation {}",
                     describe_whitespace(padding)
@@ -457,7 +493,62 @@ impl Lexer<'_> {
             }
             offset += line.len() + 1;
         }
-        Ok(lines.join("\n"))
+        Ok(value)
+    }
+
+    /// The grammar's `heredoc` at `pos` (which starts with `<<`) in its plain form: a marker of
+    /// ASCII letters, digits, `_` and `-` directly followed by `\n`, and a closing line
+    /// indented with spaces and tabs, its marker followed by ASCII whitespace or the end.
+    /// Adds the token and returns where it ends; `None` leaves the item to the grammar.
+    fn plain_heredoc(&mut self, text: &str, pos: usize) -> Result<Option<usize>, Diagnostic> {
+        let bytes = text.as_bytes();
+        let marker_start = pos + 2;
+        let marker_len = bytes[marker_start..]
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            .unwrap_or(bytes.len() - marker_start);
+        if marker_len == 0 || bytes.get(marker_start + marker_len) != Some(&b'\n') {
+            return Ok(None);
+        }
+        let marker = &text[marker_start..marker_start + marker_len];
+        let body_start = marker_start + marker_len + 1;
+        let mut line = body_start;
+        // The grammar's `heredoc_end`, tried at the start of each line of the body.
+        let (padding_end, end) = loop {
+            let indent = bytes[line..]
+                .iter()
+                .position(|&b| b != b' ' && b != b'\t')
+                .unwrap_or(bytes.len() - line);
+            let after_indent = line + indent;
+            match bytes.get(after_indent) {
+                // Another space (Unicode, `\r`, …) would be part of the grammar's indentation.
+                Some(&b) if b >= 0x80 || (is_ascii_blank(b) && b != b'\n') => return Ok(None),
+                _ => {}
+            }
+            if text[after_indent..].starts_with(marker) {
+                let close_end = after_indent + marker_len;
+                match bytes.get(close_end) {
+                    None => break (after_indent, close_end),
+                    Some(&b) if is_ascii_blank(b) => break (after_indent, close_end),
+                    Some(&b) if b >= 0x80 => return Ok(None),
+                    Some(_) => {}
+                }
+            }
+            match memchr::memchr(b'\n', &bytes[line..]) {
+                Some(n) => line += n + 1,
+                None => return Ok(None),
+            }
+        };
+        let value = self.heredoc_value(
+            pos..end,
+            marker,
+            &text[body_start..line],
+            body_start,
+            &text[line..padding_end],
+        )?;
+        let breaks = memchr::memchr_iter(b'\n', &bytes[pos..end]).count();
+        self.push_token(TokenKind::Heredoc, value, pos, end, breaks);
+        Ok(Some(end))
     }
 }
 
