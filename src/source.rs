@@ -64,6 +64,11 @@ impl SourceFile {
         (line + 1, column + 1)
     }
 
+    /// Whether `other` is a clone of this very file (the same allocation).
+    pub(crate) fn is_same_allocation(&self, other: &SourceFile) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
+    }
+
     /// The miette source code of this file, for diagnostics.
     pub fn source_code(&self) -> &NamedSource<Arc<str>> {
         &self.inner.named

@@ -68,7 +68,7 @@ pub fn lex(file: &SourceFile, env: Option<&super::EnvLookup>) -> Result<Lexed, D
 /// let fast = lex(&file, None).unwrap();
 /// let reference = lex_with_grammar(&file, None).unwrap();
 /// let texts = |l: &caddyprof::syntax::Lexed| l.tokens.iter().map(|t| t.text.clone()).collect::<Vec<_>>();
-/// assert_eq!(texts(&fast), ["a", "b", "c\\\""]);
+/// assert_eq!(texts(&fast), ["a", "b", "c\""]);
 /// assert_eq!(texts(&fast), texts(&reference));
 /// ```
 pub fn lex_with_grammar(
