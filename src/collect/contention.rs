@@ -25,8 +25,8 @@ use crate::config::ProfileType;
 use crate::profile::ProfileBuilder;
 use crate::runtime::Profile;
 
-/// Distinct contention stacks kept per kind; events at new stacks beyond it are counted in
-/// [`Totals::lost`] only.
+/// Distinct contention stacks kept per kind; events at new stacks beyond it are only
+/// counted as lost.
 pub const MAX_STACKS: usize = 4096;
 
 /// The deepest stack recorded, in frames.
