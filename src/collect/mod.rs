@@ -2,5 +2,6 @@
 //! every sink that subscribes (two sinks asking for cpu both get all of it).
 
 pub mod cpu;
+pub mod heap;
 pub mod sampler;
 pub mod symbolize;
