@@ -6,9 +6,13 @@
 //! returns within [`STOP_DEADLINE`] (plus a small margin).
 //!
 //! Profile types: `cpu` comes from the process-wide sampler ([`crate::collect::cpu`]); every
-//! sink that asks for it gets the full data of its own windows. The other types (`heap`,
-//! `allocs`, `goroutine`, `threadcreate`, `block`, `mutex`) have no collector yet: each sink
-//! says so once, at info level, and uploads nothing for them.
+//! sink that asks for it gets the full data of its own windows. `heap` and `allocs` come from
+//! the sampling allocator ([`crate::collect::heap`]), one profile per window for a sink that
+//! wants either or both, with `alloc_*` per window (Pyroscope, file) or cumulative
+//! (profefe); when the program has not installed [`crate::allocator::Sampled`], one warning
+//! says how to, and nothing is sent for them. The other types (`goroutine`, `threadcreate`,
+//! `block`, `mutex`) have no collector yet: each sink says so once, at info level, and
+//! uploads nothing for them.
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -23,6 +27,7 @@ use crate::apps::file::sink::FileWriter;
 use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
 use crate::apps::pyroscope::sink::PyroscopeSink;
 use crate::collect::cpu;
+use crate::collect::heap::{self, Accumulation, HeapError};
 use crate::config::{Config, ProfileType};
 use crate::diagnostic::{Diagnostic, Error};
 
@@ -303,6 +308,17 @@ fn write_files(
     Ok(paths)
 }
 
+/// Says, once per process, why `heap`/`allocs` profiles cannot be collected.
+fn warn_memory_unavailable(sink: &str, error: &HeapError) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            %sink,
+            "{error}. Nothing is sent for heap and allocs; the other profile types are not affected"
+        );
+    }
+}
+
 /// Runs one sink until stopped: at the end of each window, collects and delivers.
 async fn run_sink(
     settings: SinkSettings,
@@ -315,13 +331,35 @@ async fn run_sink(
     };
     let sampling = settings.sampling().clone();
     for &profile_type in &sampling.profile_types {
-        if profile_type != ProfileType::Cpu {
+        if !matches!(
+            profile_type,
+            ProfileType::Cpu | ProfileType::Heap | ProfileType::Allocs
+        ) {
             tracing::info!(
                 sink = %report.path,
                 "{profile_type} profiles are not collected yet: nothing is sent for them"
             );
         }
     }
+    // `heap` and `allocs` are one profile: a sink that wants both gets it once.
+    let memory_type = [ProfileType::Heap, ProfileType::Allocs]
+        .into_iter()
+        .find(|&t| sampling.has(t));
+    // As the Go agents: Pyroscope gets alloc_* per window, profefe since the start.
+    let accumulation = match &settings {
+        SinkSettings::Profefe(_) => Accumulation::Cumulative,
+        SinkSettings::Pyroscope(_) | SinkSettings::File(_) => Accumulation::Delta,
+    };
+    let mut memory = match memory_type {
+        Some(_) => match heap::subscribe() {
+            Ok(subscription) => Some(subscription),
+            Err(e) => {
+                warn_memory_unavailable(&report.path, &e);
+                None
+            }
+        },
+        None => None,
+    };
     let rate = match &settings {
         SinkSettings::Pyroscope(s) => s.upload_rate,
         SinkSettings::Profefe(s) => s.upload_rate,
@@ -370,10 +408,25 @@ async fn run_sink(
                 Err(e) => report.errors.push(format!("cpu: {e}")),
             }
         }
+        if let (Some(mut subscription), Some(profile_type)) = (memory.take(), memory_type) {
+            let collected = tokio::task::spawn_blocking(move || {
+                let profile = subscription.collect(profile_type, accumulation);
+                (subscription, profile)
+            })
+            .await;
+            match collected {
+                Ok((subscription, profile)) => {
+                    memory = Some(subscription);
+                    sink.deliver(profile, &mut report).await;
+                }
+                Err(e) => report.errors.push(format!("{profile_type}: {e}")),
+            }
+        }
         if let Some(deadline) = deadline {
             break deadline;
         }
     };
+    drop(memory);
     report.uploads = sink.stop(deadline).await;
     report
 }
