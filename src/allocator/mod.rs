@@ -144,10 +144,17 @@ pub fn rate() -> u64 {
 }
 
 /// Sets the mean number of bytes between samples, like Go's `runtime.MemProfileRate`
-/// (0: no samples; 1: every allocation). Samples taken before keep their weights; each
-/// thread's next draw uses the new rate.
+/// (0: no samples; 1: every allocation). Samples taken before keep their weights. The
+/// calling thread draws its next countdown with the new rate at once; other threads at
+/// their next draw (within about one old rate's worth of their allocations).
 pub fn set_rate(bytes: u64) {
-    RATE.store(bytes.min(RATE_UNSET - 1), Ordering::Relaxed);
+    let rate = bytes.min(RATE_UNSET - 1);
+    RATE.store(rate, Ordering::Relaxed);
+    let _ = STATE.try_with(|s| {
+        if !s.busy.get() {
+            s.countdown.set(next_countdown(s, rate));
+        }
+    });
 }
 
 /// Starts sampling for one more consumer (see [`crate::collect::heap`]).
@@ -255,11 +262,9 @@ impl<A> Sampled<A> {
     }
 }
 
-/// A new countdown: an exponential draw with mean `rate`.
+/// A new countdown: an exponential draw with mean `rate`; 0 (sample the next allocation) for
+/// rate 1, which samples every allocation, as in Go.
 fn next_countdown(s: &ThreadState, rate: u64) -> i64 {
-    if rate == 0 {
-        return IDLE_COUNTDOWN;
-    }
     let mut x = s.rng.get();
     if x == 0 {
         x = (s as *const ThreadState as u64)
@@ -271,6 +276,11 @@ fn next_countdown(s: &ThreadState, rate: u64) -> i64 {
     x ^= x << 25;
     x ^= x >> 27;
     s.rng.set(x);
+    match rate {
+        0 => return IDLE_COUNTDOWN,
+        1 => return 0,
+        _ => {}
+    }
     let bits = x.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
     // Uniform in (0, 1].
     let u = (bits as f64 + 1.0) / (1u64 << 53) as f64;
