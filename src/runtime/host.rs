@@ -394,6 +394,8 @@ async fn run_sink(
                 Err(_) => Some(Instant::now()),
             },
         };
+        // Every type's window ends here; deliver once all are collected.
+        let mut ready = Vec::with_capacity(2);
         if let Some(mut subscription) = cpu.take() {
             let collected = tokio::task::spawn_blocking(move || {
                 let profile = subscription.collect();
@@ -403,7 +405,7 @@ async fn run_sink(
             match collected {
                 Ok((subscription, profile)) => {
                     cpu = Some(subscription);
-                    sink.deliver(profile, &mut report).await;
+                    ready.push(profile);
                 }
                 Err(e) => report.errors.push(format!("cpu: {e}")),
             }
@@ -417,10 +419,13 @@ async fn run_sink(
             match collected {
                 Ok((subscription, profile)) => {
                     memory = Some(subscription);
-                    sink.deliver(profile, &mut report).await;
+                    ready.push(profile);
                 }
                 Err(e) => report.errors.push(format!("{profile_type}: {e}")),
             }
+        }
+        for profile in ready {
+            sink.deliver(profile, &mut report).await;
         }
         if let Some(deadline) = deadline {
             break deadline;
