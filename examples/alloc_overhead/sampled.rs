@@ -39,6 +39,9 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(rate) = options.rate {
+        allocator::set_rate(rate);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let collector = if options.active {
         let mut subscription = match heap::subscribe() {

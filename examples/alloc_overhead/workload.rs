@@ -20,16 +20,19 @@ pub struct Options {
     pub threads: usize,
     /// Sampled binary only: take heap profiles (`--active`) or only install the wrapper.
     pub active: bool,
+    /// Sampled binary only: the sampling rate in bytes (`--rate`; default 512 KiB).
+    pub rate: Option<u64>,
 }
 
 impl Options {
-    /// Parses `--rounds N --threads N [--active]`; ignores what it does not know (such as
+    /// Parses `--rounds N --threads N [--active] [--rate BYTES]`; ignores what it does not know (such as
     /// `--bench`, which `cargo bench` passes).
     pub fn parse() -> Result<Options, String> {
         let mut options = Options {
             rounds: 100_000,
             threads: 4,
             active: false,
+            rate: None,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -37,6 +40,7 @@ impl Options {
                 "--rounds" => options.rounds = number(args.next(), "--rounds")?,
                 "--threads" => options.threads = number(args.next(), "--threads")? as usize,
                 "--active" => options.active = true,
+                "--rate" => options.rate = Some(number(args.next(), "--rate")?),
                 _ => {}
             }
         }
