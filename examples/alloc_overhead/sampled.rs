@@ -77,7 +77,7 @@ fn main() -> ExitCode {
     };
     let stats = allocator::stats();
     println!(
-        r#"{{"allocator":"{}","threads":{},"rounds":{},"allocations":{allocations},"bytes":{bytes_allocated},"wall_s":{wall:.4},"cpu_s":{cpu:.4},"samples":{},"stacks":{},"profiles":{profiles},"profile_bytes":{bytes},"collector_cpu_s":{collector_cpu:.4},"rate":{}}}"#,
+        r#"{{"allocator":"{}","threads":{},"rounds":{},"allocations":{allocations},"bytes":{bytes_allocated},"wall_s":{wall:.4},"cpu_s":{cpu:.4},"samples":{},"stacks":{},"profiles":{profiles},"profile_bytes":{bytes},"collector_cpu_s":{collector_cpu:.4},"sampling_s":{:.4},"rate":{}}}"#,
         if options.active {
             "sampled"
         } else {
@@ -87,6 +87,7 @@ fn main() -> ExitCode {
         options.rounds,
         stats.samples,
         stats.stacks,
+        stats.sampling_nanos as f64 / 1e9,
         stats.rate
     );
     ExitCode::SUCCESS

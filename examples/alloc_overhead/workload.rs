@@ -7,7 +7,8 @@
 //! string, and every 64th round a large block (256 KiB–1 MiB). Every block is written in
 //! full. About 80 allocations and 45 KiB per round; the bytes allocated per CPU second are
 //! reported (several GB/s here: far more than a real program, which does other work
-//! between allocations).
+//! between allocations). `--compute N` adds N iterations of a loop reading the live blocks
+//! to each round, to bring the allocation rate down to something more like a program's.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -22,10 +23,13 @@ pub struct Options {
     pub active: bool,
     /// Sampled binary only: the sampling rate in bytes (`--rate`; default 512 KiB).
     pub rate: Option<u64>,
+    /// Work between allocations: iterations of a small loop over the live blocks per round
+    /// (`--compute`; 0 by default: allocation only).
+    pub compute: u64,
 }
 
 impl Options {
-    /// Parses `--rounds N --threads N [--active] [--rate BYTES]`; ignores what it does not know (such as
+    /// Parses `--rounds N --threads N [--active] [--rate BYTES] [--compute N]`; ignores what it does not know (such as
     /// `--bench`, which `cargo bench` passes).
     pub fn parse() -> Result<Options, String> {
         let mut options = Options {
@@ -33,6 +37,7 @@ impl Options {
             threads: 4,
             active: false,
             rate: None,
+            compute: 0,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -41,6 +46,7 @@ impl Options {
                 "--threads" => options.threads = number(args.next(), "--threads")? as usize,
                 "--active" => options.active = true,
                 "--rate" => options.rate = Some(number(args.next(), "--rate")?),
+                "--compute" => options.compute = number(args.next(), "--compute")?,
                 _ => {}
             }
         }
@@ -81,7 +87,7 @@ fn block(size: usize, fill: u8) -> Vec<u8> {
 
 /// One thread's share; returns the allocations made and their bytes.
 #[inline(never)]
-fn work(seed: u64, rounds: u64) -> (u64, u64) {
+fn work(seed: u64, rounds: u64, compute: u64) -> (u64, u64) {
     let mut rng = Rng(seed | 1);
     let mut ring: Vec<Vec<u8>> = (0..1024).map(|_| Vec::new()).collect();
     let mut next = 0;
@@ -115,6 +121,13 @@ fn work(seed: u64, rounds: u64) -> (u64, u64) {
         bytes += text.capacity() as u64;
         black_box(text);
         allocations += 64 + 4 + 1;
+        let mut sum = 0u64;
+        for i in 0..compute as usize {
+            let block = &ring[(next + i) % ring.len()];
+            let byte = block.get(i % block.len().max(1)).copied().unwrap_or(0);
+            sum = (sum ^ u64::from(byte)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+        black_box(sum);
         if round % 64 == 0 {
             let size = 256 * 1024 + rng.below(768 * 1024);
             black_box(block(size, 2));
@@ -143,9 +156,9 @@ pub fn cpu_seconds() -> f64 {
 pub fn run(options: &Options) -> (f64, f64, u64, u64) {
     let cpu_before = cpu_seconds();
     let began = Instant::now();
-    let rounds = options.rounds;
+    let (rounds, compute) = (options.rounds, options.compute);
     let handles: Vec<_> = (0..options.threads)
-        .map(|t| std::thread::spawn(move || work(0x9e37_79b9 + t as u64 * 7919, rounds)))
+        .map(|t| std::thread::spawn(move || work(0x9e37_79b9 + t as u64 * 7919, rounds, compute)))
         .collect();
     let (allocations, bytes) = handles
         .into_iter()

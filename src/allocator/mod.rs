@@ -55,6 +55,7 @@ mod table;
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::Instant;
 
 pub use table::{
     ARENA_WORDS, LIVE_SLOTS, MAX_DEPTH, OBJECT_SCALE, OVERFLOW, STACK_SLOTS, Totals, Weight,
@@ -110,6 +111,8 @@ const RATE_UNSET: u64 = u64::MAX;
 static SAMPLES: AtomicU64 = AtomicU64::new(0);
 /// Allocations made while the same thread was taking a sample.
 static REENTERED: AtomicU64 = AtomicU64::new(0);
+/// Time spent taking samples (the stack walk and the tables), in nanoseconds.
+static SAMPLING_NANOS: AtomicU64 = AtomicU64::new(0);
 /// Seeds for the threads' generators.
 static SEEDS: AtomicU64 = AtomicU64::new(0x853c_49e6_748f_ea9b);
 
@@ -195,6 +198,10 @@ pub struct Stats {
     pub stacks_lost: u64,
     /// Sampled allocations the live table had no room for (counted as freed at once).
     pub live_lost: u64,
+    /// Time spent taking samples (walking the stack, the tables), in nanoseconds of wall
+    /// time on the allocating threads: what sampling costs the program, beside the
+    /// countdown.
+    pub sampling_nanos: u64,
 }
 
 /// The sampler's counters.
@@ -208,6 +215,7 @@ pub fn stats() -> Stats {
         stacks: table::stacks_used(),
         stacks_lost: table::STACKS_LOST.load(Ordering::Relaxed),
         live_lost: table::LIVE_LOST.load(Ordering::Relaxed),
+        sampling_nanos: SAMPLING_NANOS.load(Ordering::Relaxed),
     }
 }
 
@@ -255,7 +263,10 @@ impl<A> Sampled<A> {
             s.busy.set(true);
             // Any allocation made while sampling comes back here, and is counted.
             s.countdown.set(0);
+            let began = Instant::now();
             sample(ptr as usize, size, rate);
+            let took = began.elapsed().as_nanos();
+            SAMPLING_NANOS.fetch_add(u64::try_from(took).unwrap_or(u64::MAX), Ordering::Relaxed);
             s.countdown.set(next);
             s.busy.set(false);
         });
