@@ -3,11 +3,15 @@
 //!
 //! Run with `cargo bench --bench adapt`; criterion prints the time and MB/s for each size.
 //! Time should grow linearly with size (2× input → ≤ 2.2× time).
+//!
+//! For counting instructions, `ADAPT_ONCE=BYTES` adapts one generated file of about that size
+//! once and exits, without criterion:
+//! `ADAPT_ONCE=1048576 valgrind --tool=callgrind --toggle-collect='caddyprof::adapt' target/release/deps/adapt-…`
 
 use std::fmt::Write;
 use std::hint::black_box;
 
-use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
 /// A Profilingfile of at least `target` bytes.
 fn generate(target: usize) -> String {
@@ -80,4 +84,18 @@ fn adapt(c: &mut Criterion) {
 }
 
 criterion_group!(benches, adapt);
-criterion_main!(benches);
+
+fn main() {
+    if let Some(size) = std::env::var("ADAPT_ONCE")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        let text = generate(size);
+        let json = caddyprof::adapt(black_box(&text)).expect("the generated Profilingfile adapts");
+        println!("adapted {} bytes", text.len());
+        black_box(json);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

@@ -1,10 +1,10 @@
-//! Measures what pprof-rs's shared-library blocklist costs, and whether sampling without it is
-//! safe: a workload that spends much of its time inside libc (malloc, free, memset), and one
+//! Measures what a shared-library blocklist (pprof-rs's idea) costs, and whether sampling
+//! without it is safe: a workload that spends much of its time inside libc (malloc, free, memset), and one
 //! that unwinds panics (libgcc's unwinder interrupted by the sampler's own unwinding).
 //!
 //! ```sh
 //! cargo run --example cpu_blocklist -- libc,libgcc,pthread,vdso   # pprof-rs's usual list
-//! cargo run --example cpu_blocklist -- vdso                       # caddyprof's default
+//! cargo run --example cpu_blocklist -- libgcc,vdso                # caddyprof's default
 //! cargo run --example cpu_blocklist -- none 1000 panic            # no blocklist, 1000 Hz, panics
 //! ```
 //!
@@ -136,7 +136,7 @@ fn main() {
     let symbolized_in = symbolizing.elapsed();
     let (rss_symbolized, peak) = rss_mib();
     // Idle collections: the first ones symbolize the previous collections' own stacks; one
-    // with no new address drops backtrace-rs's caches.
+    // with no new address drops the symbolizer's parsed state.
     let extra = 5;
     for _ in 0..extra {
         std::thread::sleep(Duration::from_millis(200));

@@ -1,8 +1,7 @@
-//! The demo: embeds caddyprof in a program, profiles it while it works, and shows what was
-//! written. No server is needed: the default config writes CPU profiles (and flame graphs)
-//! and heap profiles under `./profiles`. The CPU profiles show `busy_work`; the heap
-//! profiles show `alloc_work`, which runs beside it on its own thread, allocating and
-//! freeing, and keeping some of it until the end.
+//! The demo: embeds caddyprof in a program, profiles it while it works (CPU in `busy_work`,
+//! two threads contending on a caddyprof lock in `lock_work`, allocations in `alloc_work` on
+//! a thread of its own, some kept live until the end), and shows what was written. No server
+//! is needed: the default config writes profiles (and flame graphs) under `./profiles`.
 //!
 //! ```sh
 //! cargo run --release --example demo -- [CONFIG] [--seconds N]
@@ -59,6 +58,17 @@ fn alloc_work(until: Instant) -> Vec<Vec<u8>> {
     kept
 }
 
+/// Two threads take turns on one caddyprof lock until `until`, each holding it for a moment:
+/// the function the block, mutex and thread profiles should show.
+#[inline(never)]
+fn lock_work(lock: &caddyprof::sync::Mutex<u64>, until: Instant) {
+    while Instant::now() < until {
+        let mut turns = lock.lock();
+        *turns += 1;
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
 fn main() -> ExitCode {
     let mut config = String::from("examples/demo.Profilingfile");
     let mut seconds = 20u64;
@@ -92,10 +102,26 @@ fn main() -> ExitCode {
             eprintln!("{:?}", miette::Report::new(warning.clone()));
         }
     }
-    println!("profiling with {config}; working for {seconds} s in busy_work and alloc_work …");
+    println!(
+        "profiling with {config}; working for {seconds} s in busy_work, in lock_work on two \
+         threads and in alloc_work …"
+    );
     let until = Instant::now() + Duration::from_secs(seconds);
     let allocating = std::thread::spawn(move || alloc_work(until));
+    let lock = std::sync::Arc::new(caddyprof::sync::Mutex::new(0));
+    let lockers: Vec<_> = (1..=2)
+        .map(|i| {
+            let lock = std::sync::Arc::clone(&lock);
+            std::thread::Builder::new()
+                .name(format!("lock-worker-{i}"))
+                .spawn(move || lock_work(&lock, until))
+                .expect("spawning a demo thread")
+        })
+        .collect();
     black_box(busy_work(until));
+    for locker in lockers {
+        locker.join().expect("the demo thread ends");
+    }
     let kept = allocating.join().unwrap_or_default();
     println!(
         "alloc_work keeps {} blocks ({} MiB) live until the end",

@@ -27,6 +27,7 @@ pub mod load;
 pub mod profile;
 pub mod runtime;
 pub mod source;
+pub mod sync;
 pub mod syntax;
 
 use std::path::{Path, PathBuf};

@@ -29,7 +29,7 @@ impl SourceFile {
     pub fn new(name: impl AsRef<str>, text: impl Into<Arc<str>>) -> Self {
         let text: Arc<str> = text.into();
         let line_starts = std::iter::once(0)
-            .chain(text.match_indices('\n').map(|(i, _)| i + 1))
+            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
             .collect();
         SourceFile {
             inner: Arc::new(Inner {
@@ -62,6 +62,11 @@ impl SourceFile {
             .chars()
             .count();
         (line + 1, column + 1)
+    }
+
+    /// Whether `other` is a clone of this very file (the same allocation).
+    pub(crate) fn is_same_allocation(&self, other: &SourceFile) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 
     /// The miette source code of this file, for diagnostics.

@@ -271,3 +271,28 @@ fn go_tool_pprof_reads_our_profile() {
     assert!(stdout.contains("hot_loop"), "{stdout}");
     assert!(stdout.contains("thread:["), "{stdout}");
 }
+
+/// The sampling timer runs only while someone subscribes: a process that stops profiling
+/// pays nothing more for it.
+#[test]
+fn the_timer_stops_with_the_last_subscription() {
+    let _serial = serial();
+    let armed = || {
+        // SAFETY: getitimer writes the current ITIMER_PROF setting into `timer`.
+        let mut timer: libc::itimerval = unsafe { std::mem::zeroed() };
+        assert_eq!(unsafe { libc::getitimer(libc::ITIMER_PROF, &mut timer) }, 0);
+        timer.it_interval.tv_sec != 0 || timer.it_interval.tv_usec != 0
+    };
+    let first = cpu::subscribe(100).unwrap();
+    let second = cpu::subscribe(100).unwrap();
+    assert!(armed());
+    drop(first);
+    assert!(armed(), "one subscription is still alive");
+    drop(second);
+    assert!(!armed());
+    let mut again = cpu::subscribe(100).unwrap();
+    assert!(armed());
+    black_box(hot_loop(Duration::from_millis(300)));
+    let (total, _) = share(&decode(&again.collect().pprof_gz).unwrap(), "hot_loop");
+    assert!(total > 0, "sampling resumed");
+}

@@ -619,3 +619,167 @@ fn cli_run_stops_cleanly_on_a_sigterm_during_start_up() {
         "{written:?}\n{log}"
     );
 }
+
+/// Two threads taking turns on a caddyprof lock, each holding it for a while.
+#[inline(never)]
+fn lock_contention_work(lock: &caddyprof::sync::Mutex<u64>, until: Instant) {
+    while Instant::now() < until {
+        let mut guard = lock.lock();
+        *guard += 1;
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+#[test]
+fn threads_and_lock_contention_reach_pyroscope_and_profefe() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    let profefe = rt.block_on(FakeServer::start(Kind::Profefe));
+    let json = serde_json::json!({"apps": {"profiling": {
+        "block_profile_rate": 1,
+        "mutex_profile_fraction": 1,
+        "profile_types": ["goroutine", "threadcreate", "block", "mutex"],
+        "profilers": [
+            {"profiler": "pyroscope", "server_address": pyroscope.url(),
+             "application_name": "rt-locks", "upload_rate": "1s"},
+            {"profiler": "profefe", "address": profefe.url(), "service": "rt-locks"},
+        ],
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    let lock = std::sync::Arc::new(caddyprof::sync::Mutex::new(0));
+    let until = Instant::now() + Duration::from_millis(1500);
+    let workers: Vec<_> = (0..2)
+        .map(|i| {
+            let lock = std::sync::Arc::clone(&lock);
+            std::thread::Builder::new()
+                .name(format!("lock-worker-{i}"))
+                .spawn(move || lock_contention_work(&lock, until))
+                .unwrap()
+        })
+        .collect();
+    for worker in workers {
+        worker.join().unwrap();
+    }
+    let (reports, took) = timed_stop(running);
+    assert!(took <= STOP_BOUND, "stop took {took:?}");
+    for report in &reports {
+        assert!(report.is_clean(), "{report:?}");
+    }
+
+    let in_stack = |profile: &proto::Profile, function: &str| -> i64 {
+        let symbols = caddyprof::profile::Symbols::new(profile);
+        profile
+            .sample
+            .iter()
+            .filter(|s| symbols.stack(s).iter().any(|n| n.ends_with(function)))
+            .map(|s| *s.value.last().unwrap())
+            .sum()
+    };
+
+    // Pyroscope: goroutine, block and mutex with the Go agent's sample_type_config; no
+    // threadcreate (the Go agent does not support it either).
+    let mut seen = std::collections::BTreeMap::new();
+    for r in pyroscope.requests() {
+        assert_eq!(r.status, 200, "{r:?}");
+        let config =
+            String::from_utf8_lossy(&r.part("sample_type_config").unwrap().data).into_owned();
+        let profile = decode(&r.part("profile").unwrap().data).unwrap();
+        let kind = if config.contains("goroutines") {
+            "goroutine"
+        } else if config.contains("block_duration") {
+            "block"
+        } else if config.contains("mutex_duration") {
+            "mutex"
+        } else {
+            panic!("unexpected sample_type_config {config}")
+        };
+        seen.entry(kind).or_insert_with(Vec::new).push(profile);
+    }
+    assert_eq!(
+        seen.keys().copied().collect::<Vec<_>>(),
+        ["block", "goroutine", "mutex"]
+    );
+    let block_delay: i64 = seen["block"]
+        .iter()
+        .map(|p| in_stack(p, "lock_contention_work"))
+        .sum();
+    let mutex_delay: i64 = seen["mutex"]
+        .iter()
+        .map(|p| in_stack(p, "lock_contention_work"))
+        .sum();
+    eprintln!("pyroscope: block {block_delay} ns, mutex {mutex_delay} ns");
+    // Two threads taking turns for 1.5 s: each waits about half the time.
+    assert!(block_delay > 300_000_000, "block delay {block_delay}");
+    assert!(mutex_delay > 300_000_000, "mutex delay {mutex_delay}");
+    assert!(
+        seen["goroutine"]
+            .iter()
+            .any(|p| in_stack(p, "lock_contention_work") == 2),
+        "a goroutine snapshot shows both workers in lock_contention_work"
+    );
+
+    // profefe: every type, block and mutex cumulative (the last holds all the delay).
+    let requests = profefe.requests();
+    let types: std::collections::BTreeSet<String> = requests
+        .iter()
+        .map(|r| r.query_value("type").unwrap())
+        .collect();
+    assert_eq!(
+        types.into_iter().collect::<Vec<_>>(),
+        ["block", "goroutine", "mutex", "threadcreate"]
+    );
+    let last_block = requests
+        .iter()
+        .rfind(|r| r.query_value("type").as_deref() == Some("block"))
+        .map(|r| decode(&r.body).unwrap())
+        .unwrap();
+    assert!(in_stack(&last_block, "lock_contention_work") >= block_delay * 9 / 10);
+    // The last one (a 15 s boundary may also fall inside the run).
+    let threads = requests
+        .iter()
+        .rfind(|r| r.query_value("type").as_deref() == Some("threadcreate"))
+        .map(|r| decode(&r.body).unwrap())
+        .unwrap();
+    // Taken at the stop, after the workers ended: the host's own threads remain.
+    assert!(threads.string_table.iter().any(|s| s == "caddyprof"));
+    assert!(!threads.string_table.iter().any(|s| s == "lock-worker-0"));
+}
+
+#[test]
+fn an_enabled_lock_profile_with_nothing_to_report_is_not_sent() {
+    let _serial = serial();
+    let rt = server_runtime();
+    // Pyroscope gets per-window deltas (profefe's cumulative totals would hold what earlier
+    // tests in this process recorded).
+    let pyroscope = pyroscope_server(&rt);
+    let json = serde_json::json!({"apps": {"pyroscope": {
+        "server_address": pyroscope.url(), "application_name": "rt-quiet",
+        "parameters": {"block_profile_rate": 1, "profile_types": ["block", "goroutine"]},
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    // Contention on a standard lock is not seen: only caddyprof::sync locks are instrumented.
+    let lock = std::sync::Arc::new(std::sync::Mutex::new(()));
+    let guard = lock.lock().unwrap();
+    let waiter = {
+        let lock = std::sync::Arc::clone(&lock);
+        std::thread::spawn(move || drop(lock.lock().unwrap()))
+    };
+    std::thread::sleep(Duration::from_millis(50));
+    drop(guard);
+    waiter.join().unwrap();
+    let (reports, _) = timed_stop(running);
+    assert!(reports[0].is_clean(), "{reports:?}");
+    let configs: Vec<String> = pyroscope
+        .requests()
+        .iter()
+        .map(|r| String::from_utf8_lossy(&r.part("sample_type_config").unwrap().data).into_owned())
+        .collect();
+    assert_eq!(configs.len(), 1, "{configs:?}");
+    assert!(
+        configs[0].contains("goroutines"),
+        "no empty block profile: {configs:?}"
+    );
+}

@@ -58,6 +58,20 @@ pub struct Fields<'a> {
 }
 
 impl<'a> Fields<'a> {
+    /// An empty object with room for `capacity` keys.
+    ///
+    /// ```
+    /// use caddyprof::adapt::reader::Fields;
+    /// let fields = Fields::with_capacity(4);
+    /// assert!(fields.map.is_empty() && fields.set_by("upload_rate").is_none());
+    /// ```
+    pub fn with_capacity(capacity: usize) -> Self {
+        Fields {
+            map: Map::with_capacity(capacity),
+            set_by: Vec::with_capacity(capacity),
+        }
+    }
+
     /// Sets `key` from `by`; an error if it was already set.
     pub fn set(&mut self, key: &'a str, value: Value, by: &'a Token) -> Result<(), Error> {
         if let Some((_, first)) = self.set_by.iter().find(|(k, _)| *k == key) {
@@ -179,7 +193,8 @@ pub fn read_profiler(
     child: bool,
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Map<String, Value>, Error> {
-    let mut fields = Fields::default();
+    // Each directive sets at most one key; `profiler` and the address may add two more.
+    let mut fields = Fields::with_capacity(directives.len() + 2);
     if child {
         fields
             .map

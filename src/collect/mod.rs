@@ -1,7 +1,10 @@
 //! Process-wide collectors: each samples the process once and hands per-window deltas to
 //! every sink that subscribes (two sinks asking for cpu both get all of it).
 
+pub mod contention;
 pub mod cpu;
 pub mod heap;
+pub mod objects;
 pub mod sampler;
 pub mod symbolize;
+pub mod threads;

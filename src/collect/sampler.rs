@@ -30,8 +30,10 @@
 //! always present, so no frame-pointer build flag is needed.
 
 use std::cell::UnsafeCell;
-use std::ffi::{CStr, c_int, c_void};
+use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+
+use super::objects::mapped_objects;
 
 /// The deepest stack recorded, in frames (Go records 64, pprof-rs 128); deeper stacks keep
 /// their innermost frames.
@@ -167,6 +169,8 @@ pub fn install(blocklist: &[String]) -> Result<(), SamplerError> {
         action.sa_sigaction = on_sigprof as *const () as usize;
         action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
         libc::sigemptyset(&mut action.sa_mask);
+        // Nor a thread-stack request (SIGURG, `super::threads`) while this handler unwinds.
+        libc::sigaddset(&mut action.sa_mask, libc::SIGURG);
         if libc::sigaction(libc::SIGPROF, &action, std::ptr::null_mut()) != 0 {
             return Err(system("sigaction(SIGPROF)"));
         }
@@ -237,13 +241,12 @@ fn system(call: &'static str) -> SamplerError {
 
 /// Records the loaded segments of every library whose path contains one of `names`.
 fn block_libraries(names: &[String]) {
-    let mut ranges = Vec::new();
-    for library in loaded_libraries() {
-        if names.iter().any(|n| library.name.contains(n.as_str())) {
-            ranges.extend(library.segments);
-        }
-    }
-    ranges.truncate(MAX_BLOCKED);
+    let ranges: Vec<(u64, u64)> = mapped_objects()
+        .into_iter()
+        .filter(|o| names.iter().any(|n| o.name.contains(n.as_str())))
+        .flat_map(|o| o.segments)
+        .take(MAX_BLOCKED)
+        .collect();
     for (i, (start, end)) in ranges.iter().enumerate() {
         BLOCKED[2 * i].store(*start, Ordering::Relaxed);
         BLOCKED[2 * i + 1].store(*end, Ordering::Relaxed);
@@ -251,59 +254,12 @@ fn block_libraries(names: &[String]) {
     BLOCKED_LEN.store(ranges.len(), Ordering::Release);
 }
 
-struct Library {
-    name: String,
-    /// Loaded segments: [start, end) addresses.
-    segments: Vec<(u64, u64)>,
-}
-
-fn loaded_libraries() -> Vec<Library> {
-    unsafe extern "C" fn each(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info for the call, and `data` is our Vec.
-        unsafe {
-            let libraries = &mut *(data as *mut Vec<Library>);
-            let info = &*info;
-            let name = if info.dlpi_name.is_null() {
-                String::new()
-            } else {
-                CStr::from_ptr(info.dlpi_name)
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
-            let segments = headers
-                .iter()
-                .filter(|h| h.p_type == libc::PT_LOAD)
-                .map(|h| {
-                    let start = info.dlpi_addr.wrapping_add(h.p_vaddr);
-                    (start, start.wrapping_add(h.p_memsz))
-                })
-                .collect();
-            libraries.push(Library { name, segments });
-        }
-        0
-    }
-    let mut libraries: Vec<Library> = Vec::new();
-    // SAFETY: the callback only touches the Vec passed as data.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(each),
-            &mut libraries as *mut Vec<Library> as *mut c_void,
-        );
-    }
-    libraries
-}
-
 /// The interrupted instruction's address.
 ///
 /// # Safety
 /// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
 #[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
     // SAFETY: per this function's contract.
     unsafe {
         (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
@@ -315,7 +271,7 @@ unsafe fn interrupted_pc(context: *mut c_void) -> usize {
 /// # Safety
 /// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
 #[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
     // SAFETY: per this function's contract.
     unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.pc as usize }
 }
@@ -324,11 +280,12 @@ unsafe fn interrupted_pc(context: *mut c_void) -> usize {
     target_os = "linux",
     any(target_arch = "x86_64", target_arch = "aarch64")
 )))]
-unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
+pub(crate) unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
     0
 }
 
-fn is_blocked(pc: usize) -> bool {
+/// Whether `pc` lies in a blocklisted library (libgcc's unwinder must not unwind itself).
+pub(crate) fn is_blocked(pc: usize) -> bool {
     let pc = pc as u64;
     let len = BLOCKED_LEN.load(Ordering::Acquire);
     (0..len).any(|i| {
@@ -385,11 +342,23 @@ fn record(context: *mut c_void) {
         libc::prctl(libc::PR_GET_NAME, data.name.as_mut_ptr());
         data.tid = libc::syscall(libc::SYS_gettid) as u32;
     }
-    data.stack[0] = pc;
+    data.depth = unwind_interrupted(pc, &mut data.stack) as u16;
+    slot.state.store(READY, Ordering::Release);
+}
+
+/// Unwinds, from inside a signal handler, the interrupted thread's stack into `stack`: the
+/// interrupted instruction `pc` first, then its callers; returns the depth. If the unwinder
+/// never reaches the interrupted frame, the stack is just `pc`. Allocates nothing and takes
+/// no lock; must not run with `pc` inside libgcc (see [`is_blocked`]).
+pub(crate) fn unwind_interrupted(pc: usize, stack: &mut [usize]) -> usize {
+    let Some(first) = stack.first_mut() else {
+        return 0;
+    };
+    *first = pc;
     let mut depth = 1;
     let mut reached = false;
-    // SAFETY: libgcc's unwinder, not re-entered (SIGPROF is blocked while its handler runs);
-    // backtrace-rs's `trace` lock exists for Windows' dbghelp, not for libgcc.
+    // SAFETY: libgcc's unwinder, not re-entered (a handler's own signal is blocked while it
+    // runs); backtrace-rs's `trace` lock exists for Windows' dbghelp, not for libgcc.
     unsafe {
         backtrace::trace_unsynchronized(|frame| {
             let ip = frame.ip() as usize;
@@ -398,15 +367,13 @@ fn record(context: *mut c_void) {
                 reached = ip == pc;
                 return true;
             }
-            if depth == MAX_DEPTH {
+            if depth == stack.len() {
                 return false;
             }
-            data.stack[depth] = ip;
+            stack[depth] = ip;
             depth += 1;
             true
         });
     }
-    // If the unwinder never reached the interrupted frame, keep just its address.
-    data.depth = if reached { depth as u16 } else { 1 };
-    slot.state.store(READY, Ordering::Release);
+    if reached { depth } else { 1 }
 }

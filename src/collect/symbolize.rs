@@ -2,18 +2,34 @@
 //!
 //! Collectors keep their stacks unresolved (instruction addresses, leaf first) and symbolize a
 //! stack only when a profile contains it, each address once: the process-wide [`Symbolizer`]
-//! caches every address it has resolved. Its batches ([`Symbolizer::end_batch`]) decide when
-//! backtrace-rs's parsed debug info is dropped: at the first batch that needed no new address.
-//! Once the set of hot stacks is known new addresses are rare, and keeping the parsed debug
-//! info of the whole binary resident is what costs the peers 150–190 MiB of RSS. (Clearing
-//! after every batch instead made each later batch re-read and re-parse the debug info: about
-//! 1.5 s of CPU per batch in a debug build, visible in the next window's profile.) The memory
-//! freed is handed back to the kernel with `malloc_trim` (glibc).
+//! caches every address it has resolved.
+//!
+//! Each loaded object (the program and its shared libraries, found with `dl_iterate_phdr`)
+//! is read when an address in it first needs a name, with addr2line's `Loader`: the file is
+//! memory-mapped, names and inlined frames with file and line come from its own DWARF, and
+//! addresses without DWARF get the name of their symbol-table entry (or `library+0xoffset`).
+//! Separate debug files (`.gnu_debuglink`, `/usr/lib/debug`) are deliberately not read:
+//! backtrace-rs reads them, and with Debian's `libc6-dbg` installed decompressing libc's
+//! debug info alone added 35 MiB to the peak RSS of a profiled program and most of the
+//! profiler's start-up CPU, to name a handful of libc frames that the symbol table names too
+//! (only their file and line are lost).
+//!
+//! Batches ([`Symbolizer::end_batch`]) decide when the objects' parsed state is dropped: at
+//! the first batch that needed no new address. Once the set of hot stacks is known new
+//! addresses are rare, and keeping the parsed debug info of the whole binary resident is
+//! what costs the peers 150–190 MiB of RSS. (Dropping it after every batch instead made each
+//! later batch re-parse the debug info: about 1.5 s of CPU per batch in a debug build.)
 
+use std::borrow::Cow;
 use std::collections::HashMap;
+use std::path::{Path, PathBuf};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 
-use crate::profile::Frame;
+use addr2line::Loader;
+use object::{Object, ObjectSymbol};
+
+use super::objects::{MappedObject, mapped_objects};
+use crate::profile::{Frame, LocationId, ProfileBuilder};
 
 /// A symbolized instruction address.
 #[derive(Debug)]
@@ -24,16 +40,66 @@ pub struct Location {
     pub lines: Vec<Frame<'static>>,
 }
 
-/// The address → location cache. Get the process-wide one with [`symbolizer`].
+/// Adds a profile's symbolized locations to its builder, each once.
 #[derive(Debug, Default)]
+pub struct ProfileLocations(HashMap<usize, LocationId>);
+
+impl ProfileLocations {
+    /// The profile's location ids of a resolved stack (indexes from
+    /// [`Symbolizer::resolve`]), adding the locations not added yet.
+    pub fn of(
+        &mut self,
+        resolved: &[usize],
+        symbolizer: &Symbolizer,
+        builder: &mut ProfileBuilder,
+    ) -> Vec<LocationId> {
+        resolved
+            .iter()
+            .map(|&l| {
+                *self.0.entry(l).or_insert_with(|| {
+                    let location = symbolizer.location(l);
+                    builder.location(location.address, &location.lines)
+                })
+            })
+            .collect()
+    }
+}
+
+/// The address → location cache. Get the process-wide one with [`symbolizer`].
+#[derive(Default)]
 pub struct Symbolizer {
     by_address: HashMap<usize, usize>,
     locations: Vec<Location>,
+    objects: Vec<LoadedObject>,
     /// Whether the current batch resolved a new address.
     new_in_batch: bool,
-    /// Whether backtrace-rs holds parsed debug info we may drop.
-    cache_warm: bool,
 }
+
+impl std::fmt::Debug for Symbolizer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Symbolizer")
+            .field("locations", &self.locations.len())
+            .field("objects", &self.objects.len())
+            .finish()
+    }
+}
+
+/// A program or shared library mapped into the process.
+struct LoadedObject {
+    /// Its file, if it has one (the vDSO has none).
+    path: Option<PathBuf>,
+    /// Its file name, for addresses nothing names.
+    short_name: String,
+    object: MappedObject,
+    /// The file's symbols and DWARF, read on first use; `Some(None)` if it cannot be read.
+    reader: Option<Option<Loader>>,
+    /// The symbol table of its separate debug file, read when the file itself names nothing
+    /// at an address: stripped system libraries keep only their exported names.
+    debug_symbols: Option<Vec<DebugSymbol>>,
+}
+
+/// A function of a separate debug file's symbol table: start, size (file addresses), name.
+type DebugSymbol = (u64, u64, Box<str>);
 
 static SYMBOLIZER: LazyLock<Mutex<Symbolizer>> = LazyLock::new(Mutex::default);
 
@@ -49,12 +115,16 @@ impl Symbolizer {
     pub fn resolve(&mut self, addresses: &[usize]) -> Vec<usize> {
         let mut out = Vec::with_capacity(addresses.len());
         for &address in addresses.iter().filter(|&&a| a != 0) {
-            let next = self.locations.len();
-            let index = *self.by_address.entry(address).or_insert(next);
-            if index == next {
-                self.locations.push(symbolize(address));
-                self.new_in_batch = true;
-            }
+            let index = match self.by_address.get(&address) {
+                Some(&index) => index,
+                None => {
+                    let location = self.symbolize(address);
+                    self.locations.push(location);
+                    self.by_address.insert(address, self.locations.len() - 1);
+                    self.new_in_batch = true;
+                    self.locations.len() - 1
+                }
+            };
             out.push(index);
         }
         out
@@ -65,65 +135,187 @@ impl Symbolizer {
         &self.locations[index]
     }
 
-    /// Ends a batch of [`resolve`](Self::resolve) calls (a collection). Keeps backtrace-rs's
-    /// DWARF caches while new addresses keep coming; drops them at the first batch that
-    /// needed none.
+    /// Ends a batch of [`resolve`](Self::resolve) calls (a collection). Keeps the objects'
+    /// parsed state while new addresses keep coming; drops it at the first batch that needed
+    /// none, and gives the freed memory back to the system.
     pub fn end_batch(&mut self) {
         if std::mem::take(&mut self.new_in_batch) {
-            self.cache_warm = true;
-        } else if std::mem::take(&mut self.cache_warm) {
-            release_symbol_cache();
+            return;
+        }
+        let mut dropped = false;
+        for object in &mut self.objects {
+            dropped |= matches!(object.reader.take(), Some(Some(_)));
+        }
+        if dropped {
+            release_freed_memory();
+        }
+    }
+
+    /// Symbolizes one instruction address (a return address, except for the interrupted
+    /// frame).
+    fn symbolize(&mut self, address: usize) -> Location {
+        let address = address as u64;
+        let lines = match self.object_of(address) {
+            Some(object) => object.symbolize(address),
+            None => vec![Frame::new(format!("{address:#x}"))],
+        };
+        Location { address, lines }
+    }
+
+    /// The object `address` lies in, reading the list of loaded objects again if none does
+    /// (a library loaded since).
+    fn object_of(&mut self, address: u64) -> Option<&mut LoadedObject> {
+        let contains = |o: &LoadedObject| o.object.contains(address);
+        if !self.objects.iter().any(contains) {
+            self.objects = loaded_objects();
+        }
+        self.objects.iter_mut().find(|o| contains(o))
+    }
+}
+
+impl LoadedObject {
+    fn symbolize(&mut self, address: u64) -> Vec<Frame<'static>> {
+        let offset = address.wrapping_sub(self.object.bias);
+        let path = self.path.as_deref();
+        let reader = self
+            .reader
+            .get_or_insert_with(|| path.and_then(|p| Loader::new(p).ok()));
+        // Return addresses point after the call: look up the call instruction itself. The
+        // interrupted frame's address is exact, though, and may be a function's first
+        // instruction: when `offset - 1` finds nothing, `offset` is tried.
+        let lines = reader.as_ref().map_or_else(Vec::new, |reader| {
+            let lines = frames_at(reader, offset.saturating_sub(1));
+            if lines.is_empty() {
+                frames_at(reader, offset)
+            } else {
+                lines
+            }
+        });
+        if !lines.is_empty() {
+            return lines;
+        }
+        let debug_symbols = self
+            .debug_symbols
+            .get_or_insert_with(|| path.map(debug_file_symbols).unwrap_or_default());
+        let before = debug_symbols.partition_point(|s| s.0 <= offset);
+        match before.checked_sub(1).map(|i| &debug_symbols[i]) {
+            Some((start, size, name)) if offset - start < *size => {
+                let demangled = addr2line::demangle_auto(Cow::Borrowed(&**name), None);
+                vec![named(demangled.into_owned(), name.to_string())]
+            }
+            _ => vec![Frame::new(format!("{}+{offset:#x}", self.short_name))],
         }
     }
 }
 
-/// Drops backtrace-rs's parsed debug info and gives the freed memory back to the system.
-pub fn release_symbol_cache() {
-    backtrace::clear_symbol_cache();
-    // glibc keeps freed heap memory mapped; the debug info was tens of MiB of small blocks.
+/// The function symbols of the separate debug file of the object at `path`, found by its
+/// build id under `/usr/lib/debug/.build-id` (Debian's `-dbg` packages), sorted by address.
+/// Only the symbol table is read: the debug info itself is compressed, and decompressing it
+/// is what costs backtrace-rs tens of MiB.
+fn debug_file_symbols(path: &Path) -> Vec<DebugSymbol> {
+    fn read(path: &Path) -> Option<Vec<DebugSymbol>> {
+        let map = map_file(path)?;
+        let build_id = object::File::parse(&*map).ok()?.build_id().ok()??;
+        let (first, rest) = build_id.split_first()?;
+        let hex: String = rest.iter().map(|b| format!("{b:02x}")).collect();
+        let debug_path = format!("/usr/lib/debug/.build-id/{first:02x}/{hex}.debug");
+        let debug_map = map_file(Path::new(&debug_path))?;
+        let debug = object::File::parse(&*debug_map).ok()?;
+        let mut symbols: Vec<DebugSymbol> = debug
+            .symbols()
+            .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 0)
+            .filter_map(|s| Some((s.address(), s.size(), s.name().ok()?.into())))
+            .collect();
+        symbols.sort_unstable_by_key(|s| s.0);
+        Some(symbols)
+    }
+    read(path).unwrap_or_default()
+}
+
+fn map_file(path: &Path) -> Option<memmap2::Mmap> {
+    let file = std::fs::File::open(path).ok()?;
+    // SAFETY: the mapping is read-only and dropped before this module returns; a file changed
+    // underneath would give wrong names, not unsafety in the parser (it bounds-checks).
+    unsafe { memmap2::Mmap::map(&file) }.ok()
+}
+
+/// The functions at `probe` (a file address), innermost first: from DWARF with file and
+/// line, else from the symbol table.
+fn frames_at(reader: &Loader, probe: u64) -> Vec<Frame<'static>> {
+    let mut lines = Vec::new();
+    if let Ok(mut frames) = reader.find_frames(probe) {
+        while let Ok(Some(frame)) = frames.next() {
+            let Some(function) = frame.function else {
+                continue;
+            };
+            let system_name = function.raw_name().map(Cow::into_owned).unwrap_or_default();
+            let name = function
+                .demangle()
+                .map(Cow::into_owned)
+                .unwrap_or_else(|_| system_name.clone());
+            let mut line = named(name, system_name);
+            if let Some(location) = frame.location {
+                if let Some(file) = location.file {
+                    line = line.file(file.to_owned());
+                }
+                line = line.line(location.line.unwrap_or(0));
+            }
+            lines.push(line);
+        }
+    }
+    if lines.is_empty()
+        && let Some(symbol) = reader.find_symbol(probe)
+    {
+        let name = addr2line::demangle_auto(Cow::Borrowed(symbol), None).into_owned();
+        lines.push(named(name, symbol.to_owned()));
+    }
+    lines
+}
+
+fn named(name: String, system_name: String) -> Frame<'static> {
+    let frame = Frame::new(name);
+    if system_name.is_empty() || system_name == frame.function {
+        frame
+    } else {
+        frame.system_name(system_name)
+    }
+}
+
+/// The objects mapped into the process now, each with its file.
+fn loaded_objects() -> Vec<LoadedObject> {
+    mapped_objects()
+        .into_iter()
+        .enumerate()
+        .map(|(i, object)| {
+            // The program itself comes first, with an empty name.
+            let path = if i == 0 && object.name.is_empty() {
+                std::env::current_exe().ok()
+            } else if object.name.starts_with('/') {
+                Some(PathBuf::from(&object.name))
+            } else {
+                None
+            };
+            let short_name = path
+                .as_deref()
+                .and_then(Path::file_name)
+                .map_or_else(|| object.name.clone(), |n| n.to_string_lossy().into_owned());
+            LoadedObject {
+                path,
+                short_name,
+                object,
+                reader: None,
+                debug_symbols: None,
+            }
+        })
+        .collect()
+}
+
+/// Gives freed heap memory back to the kernel: glibc keeps it mapped, and the parsed debug
+/// info was tens of MiB of small blocks.
+fn release_freed_memory() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     // SAFETY: malloc_trim has no preconditions; it only returns free memory to the kernel.
     unsafe {
         libc::malloc_trim(0);
     }
-}
-
-/// Symbolizes one instruction address (a return address, except for the interrupted frame).
-fn symbolize(address: usize) -> Location {
-    // Return addresses point after the call: look up the call instruction itself. The
-    // interrupted frame's address is exact, though, and may be a function's first
-    // instruction: when `address - 1` finds nothing, `address` is tried.
-    let mut lines = symbolize_exact(address, address.saturating_sub(1));
-    if lines.is_empty() {
-        lines = symbolize_exact(address, address);
-    }
-    if lines.is_empty() {
-        lines.push(Frame::new(format!("{address:#x}")));
-    }
-    Location {
-        address: address as u64,
-        lines,
-    }
-}
-
-fn symbolize_exact(address: usize, lookup: usize) -> Vec<Frame<'static>> {
-    let mut lines = Vec::new();
-    backtrace::resolve(lookup as *mut std::ffi::c_void, |symbol| {
-        let (function, system_name) = match symbol.name() {
-            Some(name) => (
-                format!("{name:#}"),
-                name.as_str().unwrap_or_default().to_owned(),
-            ),
-            None => (format!("{address:#x}"), String::new()),
-        };
-        let mut frame = Frame::new(function);
-        if system_name != frame.function {
-            frame = frame.system_name(system_name);
-        }
-        if let Some(file) = symbol.filename() {
-            frame = frame.file(file.to_string_lossy().into_owned());
-        }
-        lines.push(frame.line(symbol.lineno().unwrap_or(0)));
-    });
-    lines
 }

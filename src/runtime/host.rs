@@ -5,14 +5,11 @@
 //! [`Running::stop`] ends the current window early, makes a best-effort final flush and
 //! returns within [`STOP_DEADLINE`] (plus a small margin).
 //!
-//! Profile types: `cpu` comes from the process-wide sampler ([`crate::collect::cpu`]); every
-//! sink that asks for it gets the full data of its own windows. `heap` and `allocs` come from
-//! the sampling allocator ([`crate::collect::heap`]), one profile per window for a sink that
-//! wants either or both, with `alloc_*` per window (Pyroscope, file) or cumulative
-//! (profefe); when the program has not installed [`crate::allocator::Sampled`], one warning
-//! says how to, and nothing is sent for them. The other types (`goroutine`, `threadcreate`,
-//! `block`, `mutex`) have no collector yet: each sink says so once, at info level, and
-//! uploads nothing for them.
+//! Profile types: each sink collects from its own [`Sources`] (`cpu` from the process-wide
+//! sampler, every sink getting the full data of its own windows; `block` and `mutex` from
+//! the instrumented locks; `goroutine` and `threadcreate` from thread snapshots; `heap` and
+//! `allocs` from the sampling allocator, one profile per window for a sink that wants either
+//! or both, or one warning when the program has not installed it).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -22,12 +19,12 @@ use tokio::sync::watch;
 
 use super::Profile;
 use super::plan::{Plan, PlanOptions, SinkSettings};
+use super::sources::Sources;
 use super::upload::{STOP_DEADLINE, UploadStats, UploaderOptions, Windows};
 use crate::apps::file::sink::FileWriter;
 use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
 use crate::apps::pyroscope::sink::PyroscopeSink;
-use crate::collect::cpu;
-use crate::collect::heap::{self, Accumulation, HeapError};
+use crate::collect::{contention, cpu};
 use crate::config::{Config, ProfileType};
 use crate::diagnostic::{Diagnostic, Error};
 
@@ -118,6 +115,9 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
         cpu::start(hz)
             .map_err(|e| Diagnostic::error(format!("cannot start CPU profiling: {e}")))?;
     }
+    // The instrumented locks record only what some sink wants (0: nothing).
+    contention::set_block_rate(plan.collectors.block_rate);
+    contention::set_mutex_fraction(plan.collectors.mutex_fraction);
     let mut started = Vec::new();
     {
         let _context = runtime.enter();
@@ -196,6 +196,7 @@ impl Running {
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
         }
+        stop_lock_events();
         tracing::info!("profiling stopped");
         reports
     }
@@ -206,8 +207,15 @@ impl Drop for Running {
         self.stop.send_replace(Some(Instant::now()));
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();
+            stop_lock_events();
         }
     }
+}
+
+/// Once stopped, the instrumented locks stop recording (their fast path never did).
+fn stop_lock_events() {
+    contention::set_block_rate(0);
+    contention::set_mutex_fraction(0);
 }
 
 /// A started sink.
@@ -308,17 +316,6 @@ fn write_files(
     Ok(paths)
 }
 
-/// Says, once per process, why `heap`/`allocs` profiles cannot be collected.
-fn warn_memory_unavailable(sink: &str, error: &HeapError) {
-    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
-        tracing::warn!(
-            %sink,
-            "{error}. Nothing is sent for heap and allocs; the other profile types are not affected"
-        );
-    }
-}
-
 /// Runs one sink until stopped: at the end of each window, collects and delivers.
 async fn run_sink(
     settings: SinkSettings,
@@ -330,56 +327,25 @@ async fn run_sink(
         ..SinkReport::default()
     };
     let sampling = settings.sampling().clone();
-    for &profile_type in &sampling.profile_types {
-        if !matches!(
-            profile_type,
-            ProfileType::Cpu | ProfileType::Heap | ProfileType::Allocs
-        ) {
-            tracing::info!(
-                sink = %report.path,
-                "{profile_type} profiles are not collected yet: nothing is sent for them"
-            );
-        }
-    }
-    // `heap` and `allocs` are one profile: a sink that wants both gets it once.
-    let memory_type = [ProfileType::Heap, ProfileType::Allocs]
-        .into_iter()
-        .find(|&t| sampling.has(t));
-    // As the Go agents: Pyroscope gets alloc_* per window, profefe since the start.
-    let accumulation = match &settings {
-        SinkSettings::Profefe(_) => Accumulation::Cumulative,
-        SinkSettings::Pyroscope(_) | SinkSettings::File(_) => Accumulation::Delta,
-    };
-    let mut memory = match memory_type {
-        Some(_) => match heap::subscribe() {
-            Ok(subscription) => Some(subscription),
-            Err(e) => {
-                warn_memory_unavailable(&report.path, &e);
-                None
-            }
-        },
-        None => None,
-    };
     let rate = match &settings {
         SinkSettings::Pyroscope(s) => s.upload_rate,
         SinkSettings::Profefe(s) => s.upload_rate,
         SinkSettings::File(s) => s.interval,
     };
-    let mut cpu = if sampling.has(ProfileType::Cpu) {
-        let hz = u32::try_from(sampling.cpu_hz).unwrap_or(u32::MAX);
-        match tokio::task::spawn_blocking(move || cpu::subscribe(hz)).await {
-            Ok(Ok(subscription)) => Some(subscription),
-            Ok(Err(e)) => {
-                report.errors.push(format!("cpu: {e}"));
-                None
-            }
-            Err(e) => {
-                report.errors.push(format!("cpu: {e}"));
-                None
-            }
+    // profefe gets cumulative block, mutex and heap profiles, as the Go module sends them.
+    let cumulative = matches!(settings, SinkSettings::Profefe(_));
+    let path = report.path.clone();
+    let opened =
+        tokio::task::spawn_blocking(move || Sources::open(&path, &sampling, cumulative)).await;
+    let mut sources = match opened {
+        Ok((sources, mut errors)) => {
+            report.errors.append(&mut errors);
+            Some(sources)
         }
-    } else {
-        None
+        Err(e) => {
+            report.errors.push(format!("cannot start collecting: {e}"));
+            None
+        }
     };
     let mut windows = Windows::new(SystemTime::now(), rate);
     let deadline = loop {
@@ -394,44 +360,30 @@ async fn run_sink(
                 Err(_) => Some(Instant::now()),
             },
         };
-        // Every type's window ends here; deliver once all are collected.
-        let mut ready = Vec::with_capacity(2);
-        if let Some(mut subscription) = cpu.take() {
+        if let Some(mut taken) = sources.take() {
             let collected = tokio::task::spawn_blocking(move || {
-                let profile = subscription.collect();
-                (subscription, profile)
+                let collected = taken.collect();
+                (taken, collected)
             })
             .await;
             match collected {
-                Ok((subscription, profile)) => {
-                    cpu = Some(subscription);
-                    ready.push(profile);
+                Ok((taken, (profiles, errors))) => {
+                    sources = Some(taken);
+                    for error in errors {
+                        tracing::warn!(sink = %report.path, "cannot collect: {error}");
+                        report.errors.push(error);
+                    }
+                    for profile in profiles {
+                        sink.deliver(profile, &mut report).await;
+                    }
                 }
-                Err(e) => report.errors.push(format!("cpu: {e}")),
+                Err(e) => report.errors.push(format!("collecting failed: {e}")),
             }
-        }
-        if let (Some(mut subscription), Some(profile_type)) = (memory.take(), memory_type) {
-            let collected = tokio::task::spawn_blocking(move || {
-                let profile = subscription.collect(profile_type, accumulation);
-                (subscription, profile)
-            })
-            .await;
-            match collected {
-                Ok((subscription, profile)) => {
-                    memory = Some(subscription);
-                    ready.push(profile);
-                }
-                Err(e) => report.errors.push(format!("{profile_type}: {e}")),
-            }
-        }
-        for profile in ready {
-            sink.deliver(profile, &mut report).await;
         }
         if let Some(deadline) = deadline {
             break deadline;
         }
     };
-    drop(memory);
     report.uploads = sink.stop(deadline).await;
     report
 }

@@ -6,6 +6,7 @@
 
 pub mod host;
 pub mod plan;
+pub mod sources;
 pub mod upload;
 
 pub use host::{Running, SinkReport, start, start_file, start_with};

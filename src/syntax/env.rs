@@ -49,7 +49,8 @@ pub fn substitute(file: &SourceFile, lookup: &super::EnvLookup) -> Result<Substi
     let mut text = String::with_capacity(input.len());
     let mut replacements = Vec::new();
     let mut rest = 0;
-    while let Some(found) = input[rest..].find("{$") {
+    let finder = memchr::memmem::Finder::new("{$");
+    while let Some(found) = finder.find(&input.as_bytes()[rest..]) {
         let open = rest + found;
         let line_end = input[open..].find('\n').map_or(input.len(), |i| open + i);
         let Some(close) = input[open..line_end].find('}').map(|i| open + i) else {

@@ -20,6 +20,17 @@ impl ImportGraph {
     /// Records that `from` imports `to`; fails if `to` already (transitively) imports
     /// `from`. As in Caddy, a node may import itself once before this fires.
     fn add_edge(&mut self, from: &str, to: &str) -> bool {
+        // An edge between two nodes that is already there was accepted once, so `to` did not
+        // reach `from`; it still does not, since an edge closing that path would have been
+        // refused. (A self-import must be looked at again: the second one is refused.)
+        if from != to
+            && self
+                .edges
+                .get(from)
+                .is_some_and(|targets| targets.contains(to))
+        {
+            return true;
+        }
         if self.reaches(to, from) {
             return false;
         }
@@ -293,7 +304,7 @@ impl Parser<'_> {
             match variadic_range(range, args.len()) {
                 Ok(Some((start, end))) => {
                     for arg in &args[start..end] {
-                        out.push(with_text(&token, arg.text.clone()));
+                        out.push(copy_with_text(&token, arg.text.clone()));
                     }
                     return Ok(());
                 }
@@ -317,11 +328,16 @@ impl Parser<'_> {
                 }
             }
         }
+        // Only a `{` or a `\\` can change the text.
+        if !token.text.contains(['{', '\\']) {
+            out.push(token);
+            return Ok(());
+        }
         let replaced = self.replace_in_text(&token, args)?;
         out.push(if replaced == token.text {
             token
         } else {
-            with_text(&token, replaced)
+            with_text(token, replaced)
         });
         Ok(())
     }
@@ -416,12 +432,27 @@ impl Parser<'_> {
     }
 }
 
-/// A copy of `token` with new text; its line-break count follows the text, as in Caddy.
-fn with_text(token: &Token, text: String) -> Token {
-    let mut token = token.clone();
+/// `token` with new text; its line-break count follows the text, as in Caddy.
+fn with_text(mut token: Token, text: String) -> Token {
     token.breaks = text.matches('\n').count();
     token.text = text;
     token
+}
+
+/// A copy of `token` with new text (without copying its old text).
+fn copy_with_text(token: &Token, text: String) -> Token {
+    with_text(
+        Token {
+            text: String::new(),
+            kind: token.kind,
+            location: token.location.clone(),
+            line: token.line,
+            breaks: token.breaks,
+            imports: token.imports.clone(),
+            snippet: token.snippet.clone(),
+        },
+        text,
+    )
 }
 
 /// `a:b`, `a:`, `:b` or `:` as a range of `len` arguments: `Ok(None)` when out of range,

@@ -1,5 +1,15 @@
-//! The lexer: runs the pest grammar (`grammar/caddyfile.pest`) over one file and turns its
-//! pairs into [`Token`]s and [`Comment`]s, with Caddy's line accounting (§2.8).
+//! The lexer: turns one file into [`Token`]s and [`Comment`]s, with Caddy's line accounting
+//! (§2.8).
+//!
+//! The pest grammar (`grammar/caddyfile.pest`) is the definition of the language. Running it
+//! over a whole file costs a few hundred instructions per byte (pest calls a combinator per
+//! character and keeps per-rule bookkeeping for every token), so [`lex`] scans the commonest
+//! items itself: blanks of ASCII whitespace, words of printable ASCII without backslashes,
+//! comments, quoted or backtick text without escapes, and heredocs with a plain marker and
+//! closing line. Everything else (escapes, non-ASCII spaces and words, unterminated text,
+//! errors, …) is handed to the grammar's `next_item` rule, one item at a
+//! time. [`lex_with_grammar`] runs the grammar alone over the whole file; a property test and
+//! the `lex` fuzz target check that both give exactly the same tokens, comments and errors.
 
 use std::rc::Rc;
 
@@ -43,6 +53,36 @@ pub struct Lexed {
 /// assert_eq!(lexed.comments[0].text, "# note");
 /// ```
 pub fn lex(file: &SourceFile, env: Option<&super::EnvLookup>) -> Result<Lexed, Diagnostic> {
+    run(file, env, false)
+}
+
+/// Lexes `file` with the pest grammar alone, over the whole file: the reference that [`lex`]
+/// must match exactly (same tokens, positions, comments and errors). It is several times
+/// slower than [`lex`].
+///
+/// ```
+/// use caddyprof::SourceFile;
+/// use caddyprof::syntax::lexer::{lex, lex_with_grammar};
+///
+/// let file = SourceFile::new("Profilingfile", "a \\\n<<EOF\n\tb\n\tEOF \"c\\\"\" # d\n");
+/// let fast = lex(&file, None).unwrap();
+/// let reference = lex_with_grammar(&file, None).unwrap();
+/// let texts = |l: &caddyprof::syntax::Lexed| l.tokens.iter().map(|t| t.text.clone()).collect::<Vec<_>>();
+/// assert_eq!(texts(&fast), ["a", "b", "c\""]);
+/// assert_eq!(texts(&fast), texts(&reference));
+/// ```
+pub fn lex_with_grammar(
+    file: &SourceFile,
+    env: Option<&super::EnvLookup>,
+) -> Result<Lexed, Diagnostic> {
+    run(file, env, true)
+}
+
+fn run(
+    file: &SourceFile,
+    env: Option<&super::EnvLookup>,
+    grammar_only: bool,
+) -> Result<Lexed, Diagnostic> {
     let substituted = match env {
         Some(lookup) => Some(super::env::substitute(file, lookup)?),
         None => None,
@@ -55,21 +95,32 @@ pub fn lex(file: &SourceFile, env: Option<&super::EnvLookup>) -> Result<Lexed, D
         substituted: substituted.as_ref(),
         line: 1,
         skipped: 0,
-        out: Lexed::default(),
+        base: 0,
+        out: Lexed {
+            // About one token in ten bytes of a typical file: grow at most a few times.
+            tokens: Vec::with_capacity(text.len() / 8),
+            comments: Vec::new(),
+        },
         no_imports: Rc::from(Vec::new()),
     };
-    // The grammar matches any input, so this only fails on pest's own limits.
-    let pairs = Grammar::parse(Rule::file, text).map_err(|e| {
-        Diagnostic::error(format!("the file could not be read: {e}"))
-            .label(&lexer.location(0, 0), "here")
-    })?;
-    // The one top-level pair is `file`.
-    for pair in pairs {
-        for item in pair.into_inner() {
-            lexer.item(item)?;
+    if grammar_only {
+        // The grammar matches any input, so this only fails on pest's own limits.
+        let pairs = Grammar::parse(Rule::file, text).map_err(|e| unreadable(&lexer, e))?;
+        // The one top-level pair is `file`.
+        for pair in pairs {
+            for item in pair.into_inner() {
+                lexer.item(item)?;
+            }
         }
+    } else {
+        lexer.scan(text)?;
     }
     Ok(lexer.out)
+}
+
+fn unreadable(lexer: &Lexer, error: pest::error::Error<Rule>) -> Diagnostic {
+    Diagnostic::error(format!("the file could not be read: {error}"))
+        .label(&lexer.location(0, 0), "here")
 }
 
 struct Lexer<'a> {
@@ -78,11 +129,129 @@ struct Lexer<'a> {
     /// Caddy's line counter and the continuation lines not yet added to it.
     line: usize,
     skipped: usize,
+    /// Where in the text the input given to pest starts (the pairs' offsets are relative).
+    base: usize,
     out: Lexed,
     no_imports: Rc<[super::token::ImportSite]>,
 }
 
+/// Whether `b` starts a blank and is ASCII (`' '` and `\t` to `\r`, as in the grammar's
+/// `blank`).
+fn is_ascii_blank(b: u8) -> bool {
+    b == b' ' || (b'\t'..=b'\r').contains(&b)
+}
+
+/// Whether `b` is a character of the grammar's `word_char` taken by its first, range
+/// alternatives: printable ASCII but the backslash.
+fn is_plain_word_byte(b: u8) -> bool {
+    (b'!'..=b'~').contains(&b) && b != b'\\'
+}
+
 impl Lexer<'_> {
+    /// Lexes `text` from start to end: the common items here, every other one with the
+    /// grammar's `next_item` rule. Each branch matches exactly the input the grammar's
+    /// `item` would match at that position, or leaves it to the grammar.
+    fn scan(&mut self, text: &str) -> Result<(), Diagnostic> {
+        let bytes = text.as_bytes();
+        // `file = SOI ~ bom? ~ item*`
+        let mut pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+        while pos < bytes.len() {
+            let b = bytes[pos];
+            if is_ascii_blank(b) {
+                // `blank`; a run of ASCII blanks followed by a Unicode space is one blank for
+                // the grammar, two here: the lexer only counts their newlines.
+                let end = bytes[pos..]
+                    .iter()
+                    .position(|&b| !is_ascii_blank(b))
+                    .map_or(bytes.len(), |n| pos + n);
+                for _ in memchr::memchr_iter(b'\n', &bytes[pos..end]) {
+                    self.newline();
+                }
+                pos = end;
+                continue;
+            }
+            // `word`: its first character is not `"`, `` ` ``, `#`, `\\` or the `<<` of a
+            // heredoc. Only words of printable ASCII without backslash are done here: a
+            // backslash, `\r` or any other character sends the whole word to the grammar.
+            let word_first = is_plain_word_byte(b)
+                && !matches!(b, b'"' | b'`' | b'#')
+                && (b != b'<' || bytes.get(pos + 1) != Some(&b'<'));
+            if word_first {
+                let end = bytes[pos + 1..]
+                    .iter()
+                    .position(|&b| !is_plain_word_byte(b))
+                    .map_or(bytes.len(), |n| pos + 1 + n);
+                if end == bytes.len() || is_ascii_blank(bytes[end]) && bytes[end] != b'\r' {
+                    let raw = &text[pos..end];
+                    self.push_token(TokenKind::Word, raw.to_owned(), pos, end, 0);
+                    pos = end;
+                    continue;
+                }
+            } else if b == b'#' {
+                // `comment`: up to the newline.
+                let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |n| pos + n);
+                let location = self.location(pos, end);
+                self.out.comments.push(Comment {
+                    text: text[pos..end].trim_end_matches('\r').to_owned(),
+                    location,
+                });
+                pos = end;
+                continue;
+            } else if b == b'"' {
+                // `quoted` without a backslash inside.
+                if let Some(n) = memchr::memchr2(b'"', b'\\', &bytes[pos + 1..])
+                    && bytes[pos + 1 + n] == b'"'
+                {
+                    let end = pos + n + 2;
+                    let body = &text[pos + 1..end - 1];
+                    let breaks = memchr::memchr_iter(b'\n', body.as_bytes()).count();
+                    self.push_token(TokenKind::Quoted, body.to_owned(), pos, end, breaks);
+                    pos = end;
+                    continue;
+                }
+            } else if b == b'<' {
+                // `heredoc` (`word` took a `<` not followed by another).
+                if let Some(end) = self.plain_heredoc(text, pos)? {
+                    pos = end;
+                    continue;
+                }
+            } else if b == b'`' {
+                // `backtick`.
+                if let Some(n) = memchr::memchr(b'`', &bytes[pos + 1..]) {
+                    let end = pos + n + 2;
+                    let body = &text[pos + 1..end - 1];
+                    let breaks = memchr::memchr_iter(b'\n', body.as_bytes()).count();
+                    self.push_token(TokenKind::Backtick, body.to_owned(), pos, end, breaks);
+                    pos = end;
+                    continue;
+                }
+            }
+            pos = self.grammar_item(text, pos)?;
+        }
+        Ok(())
+    }
+
+    /// Lexes the one item at `pos` with the grammar; returns where it ends.
+    fn grammar_item(&mut self, text: &str, pos: usize) -> Result<usize, Diagnostic> {
+        let pairs =
+            Grammar::parse(Rule::next_item, &text[pos..]).map_err(|e| unreadable(self, e))?;
+        self.base = pos;
+        let mut end = pos;
+        for pair in pairs {
+            end = pos + pair.as_span().end();
+            for item in pair.into_inner() {
+                self.item(item)?;
+            }
+        }
+        self.base = 0;
+        if end == pos {
+            // Never: every item matches at least one character.
+            return Err(Diagnostic::error("the file could not be read")
+                .label(&self.location(pos, pos), "here"));
+        }
+        Ok(end)
+    }
+
     fn location(&self, start: usize, end: usize) -> Location {
         let (start, end) = match self.substituted {
             Some(s) => (
@@ -98,9 +267,14 @@ impl Lexer<'_> {
         }
     }
 
+    /// Where `pair` starts in the whole text.
+    fn start_of(&self, pair: &Pair<Rule>) -> usize {
+        self.base + pair.as_span().start()
+    }
+
     fn pair_location(&self, pair: &Pair<Rule>) -> Location {
         let span = pair.as_span();
-        self.location(span.start(), span.end())
+        self.location(self.base + span.start(), self.base + span.end())
     }
 
     fn newline(&mut self) {
@@ -138,7 +312,7 @@ impl Lexer<'_> {
                         "add the closing ` (backtick text has no escapes)",
                     )
                 };
-                let open = pair.as_str().find(quote).unwrap_or(0) + pair.as_span().start();
+                let open = pair.as_str().find(quote).unwrap_or(0) + self.start_of(&pair);
                 return Err(Diagnostic::error(format!("unterminated {what} text"))
                     .label(&self.location(open, open + 1), "this quote is never closed")
                     .help(help));
@@ -167,7 +341,7 @@ impl Lexer<'_> {
                     .next()
                     .map_or("", |m| m.as_str())
                     .to_owned();
-                let start = pair.as_span().start();
+                let start = self.start_of(&pair);
                 let at = self.location(start, start + 2 + marker.len());
                 check_marker(&marker, &at)?;
                 return Err(
@@ -185,8 +359,8 @@ impl Lexer<'_> {
 
     fn token(&mut self, pair: Pair<Rule>) -> Result<(), Diagnostic> {
         let rule = pair.as_rule();
-        let location = self.pair_location(&pair);
         let raw = pair.as_str();
+        let span = pair.as_span();
         let (kind, text) = match rule {
             Rule::word | Rule::angle_word => (TokenKind::Word, word_value(raw)),
             Rule::escaped_word => {
@@ -212,21 +386,36 @@ impl Lexer<'_> {
                 let body = &raw[raw.find('`').expect("has a backtick") + 1..raw.len() - 1];
                 (TokenKind::Backtick, body.to_owned())
             }
-            Rule::heredoc => (TokenKind::Heredoc, self.heredoc_text(pair, &location)?),
+            Rule::heredoc => (TokenKind::Heredoc, self.heredoc_text(pair)?),
             _ => return Ok(()),
         };
         let breaks = match kind {
             TokenKind::Word => 0,
             _ => raw.bytes().filter(|&b| b == b'\n').count(),
         };
+        let (start, end) = (self.base + span.start(), self.base + span.end());
+        self.push_token(kind, text, start, end, breaks);
+        Ok(())
+    }
+
+    /// Adds a token made from `start..end` of the text, which holds `breaks` newlines.
+    fn push_token(
+        &mut self,
+        kind: TokenKind,
+        text: String,
+        start: usize,
+        end: usize,
+        breaks: usize,
+    ) {
         let line = self.line;
         for _ in 0..breaks {
             self.newline();
         }
         // A word made only of `\r` is no token at all.
         if kind == TokenKind::Word && text.is_empty() {
-            return Ok(());
+            return;
         }
+        let location = self.location(start, end);
         self.out.tokens.push(Token {
             text,
             kind,
@@ -236,11 +425,11 @@ impl Lexer<'_> {
             imports: self.no_imports.clone(),
             snippet: None,
         });
-        Ok(())
     }
 
-    fn heredoc_text(&self, pair: Pair<Rule>, at: &Location) -> Result<String, Diagnostic> {
-        let start = pair.as_span().start();
+    fn heredoc_text(&self, pair: Pair<Rule>) -> Result<String, Diagnostic> {
+        let span = pair.as_span();
+        let (start, end) = (self.base + span.start(), self.base + span.end());
         let mut marker = "";
         let mut body = "";
         let mut body_start = 0;
@@ -250,7 +439,7 @@ impl Lexer<'_> {
                 Rule::heredoc_marker => marker = part.as_str(),
                 Rule::heredoc_body => {
                     body = part.as_str();
-                    body_start = part.as_span().start();
+                    body_start = self.start_of(&part);
                 }
                 Rule::heredoc_close => {
                     padding = part.into_inner().next().map_or("", |p| p.as_str());
@@ -258,15 +447,35 @@ impl Lexer<'_> {
                 _ => {}
             }
         }
+        self.heredoc_value(start..end, marker, body, body_start, padding)
+    }
+
+    /// The value of the heredoc at `span`: its body's lines without the closing marker's
+    /// indentation `padding` (`\r` dropped), or an error if a line lacks it.
+    fn heredoc_value(
+        &self,
+        span: std::ops::Range<usize>,
+        marker: &str,
+        body: &str,
+        body_start: usize,
+        padding: &str,
+    ) -> Result<String, Diagnostic> {
+        let start = span.start;
         check_marker(marker, &self.location(start, start + 2 + marker.len()))?;
-        let mut lines = Vec::new();
+        let mut value = String::with_capacity(body.len());
         let mut offset = body_start;
-        for line in body.split_terminator('\n') {
+        for (i, line) in body.split_terminator('\n').enumerate() {
+            if i > 0 {
+                value.push('\n');
+            }
             let content = line.trim_end_matches('\r');
             if content.is_empty() {
-                lines.push(String::new());
             } else if let Some(rest) = content.strip_prefix(padding) {
-                lines.push(rest.replace('\r', ""));
+                if rest.contains('\r') {
+                    value.push_str(&rest.replace('\r', ""));
+                } else {
+                    value.push_str(rest);
+                }
             } else {
                 let indent_len = content.len() - content.trim_start().len();
                 return Err(Diagnostic::error(format!(
@@ -276,7 +485,7 @@ impl Lexer<'_> {
                     &self.location(offset, offset + indent_len.max(1)),
                     "this indentation",
                 )
-                .label(at, "in this heredoc")
+                .label(&self.location(span.start, span.end), "in this heredoc")
                 .help(format!(
                     "start every line of the heredoc with the closing marker's indentation {}",
                     describe_whitespace(padding)
@@ -284,7 +493,62 @@ impl Lexer<'_> {
             }
             offset += line.len() + 1;
         }
-        Ok(lines.join("\n"))
+        Ok(value)
+    }
+
+    /// The grammar's `heredoc` at `pos` (which starts with `<<`) in its plain form: a marker of
+    /// ASCII letters, digits, `_` and `-` directly followed by `\n`, and a closing line
+    /// indented with spaces and tabs, its marker followed by ASCII whitespace or the end.
+    /// Adds the token and returns where it ends; `None` leaves the item to the grammar.
+    fn plain_heredoc(&mut self, text: &str, pos: usize) -> Result<Option<usize>, Diagnostic> {
+        let bytes = text.as_bytes();
+        let marker_start = pos + 2;
+        let marker_len = bytes[marker_start..]
+            .iter()
+            .position(|&b| !(b.is_ascii_alphanumeric() || b == b'_' || b == b'-'))
+            .unwrap_or(bytes.len() - marker_start);
+        if marker_len == 0 || bytes.get(marker_start + marker_len) != Some(&b'\n') {
+            return Ok(None);
+        }
+        let marker = &text[marker_start..marker_start + marker_len];
+        let body_start = marker_start + marker_len + 1;
+        let mut line = body_start;
+        // The grammar's `heredoc_end`, tried at the start of each line of the body.
+        let (padding_end, end) = loop {
+            let indent = bytes[line..]
+                .iter()
+                .position(|&b| b != b' ' && b != b'\t')
+                .unwrap_or(bytes.len() - line);
+            let after_indent = line + indent;
+            match bytes.get(after_indent) {
+                // Another space (Unicode, `\r`, …) would be part of the grammar's indentation.
+                Some(&b) if b >= 0x80 || (is_ascii_blank(b) && b != b'\n') => return Ok(None),
+                _ => {}
+            }
+            if text[after_indent..].starts_with(marker) {
+                let close_end = after_indent + marker_len;
+                match bytes.get(close_end) {
+                    None => break (after_indent, close_end),
+                    Some(&b) if is_ascii_blank(b) => break (after_indent, close_end),
+                    Some(&b) if b >= 0x80 => return Ok(None),
+                    Some(_) => {}
+                }
+            }
+            match memchr::memchr(b'\n', &bytes[line..]) {
+                Some(n) => line += n + 1,
+                None => return Ok(None),
+            }
+        };
+        let value = self.heredoc_value(
+            pos..end,
+            marker,
+            &text[body_start..line],
+            body_start,
+            &text[line..padding_end],
+        )?;
+        let breaks = memchr::memchr_iter(b'\n', &bytes[pos..end]).count();
+        self.push_token(TokenKind::Heredoc, value, pos, end, breaks);
+        Ok(Some(end))
     }
 }
 

@@ -107,7 +107,12 @@ impl Parser<'_> {
 
     pub(super) fn next(&mut self) -> Option<Token> {
         let token = self.pending.pop()?;
-        self.prev = Some(token.line_mark());
+        match &mut self.prev {
+            // Same file and import chain as the last token: only the line changes (no reference
+            // counts to touch).
+            Some(mark) if mark.is_same_place(&token) => mark.set_end_line(&token),
+            _ => self.prev = Some(token.line_mark()),
+        }
         Some(token)
     }
 

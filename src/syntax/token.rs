@@ -97,6 +97,18 @@ pub(crate) struct LineMark {
 }
 
 impl LineMark {
+    /// Whether `token` has the same file and import chain (the same allocations) as the
+    /// marked token.
+    pub(crate) fn is_same_place(&self, token: &Token) -> bool {
+        self.file.is_same_allocation(&token.location.file)
+            && Rc::ptr_eq(&self.imports, &token.imports)
+    }
+
+    /// Marks `token` instead, which [`is_same_place`](Self::is_same_place) as the marked one.
+    pub(crate) fn set_end_line(&mut self, token: &Token) {
+        self.end_line = token.line + token.breaks;
+    }
+
     /// Whether `next` starts a new logical line after the marked token.
     pub(crate) fn is_followed_on_new_line_by(&self, next: &Token) -> bool {
         new_line_between(&self.file, &self.imports, self.end_line, next)
