@@ -18,6 +18,7 @@
 extern crate alloc;
 
 pub mod adapt;
+pub mod allocator;
 pub mod apps;
 pub mod collect;
 pub mod config;

@@ -11,6 +11,12 @@ use caddyprof::load::{check_adapted, load_source, pretty_json};
 use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
+/// The sampling allocator, so that `caddyprof run` can take heap and allocs profiles of
+/// itself. It costs a countdown per allocation while no heap profile is asked for.
+#[global_allocator]
+static ALLOC: caddyprof::allocator::Sampled<std::alloc::System> =
+    caddyprof::allocator::Sampled::new(std::alloc::System);
+
 /// Declarative continuous profiling for Rust, configured like Caddy.
 #[derive(Parser)]
 #[command(name = "caddyprof", version, about, long_about = None, after_help = "\

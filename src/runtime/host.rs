@@ -7,8 +7,9 @@
 //!
 //! Profile types: each sink collects from its own [`Sources`] (`cpu` from the process-wide
 //! sampler, every sink getting the full data of its own windows; `block` and `mutex` from
-//! the instrumented locks; `goroutine` and `threadcreate` from thread snapshots). `heap`
-//! and `allocs` have no collector yet: each sink says so once, at info level.
+//! the instrumented locks; `goroutine` and `threadcreate` from thread snapshots; `heap` and
+//! `allocs` from the sampling allocator, one profile per window for a sink that wants either
+//! or both, or one warning when the program has not installed it).
 
 use std::path::Path;
 use std::sync::mpsc;
@@ -331,7 +332,7 @@ async fn run_sink(
         SinkSettings::Profefe(s) => s.upload_rate,
         SinkSettings::File(s) => s.interval,
     };
-    // profefe gets cumulative block and mutex profiles, as the Go module sends them.
+    // profefe gets cumulative block, mutex and heap profiles, as the Go module sends them.
     let cumulative = matches!(settings, SinkSettings::Profefe(_));
     let path = report.path.clone();
     let opened =

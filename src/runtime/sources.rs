@@ -5,6 +5,11 @@
 //!   ([`crate::collect::contention`]), per-window deltas, or cumulative totals for profefe
 //!   (as the Go module sends them).
 //! - `goroutine`, `threadcreate`: a snapshot of the threads ([`crate::collect::threads`]).
+//! - `heap`, `allocs`: one subscription to the sampling allocator ([`crate::collect::heap`])
+//!   for either or both (the same profile: sent once, tagged `heap` if asked for, else
+//!   `allocs`), `alloc_*` per window, or since the start for profefe (as the Go modules send
+//!   them). When the program has not installed [`crate::allocator::Sampled`], one warning per
+//!   process says how to, and nothing is sent for them.
 //!
 //! A type with nothing to report in a window (no instrumented lock waited for, a rate at 0)
 //! is not handed over (profefe refuses empty profiles), and the sink says why once, at info
@@ -16,6 +21,7 @@ use std::time::SystemTime;
 use super::Profile;
 use crate::collect::contention::{self, ContentionSubscription, Kind};
 use crate::collect::cpu::{self, CpuSubscription};
+use crate::collect::heap::{self, Accumulation, HeapError, HeapSubscription};
 use crate::collect::threads;
 use crate::config::ProfileType;
 
@@ -30,6 +36,8 @@ pub struct Sources {
     contention: Vec<ContentionSubscription>,
     goroutine: bool,
     threadcreate: bool,
+    /// The heap subscription, the type its profiles carry, and how alloc_* accumulate.
+    memory: Option<(HeapSubscription, ProfileType, Accumulation)>,
     /// The types already reported as empty (said once).
     said_empty: HashSet<ProfileType>,
 }
@@ -46,6 +54,7 @@ impl Sources {
             contention: Vec::new(),
             goroutine: sampling.has(ProfileType::Goroutine),
             threadcreate: sampling.has(ProfileType::ThreadCreate),
+            memory: None,
             said_empty: HashSet::new(),
         };
         for &profile_type in &sampling.profile_types {
@@ -64,10 +73,24 @@ impl Sources {
                     .contention
                     .push(contention::subscribe(Kind::Mutex, cumulative)),
                 ProfileType::Goroutine | ProfileType::ThreadCreate => {}
-                ProfileType::Heap | ProfileType::Allocs => tracing::info!(
-                    sink = %path,
-                    "{profile_type} profiles are not collected yet: nothing is sent for them"
-                ),
+                ProfileType::Heap | ProfileType::Allocs => {}
+            }
+        }
+        // `heap` and `allocs` are one profile: a sink that wants both gets it once.
+        let memory_type = [ProfileType::Heap, ProfileType::Allocs]
+            .into_iter()
+            .find(|&t| sampling.has(t));
+        if let Some(profile_type) = memory_type {
+            match heap::subscribe() {
+                Ok(subscription) => {
+                    let accumulation = if cumulative {
+                        Accumulation::Cumulative
+                    } else {
+                        Accumulation::Delta
+                    };
+                    sources.memory = Some((subscription, profile_type, accumulation));
+                }
+                Err(e) => warn_memory_unavailable(path, &e),
             }
         }
         (sources, errors)
@@ -94,6 +117,9 @@ impl Sources {
                 );
             }
         }
+        if let Some((subscription, profile_type, accumulation)) = &mut self.memory {
+            profiles.push(subscription.collect(*profile_type, *accumulation));
+        }
         if self.goroutine || self.threadcreate {
             let at = SystemTime::now();
             if self.goroutine {
@@ -107,6 +133,18 @@ impl Sources {
             }
         }
         (profiles, errors)
+    }
+}
+
+/// Says, once per process, why `heap`/`allocs` profiles cannot be collected.
+fn warn_memory_unavailable(sink: &str, error: &HeapError) {
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed) {
+        tracing::warn!(
+            %sink,
+            "{error}. Nothing is sent for heap and allocs; the other profile types are not \
+             affected"
+        );
     }
 }
 

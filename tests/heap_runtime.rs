@@ -1,0 +1,240 @@
+//! Heap profiles through the runtime, with the sampling allocator installed in this test
+//! binary: real sampling, real HTTP to the strict fake servers on 127.0.0.1, real decoding.
+//! Pyroscope gets one heap profile per window (even with both `heap` and `allocs` asked for)
+//! with the Go agent's query and `sample_type_config`, alloc_* per window; profefe gets
+//! `type=heap` with alloc_* since the start; a file sink writes them.
+
+mod support;
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use caddyprof::allocator::{self, Sampled};
+use caddyprof::apps::pyroscope::sink::HEAP_SAMPLE_TYPE_CONFIG;
+use caddyprof::profile::{Symbols, decode, proto};
+use caddyprof::runtime;
+use support::{FakeServer, Kind};
+
+#[global_allocator]
+static ALLOC: Sampled<System> = Sampled::new(System);
+
+static SERIAL: Mutex<()> = Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Allocates blocks of 1–64 KiB for `duration`, keeping one in eight until the end and
+/// freeing the rest; returns the kept blocks.
+#[inline(never)]
+fn alloc_work(duration: Duration) -> Vec<Vec<u8>> {
+    let start = Instant::now();
+    let mut kept = Vec::new();
+    let mut x = 0x9e37_79b9_7f4a_7c15_u64;
+    let mut n = 0u64;
+    while start.elapsed() < duration {
+        for _ in 0..16 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let block: Vec<u8> = black_box(Vec::with_capacity(1024 + (x % (63 * 1024)) as usize));
+            n += 1;
+            if n.is_multiple_of(8) {
+                kept.push(block);
+            }
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    kept
+}
+
+const ALLOC_SPACE: usize = 1;
+const INUSE_SPACE: usize = 3;
+
+fn sum_for(profile: &proto::Profile, name: &str, index: usize) -> i64 {
+    let symbols = Symbols::new(profile);
+    profile
+        .sample
+        .iter()
+        .filter(|s| symbols.stack(s).iter().any(|f| f.ends_with(name)))
+        .map(|s| s.value[index])
+        .sum()
+}
+
+fn check_go_heap_shape(profile: &proto::Profile) {
+    assert_eq!(
+        support::sample_types(profile),
+        [
+            "alloc_objects/count",
+            "alloc_space/bytes",
+            "inuse_objects/count",
+            "inuse_space/bytes"
+        ]
+    );
+    let s = |i: i64| profile.string_table[i as usize].as_str();
+    let period_type = profile.period_type.unwrap();
+    assert_eq!(
+        (s(period_type.r#type), s(period_type.unit)),
+        ("space", "bytes")
+    );
+    // The default rate, as the Go captures show (524288).
+    assert_eq!(profile.period, 512 * 1024);
+}
+
+#[test]
+fn heap_profiles_go_to_pyroscope_per_window_and_to_profefe_cumulative() {
+    let _serial = serial();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap();
+    let pyroscope = rt.block_on(FakeServer::start(Kind::Pyroscope {
+        prefix: String::new(),
+        tenant_required: false,
+    }));
+    let profefe = rt.block_on(FakeServer::start(Kind::Profefe));
+    let json = serde_json::json!({"apps": {"profiling": {
+        "profile_types": ["heap", "allocs"],
+        "profilers": [
+            {"profiler": "pyroscope", "server_address": pyroscope.url(),
+             "application_name": "rt-heap", "upload_rate": "1s"},
+            {"profiler": "profefe", "address": profefe.url(), "service": "rt-heap"},
+        ],
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    let kept = alloc_work(Duration::from_millis(2500));
+    let reports = running.stop();
+    assert_eq!(reports.len(), 2, "{reports:?}");
+    for report in &reports {
+        assert!(report.is_clean(), "{report:?}");
+    }
+
+    // Pyroscope: one heap upload per window, as pyroscope-go sends it.
+    let requests = pyroscope.requests();
+    assert!(requests.len() >= 2, "{requests:?}");
+    let mut windows: Vec<(String, String)> = Vec::new();
+    let mut profiles = Vec::new();
+    for r in &requests {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.query_value("sampleRate").as_deref(), Some("100"));
+        assert_eq!(r.query_value("units").as_deref(), Some(""));
+        assert_eq!(r.query_value("aggregationType").as_deref(), Some(""));
+        let window = (
+            r.query_value("from").unwrap(),
+            r.query_value("until").unwrap(),
+        );
+        assert!(!windows.contains(&window), "two uploads for {window:?}");
+        windows.push(window);
+        let config = r.part("sample_type_config").expect("a sample_type_config");
+        assert_eq!(config.filename.as_deref(), Some("sample_type_config.json"));
+        assert_eq!(
+            String::from_utf8_lossy(&config.data),
+            HEAP_SAMPLE_TYPE_CONFIG
+        );
+        let profile = r.part("profile").expect("a profile part");
+        assert_eq!(profile.filename.as_deref(), Some("profile.pprof"));
+        let decoded = decode(&profile.data).unwrap();
+        check_go_heap_shape(&decoded);
+        profiles.push(decoded);
+    }
+    let per_window: Vec<i64> = profiles
+        .iter()
+        .map(|p| sum_for(p, "alloc_work", ALLOC_SPACE))
+        .collect();
+    eprintln!("pyroscope alloc_space of alloc_work per window: {per_window:?}");
+    // The work spans the windows: more than one saw it allocate (deltas, not totals).
+    assert!(
+        per_window.iter().filter(|&&v| v > 0).count() >= 2,
+        "{per_window:?}"
+    );
+    let pyroscope_total: i64 = per_window.iter().sum();
+    // The last window's in-use memory is what alloc_work kept.
+    let kept_bytes: i64 = kept.iter().map(|v| v.capacity() as i64).sum();
+    let last_inuse = sum_for(profiles.last().unwrap(), "alloc_work", INUSE_SPACE);
+    eprintln!("in use at the end: {last_inuse} (kept {kept_bytes})");
+    assert!(
+        (last_inuse as f64 / kept_bytes as f64 - 1.0).abs() < 0.35,
+        "{last_inuse} vs {kept_bytes}"
+    );
+
+    // profefe: type=heap, cumulative alloc_* (at least everything Pyroscope saw in pieces).
+    let requests = profefe.requests();
+    assert!(matches!(requests.len(), 1 | 2), "{requests:?}");
+    for r in &requests {
+        assert_eq!(r.status, 200, "{r:?}");
+        assert_eq!(r.query_value("type").as_deref(), Some("heap"));
+    }
+    let last = decode(&requests.last().unwrap().body).unwrap();
+    check_go_heap_shape(&last);
+    let cumulative = sum_for(&last, "alloc_work", ALLOC_SPACE);
+    eprintln!(
+        "profefe alloc_space of alloc_work: {cumulative}, pyroscope windows: {pyroscope_total}"
+    );
+    assert!(
+        cumulative >= pyroscope_total,
+        "{cumulative} < {pyroscope_total}"
+    );
+    assert_eq!(allocator::stats().reentered, 0);
+    drop(kept);
+}
+
+/// `go tool pprof -sample_index=alloc_space -top` reads a heap profile the file sink wrote.
+#[test]
+fn file_sink_heap_profile_reads_in_go_tool_pprof() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("profiles");
+    let json = serde_json::json!({"apps": {"profiling": {
+        "profile_types": ["heap"],
+        "profilers": [{"profiler": "file", "directory": out, "interval": "1h"}],
+    }}});
+    let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    let running = runtime::start(&config).unwrap();
+    let kept = alloc_work(Duration::from_millis(600));
+    let reports = running.stop();
+    assert!(reports[0].is_clean(), "{reports:?}");
+    let file = reports[0]
+        .files
+        .iter()
+        .find(|f| f.to_string_lossy().ends_with(".pb.gz"))
+        .expect("a profile written");
+    assert!(
+        file.file_name()
+            .unwrap()
+            .to_string_lossy()
+            .starts_with("heap-"),
+        "{file:?}"
+    );
+    let decoded = decode(&std::fs::read(file).unwrap()).unwrap();
+    check_go_heap_shape(&decoded);
+    assert!(sum_for(&decoded, "alloc_work", ALLOC_SPACE) > 0);
+    drop(kept);
+
+    if std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_err()
+    {
+        eprintln!("SKIPPED go tool pprof: `go` is not installed");
+        return;
+    }
+    let output = std::process::Command::new("go")
+        .args(["tool", "pprof", "-sample_index=alloc_space", "-top"])
+        .arg(file)
+        .env("HOME", dir.path())
+        .env("PPROF_TMPDIR", dir.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success(),
+        "go tool pprof failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    assert!(stdout.contains("Type: alloc_space"), "{stdout}");
+    assert!(stdout.contains("alloc_work"), "{stdout}");
+}
