@@ -93,6 +93,7 @@ struct Stack {
 struct Table {
     index: HashMap<Box<[usize]>, usize>,
     stacks: Vec<Stack>,
+    /// Contentions at new stacks not recorded once the table was full.
     lost: i64,
 }
 
@@ -175,7 +176,15 @@ fn record(kind: Kind, values: Values) {
     let i = match table.index.get(stack) {
         Some(&i) => i,
         None if table.stacks.len() >= MAX_STACKS => {
-            table.lost += values.count;
+            let first = table.lost == 0;
+            table.lost = table.lost.saturating_add(values.count);
+            drop(registry);
+            if first {
+                tracing::warn!(
+                    "{kind:?} events at new stacks are no longer recorded: {MAX_STACKS} distinct \
+                     stacks are kept (said once)"
+                );
+            }
             return;
         }
         None => {
