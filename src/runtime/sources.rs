@@ -13,7 +13,7 @@
 //!
 //! A type with nothing to report in a window (no instrumented lock waited for, a rate at 0)
 //! is not handed over (profefe refuses empty profiles), and the sink says why once, at info
-//! level. Types without a collector are announced once and skipped.
+//! level.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
