@@ -69,8 +69,8 @@ if command -v jq >/dev/null; then
     def stat(n): "\(median | r(n)) (\(min | r(n))..\(max | r(n)))";
     . as $all
     | ($all | map(.profiler) | unique) as $profilers
-    | "| profiler | CPU overhead % | CPU overhead % excl. start | wall overhead % | added peak RSS MiB | profiled peak RSS MiB | share of work_70 % (true) | split error, points | stop s | samples / expected |",
-      "|---|---|---|---|---|---|---|---|---|---|",
+    | "| profiler | CPU overhead % | CPU overhead % excl. start | wall overhead % | added peak RSS MiB | profiled peak RSS MiB | share of work_70 % (true) | split error, points | stop s | samples / expected | own CPU % (handler + threads) |",
+      "|---|---|---|---|---|---|---|---|---|---|---|",
       ($profilers[] as $p
        | [$all[] | select(.profiler == $p and .mode == "baseline")] as $b
        | [$all[] | select(.profiler == $p and .mode == "profiled")] as $f
@@ -84,7 +84,8 @@ if command -v jq >/dev/null; then
          + "| \([$f[].share_70] | median | r(1)) (\([$f[].true_share_70] | median | r(1))) "
          + "| \([$f[].split_error_points] | stat(2)) "
          + "| \([$f[].stop_s] | stat(3)) "
-         + "| \([$f[] | .samples / (.cpu_s * .hz)] | stat(2)) |")
+         + "| \([$f[] | .samples / (.cpu_s * .hz)] | stat(2)) "
+         + "| \(if $f[0].handler_s == null then "–" else ([$i[] | ($f[.].handler_s + $f[.].profiler_threads_cpu_s) / $b[.].cpu_s * 100] | stat(2)) end) |")
     ' "$results"
 else
     python3 - "$results" <<'EOF'
@@ -95,8 +96,8 @@ def stat(xs, n):
     if not xs:
         return "–"
     return f"{round(statistics.median(xs), n)} ({round(min(xs), n)}..{round(max(xs), n)})"
-print("| profiler | CPU overhead % | CPU overhead % excl. start | wall overhead % | added peak RSS MiB | profiled peak RSS MiB | share of work_70 % (true) | split error, points | stop s | samples / expected |")
-print("|---|---|---|---|---|---|---|---|---|---|")
+print("| profiler | CPU overhead % | CPU overhead % excl. start | wall overhead % | added peak RSS MiB | profiled peak RSS MiB | share of work_70 % (true) | split error, points | stop s | samples / expected | own CPU % (handler + threads) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|")
 for p in sorted({r["profiler"] for r in rows}):
     b = [r for r in rows if r["profiler"] == p and r["mode"] == "baseline"]
     f = [r for r in rows if r["profiler"] == p and r["mode"] == "profiled"]
@@ -111,6 +112,7 @@ for p in sorted({r["profiler"] for r in rows}):
           f"| {round(share, 1)} ({round(true, 1)}) "
           f"| {stat([r['split_error_points'] for r in f], 2)} "
           f"| {stat([r['stop_s'] for r in f], 3)} "
-          f"| {stat([r['samples'] / (r['cpu_s'] * r['hz']) for r in f], 2)} |")
+          f"| {stat([r['samples'] / (r['cpu_s'] * r['hz']) for r in f], 2)} "
+          f"| {stat([(y['handler_s'] + y['profiler_threads_cpu_s']) / x['cpu_s'] * 100 for x, y in pairs if y.get('handler_s') is not None], 2)} |")
 EOF
 fi

@@ -335,7 +335,32 @@ pub struct Outcome {
     /// Measured right after stop, before decoding anything.
     pub cpu_seconds: f64,
     pub sink_cpu_seconds: f64,
+    /// Time inside the profiler's signal handler, when the profiler tells it.
+    pub handler_seconds: Option<f64>,
+    /// CPU time of the profiler's own threads, when they can be told apart by name.
+    pub profiler_threads_cpu_seconds: Option<f64>,
     pub max_rss_kib: u64,
+}
+
+/// The CPU time of this process's threads whose name starts with `prefix`, from
+/// `/proc/self/task/*/schedstat` (nanoseconds on the CPU), in seconds.
+pub fn threads_cpu_seconds(prefix: &str) -> f64 {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    let mut nanos = 0u64;
+    for task in tasks.flatten() {
+        let path = task.path();
+        let named = std::fs::read_to_string(path.join("comm"))
+            .is_ok_and(|name| name.trim_end().starts_with(prefix));
+        if named {
+            nanos += std::fs::read_to_string(path.join("schedstat"))
+                .ok()
+                .and_then(|s| s.split_whitespace().next()?.parse().ok())
+                .unwrap_or(0);
+        }
+    }
+    nanos as f64 * 1e-9
 }
 
 /// A JSON number, or `null` for NaN/None.
@@ -366,6 +391,11 @@ impl Outcome {
             ("total_s", num(Some(self.total.as_secs_f64()))),
             ("cpu_s", num(Some(self.cpu_seconds - self.sink_cpu_seconds))),
             ("sink_cpu_s", num(Some(self.sink_cpu_seconds))),
+            ("handler_s", num(self.handler_seconds)),
+            (
+                "profiler_threads_cpu_s",
+                num(self.profiler_threads_cpu_seconds),
+            ),
             ("max_rss_mib", num(Some(self.max_rss_kib as f64 / 1024.0))),
             ("start_s", num(self.start.map(|d| d.as_secs_f64()))),
             ("stop_s", num(self.stop.map(|d| d.as_secs_f64()))),

@@ -103,6 +103,10 @@ fn main() -> ExitCode {
     // Measured before decoding anything.
     let (cpu_seconds, max_rss_kib) = common::rusage(libc::RUSAGE_SELF);
     let sink_cpu_seconds = sink.cpu_seconds();
+    let profiled = options.mode == Mode::Profiled;
+    let handler_seconds =
+        profiled.then(|| caddyprof::collect::sampler::handler_time().as_secs_f64());
+    let profiler_threads_cpu_seconds = profiled.then(|| common::threads_cpu_seconds("caddyprof"));
 
     let requests = sink.take();
     let shares = (options.mode == Mode::Profiled).then(|| {
@@ -140,6 +144,8 @@ fn main() -> ExitCode {
         shares,
         cpu_seconds,
         sink_cpu_seconds,
+        handler_seconds,
+        profiler_threads_cpu_seconds,
         max_rss_kib,
     };
     println!("{}", outcome.json());

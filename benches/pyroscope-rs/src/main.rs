@@ -200,6 +200,8 @@ fn main() -> ExitCode {
         shares,
         cpu_seconds,
         sink_cpu_seconds,
+        handler_seconds: None,
+        profiler_threads_cpu_seconds: None,
         max_rss_kib,
     };
     println!("{}", outcome.json());
