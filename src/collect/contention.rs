@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use super::symbolize::{Location, ProfileLocations, symbolizer};
+use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
 use crate::profile::ProfileBuilder;
 use crate::runtime::Profile;
@@ -202,9 +202,9 @@ fn record(kind: Kind, values: Values) {
     total.delay = total.delay.saturating_add(values.delay);
 }
 
-/// Whether a location is the unwinder's or the instrumented lock's own code (its outermost
-/// function, the one not inlined): the frames a contention stack starts with.
-fn is_instrumentation(location: &Location) -> bool {
+/// Whether a function is the unwinder's or the instrumented lock's own: the frames a
+/// contention stack starts with (the locks call no user code, so they appear nowhere else).
+fn is_instrumentation(function: &str) -> bool {
     const OURS: &[&str] = &[
         "backtrace::",
         "caddyprof::collect::contention::",
@@ -213,10 +213,7 @@ fn is_instrumentation(location: &Location) -> bool {
         "core::ptr::drop_in_place<caddyprof::sync::",
         "core::mem::drop<caddyprof::sync::",
     ];
-    location
-        .lines
-        .last()
-        .is_some_and(|f| OURS.iter().any(|p| f.function.starts_with(p)))
+    OURS.iter().any(|p| function.starts_with(p))
 }
 
 /// Subscribes to `kind` events: each [`ContentionSubscription::collect`] gives the events
@@ -293,18 +290,18 @@ impl ContentionSubscription {
             if count <= 0 && delay <= 0 {
                 continue;
             }
-            let resolved = stack.resolved.get_or_insert_with(|| {
-                let mut resolved = symbolizer.resolve(&stack.addresses);
-                let ours = resolved
-                    .iter()
-                    .take_while(|&&l| is_instrumentation(symbolizer.location(l)))
-                    .count();
-                if ours < resolved.len() {
-                    resolved.drain(..ours);
-                }
-                resolved
-            });
-            let locations = ids.of(resolved, &symbolizer, &mut builder);
+            let resolved = stack
+                .resolved
+                .get_or_insert_with(|| symbolizer.resolve(&stack.addresses));
+            let frames = symbolizer.frames(resolved);
+            // Up to the outermost frame of the lock's (inlined standard-library frames may
+            // sit between its own).
+            let cut = frames
+                .iter()
+                .rposition(|&f| is_instrumentation(symbolizer.function(f)))
+                .map_or(0, |last| last + 1);
+            let cut = if cut < frames.len() { cut } else { 0 };
+            let locations = ids.of_frames(&frames, cut, &symbolizer, &mut builder);
             builder.add_sample_at(&locations, &[count, delay], &[]);
             samples += 1;
         }

@@ -18,15 +18,14 @@
 //! `heap` and `allocs` are the same profile (as in Go, where they differ only in the default
 //! sample type shown): a sink that wants both gets one.
 
-use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::symbolize::symbolizer;
+use super::symbolize::{ProfileLocations, symbolizer};
 use crate::allocator::{self, OBJECT_SCALE, OVERFLOW, STACK_SLOTS, Totals};
 use crate::config::ProfileType;
-use crate::profile::{Frame, LocationId, ProfileBuilder};
+use crate::profile::{Frame, ProfileBuilder};
 use crate::runtime::Profile;
 
 /// How to install the sampling allocator, for messages.
@@ -161,7 +160,7 @@ impl HeapSubscription {
             if resolved.len() < STACK_SLOTS + 1 {
                 resolved.resize(STACK_SLOTS + 1, None);
             }
-            let mut ids: HashMap<(usize, usize), LocationId> = HashMap::new();
+            let mut ids = ProfileLocations::default();
             for (slot, addresses, values) in rows {
                 if slot == OVERFLOW {
                     let location = builder.location(0, &[Frame::new(OVERFLOW_FRAME)]);
@@ -171,29 +170,10 @@ impl HeapSubscription {
                 let locations = resolved[slot]
                     .get_or_insert_with(|| symbolizer.resolve(&addresses))
                     .as_slice();
-                // The frames, leaf first, as (location, line index); cut up to the program's.
-                let frames: Vec<(usize, usize)> = locations
-                    .iter()
-                    .flat_map(|&l| (0..symbolizer.location(l).lines.len()).map(move |i| (l, i)))
-                    .collect();
-                let names: Vec<&str> = frames
-                    .iter()
-                    .map(|&(l, i)| &*symbolizer.location(l).lines[i].function)
-                    .collect();
-                let cut = program_frames(&names);
-                let mut stack = Vec::with_capacity(locations.len());
-                let mut k = cut;
-                while k < frames.len() {
-                    // The rest of this location's lines (the first kept location may start
-                    // inside its inlined frames).
-                    let (l, first) = frames[k];
-                    let location = symbolizer.location(l);
-                    let id = *ids.entry((l, first)).or_insert_with(|| {
-                        builder.location(location.address, &location.lines[first..])
-                    });
-                    stack.push(id);
-                    k += location.lines.len() - first;
-                }
+                let frames = symbolizer.frames(locations);
+                let names: Vec<&str> = frames.iter().map(|&f| symbolizer.function(f)).collect();
+                let stack =
+                    ids.of_frames(&frames, program_frames(&names), &symbolizer, &mut builder);
                 builder.add_sample_at(&stack, &values, &[]);
             }
             symbolizer.end_batch();

@@ -42,7 +42,7 @@ pub struct Location {
 
 /// Adds a profile's symbolized locations to its builder, each once.
 #[derive(Debug, Default)]
-pub struct ProfileLocations(HashMap<usize, LocationId>);
+pub struct ProfileLocations(HashMap<(usize, usize), LocationId>);
 
 impl ProfileLocations {
     /// The profile's location ids of a resolved stack (indexes from
@@ -55,13 +55,40 @@ impl ProfileLocations {
     ) -> Vec<LocationId> {
         resolved
             .iter()
-            .map(|&l| {
-                *self.0.entry(l).or_insert_with(|| {
-                    let location = symbolizer.location(l);
-                    builder.location(location.address, &location.lines)
-                })
-            })
+            .map(|&l| self.location(l, 0, symbolizer, builder))
             .collect()
+    }
+
+    /// The profile's location ids of `frames` (from [`Symbolizer::frames`]) without their
+    /// first `cut`: a location cut among its inlined functions keeps the rest of them.
+    pub fn of_frames(
+        &mut self,
+        frames: &[(usize, usize)],
+        cut: usize,
+        symbolizer: &Symbolizer,
+        builder: &mut ProfileBuilder,
+    ) -> Vec<LocationId> {
+        let mut ids = Vec::with_capacity(frames.len().saturating_sub(cut));
+        let mut k = cut;
+        while let Some(&(l, first)) = frames.get(k) {
+            ids.push(self.location(l, first, symbolizer, builder));
+            k += symbolizer.location(l).lines.len() - first;
+        }
+        ids
+    }
+
+    /// Location `l` from its line `first` on (innermost first).
+    fn location(
+        &mut self,
+        l: usize,
+        first: usize,
+        symbolizer: &Symbolizer,
+        builder: &mut ProfileBuilder,
+    ) -> LocationId {
+        *self.0.entry((l, first)).or_insert_with(|| {
+            let location = symbolizer.location(l);
+            builder.location(location.address, &location.lines[first..])
+        })
     }
 }
 
@@ -133,6 +160,21 @@ impl Symbolizer {
     /// A location resolved before.
     pub fn location(&self, index: usize) -> &Location {
         &self.locations[index]
+    }
+
+    /// The frames of a resolved stack, one per function, inlined ones included, leaf first:
+    /// (location, line) indexes, for [`function`](Self::function) and
+    /// [`ProfileLocations::of_frames`].
+    pub fn frames(&self, resolved: &[usize]) -> Vec<(usize, usize)> {
+        resolved
+            .iter()
+            .flat_map(|&l| (0..self.locations[l].lines.len()).map(move |i| (l, i)))
+            .collect()
+    }
+
+    /// The function of a frame from [`frames`](Self::frames).
+    pub fn function(&self, (l, i): (usize, usize)) -> &str {
+        &self.locations[l].lines[i].function
     }
 
     /// Ends a batch of [`resolve`](Self::resolve) calls (a collection). Keeps the objects'
