@@ -1,6 +1,6 @@
 //! The sampling allocator under stress: many threads allocating, reallocating and freeing
 //! (across threads too) while heap profiles are collected in a loop, while the CPU sampler's
-//! SIGPROF interrupts them, while the rate changes, and while short-lived threads come and go
+//! SIGPROF and the thread snapshots' SIGURG interrupt them, while the rate changes, and while short-lived threads come and go
 //! (allocating in their thread-local destructors). Passes if nothing deadlocks (a watchdog
 //! fails the test), nothing crashes, the sampler never re-enters itself, and everything the
 //! workers sampled is out of `inuse_*` once they have freed it.
@@ -193,6 +193,7 @@ fn threads_allocating_while_profiled_exit_and_are_interrupted_without_harm() {
     // This thread collects, as the runtime would, but far more often.
     let began = Instant::now();
     let mut cpu_samples = 0;
+    let mut thread_snapshots = 0;
     while began.elapsed() < duration {
         for (subscription, accumulation) in [
             (&mut deltas, heap::Accumulation::Delta),
@@ -205,6 +206,10 @@ fn threads_allocating_while_profiled_exit_and_are_interrupted_without_harm() {
         }
         let cpu_decoded = decode(&cpu_profile.collect().pprof_gz).unwrap();
         cpu_samples += cpu_decoded.sample.iter().map(|s| s.value[0]).sum::<i64>();
+        // And every thread's stack, interrupting the workers mid-allocation (SIGURG).
+        let snapshot = caddyprof::collect::threads::stacks().unwrap();
+        assert!(snapshot.iter().any(|t| !t.stack.is_empty()));
+        thread_snapshots += 1;
         std::thread::sleep(Duration::from_millis(50));
     }
     stop.store(true, Ordering::Relaxed);
@@ -234,13 +239,14 @@ fn threads_allocating_while_profiled_exit_and_are_interrupted_without_harm() {
     let stats = allocator::stats();
     eprintln!(
         "{ops} worker operations, {threads} short-lived threads, {} profiles, {cpu_samples} \
-         CPU samples in {:?}; {stats:?}",
+         CPU samples, {thread_snapshots} thread snapshots in {:?}; {stats:?}",
         profiles_taken.load(Ordering::Relaxed),
         began.elapsed()
     );
     assert_eq!(stats.reentered, 0, "the sampler allocated while sampling");
     assert!(stats.samples > 1000, "{stats:?}");
     assert!(cpu_samples > 0);
+    assert!(thread_snapshots > 0);
 
     // Everything the workers and the short-lived threads allocated is freed.
     let last = decode(
