@@ -9,7 +9,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caddyprof::runtime;
-use support::{FakeServer, Kind};
 
 /// Everything logged, as text.
 #[derive(Clone, Default)]
@@ -52,15 +51,8 @@ fn heap_without_the_sampling_allocator_warns_once_and_cpu_keeps_working() {
     .unwrap();
     assert!(!caddyprof::allocator::is_installed());
 
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let pyroscope = rt.block_on(FakeServer::start(Kind::Pyroscope {
-        prefix: String::new(),
-        tenant_required: false,
-    }));
+    let rt = support::server_runtime();
+    let pyroscope = support::pyroscope_server(&rt);
     let dir = tempfile::tempdir().unwrap();
     let json = serde_json::json!({"apps": {"profiling": {
         "profile_types": ["cpu", "heap", "allocs"],

@@ -13,9 +13,9 @@ use std::time::{Duration, Instant};
 
 use caddyprof::allocator::{self, Sampled};
 use caddyprof::apps::pyroscope::sink::HEAP_SAMPLE_TYPE_CONFIG;
-use caddyprof::profile::{Symbols, decode, proto};
+use caddyprof::profile::{decode, proto};
 use caddyprof::runtime;
-use support::{FakeServer, Kind};
+use support::{FakeServer, Kind, pyroscope_server, server_runtime, sum_in_stacks};
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
@@ -53,16 +53,6 @@ fn alloc_work(duration: Duration) -> Vec<Vec<u8>> {
 const ALLOC_SPACE: usize = 1;
 const INUSE_SPACE: usize = 3;
 
-fn sum_for(profile: &proto::Profile, name: &str, index: usize) -> i64 {
-    let symbols = Symbols::new(profile);
-    profile
-        .sample
-        .iter()
-        .filter(|s| symbols.stack(s).iter().any(|f| f.ends_with(name)))
-        .map(|s| s.value[index])
-        .sum()
-}
-
 fn check_go_heap_shape(profile: &proto::Profile) {
     assert_eq!(
         support::sample_types(profile),
@@ -86,15 +76,8 @@ fn check_go_heap_shape(profile: &proto::Profile) {
 #[test]
 fn heap_profiles_go_to_pyroscope_per_window_and_to_profefe_cumulative() {
     let _serial = serial();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap();
-    let pyroscope = rt.block_on(FakeServer::start(Kind::Pyroscope {
-        prefix: String::new(),
-        tenant_required: false,
-    }));
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
     let profefe = rt.block_on(FakeServer::start(Kind::Profefe));
     let json = serde_json::json!({"apps": {"profiling": {
         "profile_types": ["heap", "allocs"],
@@ -143,7 +126,7 @@ fn heap_profiles_go_to_pyroscope_per_window_and_to_profefe_cumulative() {
     }
     let per_window: Vec<i64> = profiles
         .iter()
-        .map(|p| sum_for(p, "alloc_work", ALLOC_SPACE))
+        .map(|p| sum_in_stacks(p, "alloc_work", ALLOC_SPACE))
         .collect();
     eprintln!("pyroscope alloc_space of alloc_work per window: {per_window:?}");
     // The work spans the windows: more than one saw it allocate (deltas, not totals).
@@ -154,7 +137,7 @@ fn heap_profiles_go_to_pyroscope_per_window_and_to_profefe_cumulative() {
     let pyroscope_total: i64 = per_window.iter().sum();
     // The last window's in-use memory is what alloc_work kept.
     let kept_bytes: i64 = kept.iter().map(|v| v.capacity() as i64).sum();
-    let last_inuse = sum_for(profiles.last().unwrap(), "alloc_work", INUSE_SPACE);
+    let last_inuse = sum_in_stacks(profiles.last().unwrap(), "alloc_work", INUSE_SPACE);
     eprintln!("in use at the end: {last_inuse} (kept {kept_bytes})");
     assert!(
         (last_inuse as f64 / kept_bytes as f64 - 1.0).abs() < 0.35,
@@ -170,7 +153,7 @@ fn heap_profiles_go_to_pyroscope_per_window_and_to_profefe_cumulative() {
     }
     let last = decode(&requests.last().unwrap().body).unwrap();
     check_go_heap_shape(&last);
-    let cumulative = sum_for(&last, "alloc_work", ALLOC_SPACE);
+    let cumulative = sum_in_stacks(&last, "alloc_work", ALLOC_SPACE);
     eprintln!(
         "profefe alloc_space of alloc_work: {cumulative}, pyroscope windows: {pyroscope_total}"
     );
@@ -211,7 +194,7 @@ fn file_sink_heap_profile_reads_in_go_tool_pprof() {
     );
     let decoded = decode(&std::fs::read(file).unwrap()).unwrap();
     check_go_heap_shape(&decoded);
-    assert!(sum_for(&decoded, "alloc_work", ALLOC_SPACE) > 0);
+    assert!(sum_in_stacks(&decoded, "alloc_work", ALLOC_SPACE) > 0);
     drop(kept);
 
     if std::process::Command::new("go")

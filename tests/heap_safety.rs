@@ -7,6 +7,8 @@
 //!
 //! A soak run: `HEAP_SOAK_SECONDS=60 cargo test --release --test heap_safety -- --nocapture`.
 
+mod support;
+
 use std::alloc::System;
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -18,7 +20,7 @@ use std::time::{Duration, Instant};
 use caddyprof::allocator::{self, Sampled};
 use caddyprof::collect::{cpu, heap};
 use caddyprof::config::ProfileType;
-use caddyprof::profile::{Symbols, decode, proto};
+use caddyprof::profile::decode;
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
@@ -123,16 +125,6 @@ fn short_lived_thread(n: usize) {
     let blocks: Vec<Vec<u8>> = (0..n).map(|i| vec![i as u8; 100 + i * 37]).collect();
     EXIT_WORK.with(|w| *w.borrow_mut() = Some(AllocatesOnExit(vec![7; 10_000])));
     black_box(blocks);
-}
-
-fn sum_for(profile: &proto::Profile, name: &str, index: usize) -> i64 {
-    let symbols = Symbols::new(profile);
-    profile
-        .sample
-        .iter()
-        .filter(|s| symbols.stack(s).iter().any(|f| f.ends_with(name)))
-        .map(|s| s.value[index])
-        .sum()
 }
 
 #[test]
@@ -256,8 +248,8 @@ fn threads_allocating_while_profiled_exit_and_are_interrupted_without_harm() {
     )
     .unwrap();
     for name in ["safety_worker", "short_lived_thread"] {
-        let allocated = sum_for(&last, name, 1);
-        let in_use = sum_for(&last, name, 3);
+        let allocated = support::sum_in_stacks(&last, name, 1);
+        let in_use = support::sum_in_stacks(&last, name, 3);
         eprintln!("{name}: alloc_space {allocated}, inuse_space {in_use}");
         assert!(allocated > 0, "{name} was never sampled");
         assert_eq!(in_use, 0, "{name}");

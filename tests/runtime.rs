@@ -15,7 +15,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use caddyprof::profile::{decode, proto};
 use caddyprof::runtime::plan::PlanOptions;
 use caddyprof::runtime::{self, SinkReport};
-use support::{FakeServer, Fault, Kind, Recorded};
+use support::{FakeServer, Fault, Kind, Recorded, pyroscope_server, server_runtime, sum_in_stacks};
 
 static SERIAL: Mutex<()> = Mutex::new(());
 
@@ -27,21 +27,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 const STOP_BOUND: Duration = Duration::from_millis(2500);
 
 /// A runtime for the fake servers, apart from the host's.
-fn server_runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn pyroscope_server(rt: &tokio::runtime::Runtime) -> FakeServer {
-    rt.block_on(FakeServer::start(Kind::Pyroscope {
-        prefix: String::new(),
-        tenant_required: false,
-    }))
-}
-
 /// Burns CPU for `duration` in this very function (a xorshift loop, no calls).
 #[inline(never)]
 fn hot_spin(duration: Duration) -> u64 {
@@ -668,14 +653,9 @@ fn threads_and_lock_contention_reach_pyroscope_and_profefe() {
         assert!(report.is_clean(), "{report:?}");
     }
 
+    // The last value: goroutine/count, or delay/nanoseconds.
     let in_stack = |profile: &proto::Profile, function: &str| -> i64 {
-        let symbols = caddyprof::profile::Symbols::new(profile);
-        profile
-            .sample
-            .iter()
-            .filter(|s| symbols.stack(s).iter().any(|n| n.ends_with(function)))
-            .map(|s| *s.value.last().unwrap())
-            .sum()
+        sum_in_stacks(profile, function, profile.sample_type.len() - 1)
     };
 
     // Pyroscope: goroutine, block and mutex with the Go agent's sample_type_config; no

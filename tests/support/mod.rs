@@ -2,8 +2,8 @@
 //! HTTP/1.1 server on a Tokio listener that records every request, answers like the real
 //! servers (rejecting what they reject), and can inject faults.
 //!
-//! pprof is decoded with a tiny local set of prost structs (to switch to `caddyprof::profile`
-//! once that module exists).
+//! Also the small helpers several test files share: a runtime for the servers, and sums
+//! over a decoded profile's stacks.
 
 #![allow(dead_code)]
 
@@ -742,4 +742,40 @@ fn resolve(config: &caddyprof::Config) -> caddyprof::runtime::plan::Plan {
     caddyprof::runtime::plan::Plan::resolve(config, &options)
         .unwrap_or_else(|e| panic!("{}", e.render_plain()))
         .plan
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared helpers
+// ---------------------------------------------------------------------------------------------
+
+/// A Tokio runtime (one worker) to run the fake servers on.
+pub fn server_runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A fake Pyroscope server at the root path, no tenant required.
+pub fn pyroscope_server(rt: &tokio::runtime::Runtime) -> FakeServer {
+    rt.block_on(FakeServer::start(Kind::Pyroscope {
+        prefix: String::new(),
+        tenant_required: false,
+    }))
+}
+
+/// The sum of value `index` over the samples whose stack has a function ending in `name`.
+pub fn sum_in_stacks(
+    profile: &caddyprof::profile::proto::Profile,
+    name: &str,
+    index: usize,
+) -> i64 {
+    let symbols = caddyprof::profile::Symbols::new(profile);
+    profile
+        .sample
+        .iter()
+        .filter(|s| symbols.stack(s).iter().any(|f| f.ends_with(name)))
+        .map(|s| s.value[index])
+        .sum()
 }
