@@ -1,12 +1,15 @@
 //! `block` and `mutex` profiles from caddyprof's instrumented locks, against the waits the
 //! test measures itself. The rates are process-wide, so the tests take turns (`SERIAL`).
 
+mod support;
+
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use caddyprof::collect::contention::{self, Kind};
 use caddyprof::profile::{Symbols, decode, proto};
 use caddyprof::sync::{Mutex, RwLock};
+use support::{sample_types, sum_in_stacks};
 
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
@@ -53,25 +56,13 @@ fn samples(profile: &proto::Profile) -> Vec<(Vec<String>, i64, i64)> {
 
 fn check_shape(profile: &proto::Profile) {
     let s = |i: i64| profile.string_table[i as usize].as_str();
-    let types: Vec<String> = profile
-        .sample_type
-        .iter()
-        .map(|t| format!("{}/{}", s(t.r#type), s(t.unit)))
-        .collect();
-    assert_eq!(types, ["contentions/count", "delay/nanoseconds"]);
+    assert_eq!(
+        sample_types(profile),
+        ["contentions/count", "delay/nanoseconds"]
+    );
     let period = profile.period_type.unwrap();
     assert_eq!((s(period.r#type), s(period.unit)), ("contentions", "count"));
     assert_eq!(profile.period, 1);
-}
-
-/// The delay of the samples whose stack contains `function`, and of all samples.
-fn delay_in(samples: &[(Vec<String>, i64, i64)], function: &str) -> (i64, i64) {
-    let with = samples
-        .iter()
-        .filter(|(names, _, _)| names.iter().any(|n| n.ends_with(function)))
-        .map(|s| s.2)
-        .sum();
-    (with, samples.iter().map(|s| s.2).sum())
 }
 
 #[test]
@@ -106,7 +97,8 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
     let block_profile = decode(&block.collect().profile.pprof_gz).unwrap();
     check_shape(&block_profile);
     let block_samples = samples(&block_profile);
-    let (at_waiter, total) = delay_in(&block_samples, "wait_for_lock");
+    let at_waiter = sum_in_stacks(&block_profile, "wait_for_lock", 1);
+    let total: i64 = block_samples.iter().map(|s| s.2).sum();
     eprintln!("block: {at_waiter} ns at wait_for_lock of {total}; measured {waited} ns");
     let contentions: i64 = block_samples
         .iter()
@@ -128,7 +120,8 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
     let mutex_profile = decode(&mutex.collect().profile.pprof_gz).unwrap();
     check_shape(&mutex_profile);
     let mutex_samples = samples(&mutex_profile);
-    let (at_holder, total) = delay_in(&mutex_samples, "hold_lock");
+    let at_holder = sum_in_stacks(&mutex_profile, "hold_lock", 1);
+    let total: i64 = mutex_samples.iter().map(|s| s.2).sum();
     for (names, _, _) in &mutex_samples {
         if names.iter().any(|n| n.ends_with("hold_lock")) {
             assert!(names[0].ends_with("hold_lock"), "{names:?}");

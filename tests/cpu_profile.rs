@@ -1,6 +1,8 @@
 //! The CPU collector, with real sampling and real decoding. Every test here shares the one
 //! process-wide profiler, so they take turns (`SERIAL`).
 
+mod support;
+
 use std::hint::black_box;
 use std::process::Command;
 use std::sync::Mutex;
@@ -62,11 +64,7 @@ fn share(profile: &proto::Profile, function: &str) -> (i64, i64) {
 }
 
 fn check_cpu_shape(profile: &proto::Profile, hz: i64) {
-    let types: Vec<String> = profile
-        .sample_type
-        .iter()
-        .map(|t| format!("{}/{}", s(profile, t.r#type), s(profile, t.unit)))
-        .collect();
+    let types = support::sample_types(profile);
     assert_eq!(types, ["samples/count", "cpu/nanoseconds"]);
     let period_type = profile.period_type.unwrap();
     assert_eq!(s(profile, period_type.r#type), "cpu");

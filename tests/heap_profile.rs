@@ -3,6 +3,8 @@
 //! cumulative totals, realloc and alloc_zeroed, and `go tool pprof`. The sampler is one per
 //! process and the tests change its rate, so they take turns (`SERIAL`).
 
+mod support;
+
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::process::Command;
@@ -90,11 +92,7 @@ const INUSE_OBJECTS: usize = 2;
 const INUSE_SPACE: usize = 3;
 
 fn check_heap_shape(profile: &proto::Profile, rate: i64) {
-    let types: Vec<String> = profile
-        .sample_type
-        .iter()
-        .map(|t| format!("{}/{}", s(profile, t.r#type), s(profile, t.unit)))
-        .collect();
+    let types = support::sample_types(profile);
     assert_eq!(
         types,
         [

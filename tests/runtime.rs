@@ -26,7 +26,6 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
 /// `Running::stop` returns within its 2 s deadline plus a margin; this is what we allow.
 const STOP_BOUND: Duration = Duration::from_millis(2500);
 
-/// A runtime for the fake servers, apart from the host's.
 /// Burns CPU for `duration` in this very function (a xorshift loop, no calls).
 #[inline(never)]
 fn hot_spin(duration: Duration) -> u64 {
