@@ -173,18 +173,13 @@ pub fn install(blocklist: &[String]) -> Result<(), SamplerError> {
     // libgcc sets up its unwinder state on first use; do that here, not in a signal handler.
     backtrace::trace(|_| true);
 
-    // SAFETY: sigaction with a zeroed struct, a valid handler and an empty mask.
-    unsafe {
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_sigprof as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        // Nor a thread-stack request (SIGURG, `super::threads`) while this handler unwinds.
-        libc::sigaddset(&mut action.sa_mask, libc::SIGURG);
-        if libc::sigaction(libc::SIGPROF, &action, std::ptr::null_mut()) != 0 {
-            return Err(system("sigaction(SIGPROF)"));
-        }
-    }
+    // Nor a thread-stack request (SIGURG, `super::threads`) while this handler unwinds.
+    install_handler(
+        libc::SIGPROF,
+        on_sigprof,
+        libc::SIGURG,
+        "sigaction(SIGPROF)",
+    )?;
     INSTALLED.store(true, Ordering::Release);
     Ok(())
 }
@@ -242,7 +237,33 @@ pub fn drain(mut each: impl FnMut(Sample<'_>)) {
     }
 }
 
-fn system(call: &'static str) -> SamplerError {
+/// A signal handler taking the `SA_SIGINFO` arguments.
+pub(crate) type Handler = extern "C" fn(c_int, *mut libc::siginfo_t, *mut c_void);
+
+/// Installs `handler` for `signal` (`SA_SIGINFO | SA_RESTART`), with `also_blocked` blocked
+/// while it runs: the profilers' handlers unwind, and the unwinder is not re-entrant.
+pub(crate) fn install_handler(
+    signal: c_int,
+    handler: Handler,
+    also_blocked: c_int,
+    call: &'static str,
+) -> Result<(), SamplerError> {
+    // SAFETY: sigaction with a zeroed struct, a valid handler and a mask built by sigaddset.
+    unsafe {
+        let mut action: libc::sigaction = std::mem::zeroed();
+        action.sa_sigaction = handler as *const () as usize;
+        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
+        libc::sigemptyset(&mut action.sa_mask);
+        libc::sigaddset(&mut action.sa_mask, also_blocked);
+        if libc::sigaction(signal, &action, std::ptr::null_mut()) != 0 {
+            return Err(system(call));
+        }
+    }
+    Ok(())
+}
+
+/// The error of a failed system call, from `errno`.
+pub(crate) fn system(call: &'static str) -> SamplerError {
     SamplerError::System {
         call,
         error: std::io::Error::last_os_error(),

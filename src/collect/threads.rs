@@ -110,12 +110,11 @@ fn install() -> Result<(), SamplerError> {
     if INSTALLED.load(Ordering::Acquire) {
         return Ok(());
     }
-    // SAFETY: sigaction reads the current disposition into a zeroed struct, then installs
-    // ours with a valid handler and an empty mask.
+    // SAFETY: sigaction only reads the current disposition into a zeroed struct.
     unsafe {
         let mut current: libc::sigaction = std::mem::zeroed();
         if libc::sigaction(SIGNAL, std::ptr::null(), &mut current) != 0 {
-            return Err(system("sigaction(SIGURG)"));
+            return Err(sampler::system("sigaction(SIGURG)"));
         }
         if current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN {
             return Err(SamplerError::System {
@@ -125,26 +124,11 @@ fn install() -> Result<(), SamplerError> {
                 ),
             });
         }
-        let mut action: libc::sigaction = std::mem::zeroed();
-        action.sa_sigaction = on_request as *const () as usize;
-        action.sa_flags = libc::SA_SIGINFO | libc::SA_RESTART;
-        libc::sigemptyset(&mut action.sa_mask);
-        // No CPU sample while this handler unwinds (nor the other way round): the unwinder
-        // is not re-entrant.
-        libc::sigaddset(&mut action.sa_mask, libc::SIGPROF);
-        if libc::sigaction(SIGNAL, &action, std::ptr::null_mut()) != 0 {
-            return Err(system("sigaction(SIGURG)"));
-        }
     }
+    // No CPU sample while this handler unwinds (nor the other way round).
+    sampler::install_handler(SIGNAL, on_request, libc::SIGPROF, "sigaction(SIGURG)")?;
     INSTALLED.store(true, Ordering::Release);
     Ok(())
-}
-
-fn system(call: &'static str) -> SamplerError {
-    SamplerError::System {
-        call,
-        error: std::io::Error::last_os_error(),
-    }
 }
 
 /// Asks thread `tid` for its stack and waits for it (at most [`THREAD_TIMEOUT`]).
