@@ -9,13 +9,7 @@ use std::time::{Duration, Instant};
 use caddyprof::collect::contention::{self, Kind};
 use caddyprof::profile::{Symbols, decode, proto};
 use caddyprof::sync::{Mutex, RwLock};
-use support::{sample_types, sum_in_stacks};
-
-static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::{sample_types, serial, sum_in_stacks};
 
 const ROUNDS: u32 = 8;
 const HOLD: Duration = Duration::from_millis(40);

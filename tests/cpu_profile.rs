@@ -5,34 +5,12 @@ mod support;
 
 use std::hint::black_box;
 use std::process::Command;
-use std::sync::Mutex;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use caddyprof::collect::cpu;
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{decode, proto};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// Burns CPU for `duration` in this very function (a xorshift loop, no calls).
-#[inline(never)]
-fn hot_loop(duration: Duration) -> u64 {
-    let start = Instant::now();
-    let mut x = black_box(0x9e37_79b9_7f4a_7c15_u64);
-    while start.elapsed() < duration {
-        for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-        }
-        x = black_box(x);
-    }
-    x
-}
+use support::{HOT_SPIN_LINES, hot_spin, serial};
 
 fn s(profile: &proto::Profile, index: i64) -> &str {
     &profile.string_table[index as usize]
@@ -90,7 +68,7 @@ fn a_hot_function_dominates_its_window() {
     let mut subscription = cpu::subscribe(100).unwrap();
     let window_start = subscription.window_start();
     let began = Instant::now();
-    black_box(hot_loop(Duration::from_millis(1500)));
+    black_box(hot_spin(Duration::from_millis(1500)));
     let profile = subscription.collect();
     let elapsed = began.elapsed();
 
@@ -107,24 +85,24 @@ fn a_hot_function_dominates_its_window() {
         "window {duration:?}, measured {elapsed:?}"
     );
 
-    let (total, hot) = share(&decoded, "hot_loop");
-    eprintln!("{hot} of {total} samples in hot_loop");
+    let (total, hot) = share(&decoded, "hot_spin");
+    eprintln!("{hot} of {total} samples in hot_spin");
     // 1.5 s at 100 Hz is about 150 samples; a loaded machine gives fewer.
     assert!(total >= 30, "only {total} samples");
-    assert!(hot * 2 > total, "hot_loop in {hot} of {total} samples");
+    assert!(hot * 2 > total, "hot_spin in {hot} of {total} samples");
     assert!(decoded.location.iter().all(|l| l.address != 0));
     // The signal handler's own frames are not part of any stack.
     for sample in &decoded.sample {
         let names = function_names(&decoded, sample);
         assert!(!names.iter().any(|n| n.contains("on_sigprof")), "{names:?}");
     }
-    // hot_loop is symbolized with its file and line.
+    // hot_spin is symbolized with its file and line.
     let function = decoded
         .function
         .iter()
-        .find(|f| s(&decoded, f.name).ends_with("hot_loop"))
+        .find(|f| s(&decoded, f.name).ends_with("hot_spin"))
         .unwrap();
-    assert!(s(&decoded, function.filename).ends_with("cpu_profile.rs"));
+    assert!(s(&decoded, function.filename).ends_with("support/mod.rs"));
     let lines: Vec<i64> = decoded
         .location
         .iter()
@@ -132,7 +110,10 @@ fn a_hot_function_dominates_its_window() {
         .filter(|l| l.function_id == function.id)
         .map(|l| l.line)
         .collect();
-    assert!(lines.iter().all(|&l| (20..35).contains(&l)), "{lines:?}");
+    assert!(
+        lines.iter().all(|l| HOT_SPIN_LINES.contains(l)),
+        "{lines:?}"
+    );
 }
 
 #[test]
@@ -145,7 +126,7 @@ fn samples_carry_their_thread_name_and_the_rate_is_fixed_once_started() {
     assert_eq!(cpu::frequency(), Some(100));
     std::thread::Builder::new()
         .name("cpu-worker".into())
-        .spawn(|| black_box(hot_loop(Duration::from_millis(800))))
+        .spawn(|| black_box(hot_spin(Duration::from_millis(800))))
         .unwrap()
         .join()
         .unwrap();
@@ -163,7 +144,7 @@ fn samples_carry_their_thread_name_and_the_rate_is_fixed_once_started() {
         if s(&profile, thread.str) == "cpu-worker"
             && function_names(&profile, sample)
                 .iter()
-                .any(|n| n.ends_with("hot_loop"))
+                .any(|n| n.ends_with("hot_spin"))
         {
             worker_hot += sample.value[0];
         }
@@ -179,14 +160,14 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     let _serial = serial();
     let mut first = cpu::subscribe(100).unwrap();
     let mut second = cpu::subscribe(100).unwrap();
-    black_box(hot_loop(Duration::from_millis(1000)));
+    black_box(hot_spin(Duration::from_millis(1000)));
     let a = decode(&first.collect().pprof_gz).unwrap();
     let b = decode(&second.collect().pprof_gz).unwrap();
     let hz = i64::from(first.frequency());
     check_cpu_shape(&a, hz);
     check_cpu_shape(&b, hz);
-    let (total_a, hot_a) = share(&a, "hot_loop");
-    let (total_b, hot_b) = share(&b, "hot_loop");
+    let (total_a, hot_a) = share(&a, "hot_spin");
+    let (total_b, hot_b) = share(&b, "hot_spin");
     eprintln!("first: {hot_a}/{total_a}, second: {hot_b}/{total_b}");
     assert!(total_a >= 20 && hot_a * 2 > total_a);
     assert!(total_b >= 20 && hot_b * 2 > total_b);
@@ -196,7 +177,7 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
         "{hot_a} vs {hot_b}"
     );
 
-    // A window with no CPU work has no hot_loop samples and far fewer samples than a busy
+    // A window with no CPU work has no hot_spin samples and far fewer samples than a busy
     // one. Not none: the collector's own work after a window's boundary (encoding, and
     // symbolizing addresses seen for the first time, slow in a debug build) falls into the
     // next window; settle it first, but on a loaded machine tens of samples remain.
@@ -206,7 +187,7 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     std::thread::sleep(Duration::from_millis(700));
     let idle = decode(&first.collect().pprof_gz).unwrap();
     check_cpu_shape(&idle, hz);
-    let (total, hot) = share(&idle, "hot_loop");
+    let (total, hot) = share(&idle, "hot_spin");
     if total > 0 {
         for sample in &idle.sample {
             let names = function_names(&idle, sample);
@@ -220,9 +201,9 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     );
 
     // The second subscriber's next window holds only what happened since its own collection.
-    black_box(hot_loop(Duration::from_millis(500)));
+    black_box(hot_spin(Duration::from_millis(500)));
     let next = decode(&second.collect().pprof_gz).unwrap();
-    let (total, hot) = share(&next, "hot_loop");
+    let (total, hot) = share(&next, "hot_spin");
     assert!(hot * 2 > total, "{hot}/{total}");
     // Half the hot work of its previous window: had the baseline not moved, it would hold
     // both (at least hot_b).
@@ -238,7 +219,7 @@ fn go_tool_pprof_reads_our_profile() {
         return;
     }
     let mut subscription = cpu::subscribe(100).unwrap();
-    black_box(hot_loop(Duration::from_millis(600)));
+    black_box(hot_spin(Duration::from_millis(600)));
     let profile = subscription.collect();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cpu.pprof.gz");
@@ -266,7 +247,7 @@ fn go_tool_pprof_reads_our_profile() {
         "{stdout}"
     );
     assert!(stdout.contains("samples/count cpu/nanoseconds"), "{stdout}");
-    assert!(stdout.contains("hot_loop"), "{stdout}");
+    assert!(stdout.contains("hot_spin"), "{stdout}");
     assert!(stdout.contains("thread:["), "{stdout}");
 }
 
@@ -290,7 +271,7 @@ fn the_timer_stops_with_the_last_subscription() {
     assert!(!armed());
     let mut again = cpu::subscribe(100).unwrap();
     assert!(armed());
-    black_box(hot_loop(Duration::from_millis(300)));
-    let (total, _) = share(&decode(&again.collect().pprof_gz).unwrap(), "hot_loop");
+    black_box(hot_spin(Duration::from_millis(300)));
+    let (total, _) = share(&decode(&again.collect().pprof_gz).unwrap(), "hot_spin");
     assert!(total > 0, "sampling resumed");
 }

@@ -8,21 +8,15 @@ mod support;
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
 use std::process::Command;
-use std::sync::Mutex;
 
 use caddyprof::allocator::{self, Sampled};
 use caddyprof::collect::heap::{self, Accumulation};
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{Symbols, decode, proto};
+use support::serial;
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// A small deterministic generator (xorshift64*), so the workload is the same every run.
 struct Rng(u64);

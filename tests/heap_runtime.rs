@@ -8,23 +8,16 @@ mod support;
 
 use std::alloc::System;
 use std::hint::black_box;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use caddyprof::allocator::{self, Sampled};
 use caddyprof::apps::pyroscope::sink::HEAP_SAMPLE_TYPE_CONFIG;
 use caddyprof::profile::{decode, proto};
 use caddyprof::runtime;
-use support::{FakeServer, Kind, pyroscope_server, server_runtime, sum_in_stacks};
+use support::{FakeServer, Kind, pyroscope_server, serial, server_runtime, sum_in_stacks};
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Allocates blocks of 1–64 KiB for `duration`, keeping one in eight until the end and
 /// freeing the rest; returns the kept blocks.

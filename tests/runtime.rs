@@ -9,38 +9,18 @@ use std::hint::black_box;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
-use std::sync::Mutex;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caddyprof::profile::{decode, proto};
 use caddyprof::runtime::plan::PlanOptions;
 use caddyprof::runtime::{self, SinkReport};
-use support::{FakeServer, Fault, Kind, Recorded, pyroscope_server, server_runtime, sum_in_stacks};
-
-static SERIAL: Mutex<()> = Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
-}
+use support::{
+    FakeServer, Fault, Kind, Recorded, hot_spin, pyroscope_server, serial, server_runtime,
+    sum_in_stacks,
+};
 
 /// `Running::stop` returns within its 2 s deadline plus a margin; this is what we allow.
 const STOP_BOUND: Duration = Duration::from_millis(2500);
-
-/// Burns CPU for `duration` in this very function (a xorshift loop, no calls).
-#[inline(never)]
-fn hot_spin(duration: Duration) -> u64 {
-    let start = Instant::now();
-    let mut x = black_box(0x9e37_79b9_7f4a_7c15_u64);
-    while start.elapsed() < duration {
-        for _ in 0..100_000 {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-        }
-        x = black_box(x);
-    }
-    x
-}
 
 /// Spins for at least `at_least`, then until the wall clock is 400–600 ms past a whole second,
 /// so that a stop right after leaves a last (partial) 1 s-aligned window of about half a
@@ -472,6 +452,41 @@ fn stderr_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
     rx
 }
 
+/// The child's stderr up to the first line containing `needle` (15 s at most; past that the
+/// child is killed and the test fails with `missing` and what it did print).
+fn read_until(
+    child: &mut Child,
+    lines: &std::sync::mpsc::Receiver<String>,
+    needle: &str,
+    missing: &str,
+) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut log = String::new();
+    while !log.contains(needle) {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match lines.recv_timeout(left) {
+            Ok(line) => {
+                log.push_str(&line);
+                log.push('\n');
+            }
+            Err(_) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("{missing}:\n{log}");
+            }
+        }
+    }
+    log
+}
+
+/// Sends SIGTERM to `child` and waits for it (bounded, see `wait_bounded`).
+fn terminate(child: &mut Child) -> (ExitStatus, Duration) {
+    let pid = i32::try_from(child.id()).unwrap();
+    // SAFETY: kill(2) with the id of a child we have not reaped yet.
+    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+    wait_bounded(child, Duration::from_secs(10))
+}
+
 fn collect_lines(lines: &std::sync::mpsc::Receiver<String>) -> String {
     let mut all = String::new();
     while let Ok(line) = lines.recv_timeout(Duration::from_millis(200)) {
@@ -523,28 +538,15 @@ fn cli_run_stops_on_sigterm_with_a_final_upload() {
     let file = pyroscope_profilingfile(dir.path(), &pyroscope.url(), "1h");
     let mut child = caddyprof(&["run"], &file);
     let lines = stderr_lines(&mut child);
-    let deadline = Instant::now() + Duration::from_secs(15);
-    let mut log = String::new();
-    while !log.contains("profiling started") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                log.push_str(&line);
-                log.push('\n');
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("caddyprof did not start:\n{log}");
-            }
-        }
-    }
+    let mut log = read_until(
+        &mut child,
+        &lines,
+        "profiling started",
+        "caddyprof did not start",
+    );
     std::thread::sleep(Duration::from_millis(300));
     assert!(pyroscope.requests().is_empty());
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) with the id of a child we have not reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let (status, took) = wait_bounded(&mut child, Duration::from_secs(10));
+    let (status, took) = terminate(&mut child);
     log.push_str(&collect_lines(&lines));
     assert!(status.success(), "{status:?}\n{log}");
     assert!(took <= STOP_BOUND, "took {took:?}\n{log}");
@@ -569,26 +571,8 @@ fn cli_run_stops_cleanly_on_a_sigterm_during_start_up() {
     .unwrap();
     let mut child = caddyprof(&["run"], &file);
     let lines = stderr_lines(&mut child);
-    let mut log = String::new();
-    let deadline = Instant::now() + Duration::from_secs(15);
-    while !log.contains("ignored") {
-        let left = deadline.saturating_duration_since(Instant::now());
-        match lines.recv_timeout(left) {
-            Ok(line) => {
-                log.push_str(&line);
-                log.push('\n');
-            }
-            Err(_) => {
-                let _ = child.kill();
-                let _ = child.wait();
-                panic!("no note about the http app:\n{log}");
-            }
-        }
-    }
-    let pid = i32::try_from(child.id()).unwrap();
-    // SAFETY: kill(2) with the id of a child we have not reaped yet.
-    assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
-    let (status, took) = wait_bounded(&mut child, Duration::from_secs(10));
+    let mut log = read_until(&mut child, &lines, "ignored", "no note about the http app");
+    let (status, took) = terminate(&mut child);
     log.push_str(&collect_lines(&lines));
     assert!(status.success(), "{status:?}\n{log}");
     assert!(took <= STOP_BOUND, "took {took:?}\n{log}");

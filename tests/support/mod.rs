@@ -779,3 +779,29 @@ pub fn sum_in_stacks(
         .map(|s| s.value[index])
         .sum()
 }
+
+/// Makes the tests of one binary that share a process-wide profiler take turns.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static SERIAL: Mutex<()> = Mutex::new(());
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// The source lines `hot_spin` spans, for checking a profile's line numbers.
+pub const HOT_SPIN_LINES: std::ops::Range<i64> = (line!() as i64 + 1)..(line!() as i64 + 18);
+
+/// Burns CPU for `duration` in this very function (a xorshift loop, no calls), so a CPU
+/// profile of the caller has `hot_spin` as its leaf.
+#[inline(never)]
+pub fn hot_spin(duration: Duration) -> u64 {
+    let start = Instant::now();
+    let mut x = std::hint::black_box(0x9e37_79b9_7f4a_7c15_u64);
+    while start.elapsed() < duration {
+        for _ in 0..100_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+        }
+        x = std::hint::black_box(x);
+    }
+    x
+}
