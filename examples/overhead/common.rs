@@ -153,6 +153,26 @@ impl Options {
     }
 }
 
+/// What every run starts with: the command line, the rounds to run and the loopback sink.
+/// `Err` is the code to exit with at once: `--calibrate` printed its rounds, or a usage or
+/// sink error was printed.
+pub fn begin() -> Result<(Options, u64, Sink), std::process::ExitCode> {
+    let options = Options::parse().map_err(|message| {
+        eprintln!("{message}");
+        std::process::ExitCode::from(2)
+    })?;
+    let rounds = options.rounds();
+    if options.mode == Mode::Calibrate {
+        println!("{rounds}");
+        return Err(std::process::ExitCode::SUCCESS);
+    }
+    let sink = Sink::start().map_err(|e| {
+        eprintln!("cannot start the loopback sink: {e}");
+        std::process::ExitCode::FAILURE
+    })?;
+    Ok((options, rounds, sink))
+}
+
 /// `getrusage` of `who`: (user + system CPU seconds, peak RSS in KiB).
 pub fn rusage(who: libc::c_int) -> (f64, u64) {
     // SAFETY: getrusage only writes the struct it is given.

@@ -20,28 +20,13 @@ use std::collections::HashMap;
 use std::process::ExitCode;
 use std::time::Instant;
 
-use common::{Mode, Options, Outcome, Shares, Sink};
+use common::{Mode, Outcome, Shares};
 
 fn main() -> ExitCode {
     let process_start = Instant::now();
-    let options = match Options::parse() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let rounds = options.rounds();
-    if options.mode == Mode::Calibrate {
-        println!("{rounds}");
-        return ExitCode::SUCCESS;
-    }
-    let sink = match Sink::start() {
-        Ok(sink) => sink,
-        Err(e) => {
-            eprintln!("cannot start the loopback sink: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (options, rounds, sink) = match common::begin() {
+        Ok(begun) => begun,
+        Err(code) => return code,
     };
 
     let mut running = None;

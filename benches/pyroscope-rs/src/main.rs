@@ -12,7 +12,7 @@ use std::io::Read;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use common::{Mode, Options, Outcome, Shares, Sink};
+use common::{Mode, Outcome, Shares};
 use prost::Message;
 use pyroscope::PyroscopeAgent;
 use pyroscope::backend::{BackendConfig, PprofConfig, pprof_backend};
@@ -88,24 +88,9 @@ fn gunzip(bytes: &[u8]) -> std::io::Result<Vec<u8>> {
 
 fn main() -> ExitCode {
     let process_start = Instant::now();
-    let options = match Options::parse() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let rounds = options.rounds();
-    if options.mode == Mode::Calibrate {
-        println!("{rounds}");
-        return ExitCode::SUCCESS;
-    }
-    let sink = match Sink::start() {
-        Ok(sink) => sink,
-        Err(e) => {
-            eprintln!("cannot start the loopback sink: {e}");
-            return ExitCode::FAILURE;
-        }
+    let (options, rounds, sink) = match common::begin() {
+        Ok(begun) => begun,
+        Err(code) => return code,
     };
 
     let mut agent = None;
