@@ -230,6 +230,9 @@ fn drain_loop() {
             }
         };
         if active {
+            // Libraries loaded or unloaded since: a new module list for the handler's
+            // unwinder (cheap when nothing changed: one `dl_iterate_phdr` step).
+            super::unwind::refresh();
             std::thread::park_timeout(DRAIN_INTERVAL);
         } else {
             std::thread::park();
