@@ -19,15 +19,18 @@
 //!
 //! # Unwinding
 //!
-//! libgcc's `_Unwind_Backtrace` (through backtrace-rs's `trace_unsynchronized`) walks the
-//! stack from the handler, through the kernel's signal trampoline, into the interrupted
-//! frames; the handler keeps the frames from the interrupted instruction on (its address
-//! from the signal's `ucontext`), so the leaf is exact and the handler's own frames never
-//! appear. Its classic deadlock was the loader lock taken by `dl_iterate_phdr` to find unwind
-//! tables; GCC ≥ 12 with glibc ≥ 2.35 find them with the lock-free `_dl_find_object` instead.
-//! Unwinding from a PC inside libgcc's own unwinder crashes, so such samples are dropped: see
-//! [`super::cpu::DEFAULT_BLOCKLIST`] for the measurements. Unwind tables (`.eh_frame`) are
-//! always present, so no frame-pointer build flag is needed.
+//! The handler walks the interrupted thread's stack from the interrupted registers (read
+//! from the signal's `ucontext`) with [`super::unwind`]: framehop over the objects'
+//! `.eh_frame`, with cached rules, stack reads bounded to the thread's own stack, no
+//! allocation, no lock. The leaf is the interrupted instruction, and the handler's own frames
+//! never appear. Where that unwinder cannot run (the thread's stack mapping not found, every
+//! rule cache in use) libgcc's `_Unwind_Backtrace` (through backtrace-rs's
+//! `trace_unsynchronized`) walks from the handler through the kernel's signal trampoline
+//! instead, as before; its classic deadlock, the loader lock taken by `dl_iterate_phdr`, is
+//! gone with GCC ≥ 12 and glibc ≥ 2.35 (`_dl_find_object`). libgcc crashes unwinding from a
+//! PC inside its own unwinder, so such samples are dropped on that path only: see
+//! [`super::cpu::DEFAULT_BLOCKLIST`]. Unwind tables (`.eh_frame`) are always present, so no
+//! frame-pointer build flag is needed.
 
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
@@ -123,7 +126,8 @@ pub fn libgcc_walks() -> u64 {
 pub struct Dropped {
     /// The ring had no free slot (the collector fell behind).
     pub ring_full: u64,
-    /// The interrupted instruction was in a blocklisted library.
+    /// The interrupted instruction was in a blocklisted library and only libgcc's unwinder
+    /// could have walked the stack.
     pub blocklisted: u64,
 }
 
@@ -340,7 +344,7 @@ pub(crate) fn is_blocked(pc: usize) -> bool {
 }
 
 /// The SIGPROF handler. Async-signal-safe: atomics, `clock_gettime`, `prctl`, `gettid` and
-/// libgcc's unwinder only; no allocation, no lock.
+/// the unwinders ([`unwind_interrupted`]); no allocation, no lock.
 extern "C" fn on_sigprof(_signal: c_int, _info: *mut libc::siginfo_t, context: *mut c_void) {
     // SAFETY: errno is thread-local; the handler must leave it as it found it.
     let errno = unsafe { *libc::__errno_location() };
