@@ -11,8 +11,8 @@
 //!
 //! - **No allocation, no lock, no blocking** while unwinding: framehop with
 //!   `MustNotAllocateDuringUnwind` (gimli's evaluation on the stack); its caches are
-//!   preallocated ([`CACHES`] of them) and taken with a compare-and-swap (a thread that finds
-//!   none free does not wait: the caller falls back to libgcc, or keeps the leaf only).
+//!   preallocated (two per CPU, up to [`CACHES`]) and taken with a compare-and-swap (a thread
+//!   that finds none free does not wait: the caller falls back to libgcc).
 //! - **Stack reads are bounded**: only 8-byte-aligned words in `[sp, stack_end)` of the
 //!   current thread's own stack are read, so a wrong rule (stale modules, a garbage frame
 //!   pointer) can end the walk early but never fault. The thread's stack mapping is found
@@ -56,9 +56,10 @@ use framehop::{
     UnwinderNative,
 };
 
-/// Preallocated rule caches: as many stacks can be unwound at the same moment (each about
-/// 40 KiB, most of it untouched until used).
-pub const CACHES: usize = 8;
+/// The most preallocated rule caches: as many stacks can be unwound at the same moment (each
+/// about 32 KiB: framehop's 509 cached rules and gimli's evaluation state). See
+/// [`fill_pool`] for how many are made.
+pub const CACHES: usize = 16;
 
 /// The most bytes of unwind sections copied from shared libraries, all lists together.
 pub const COPY_LIMIT: usize = 16 << 20;
@@ -127,6 +128,8 @@ struct Builder {
     /// `dl_iterate_phdr`'s loaded/unloaded counters when the current list was built.
     generation: Option<(u64, u64)>,
     retired: Vec<*mut Modules>,
+    /// [`NO_CACHE`] at the last [`fill_pool`].
+    misses: u64,
 }
 
 // SAFETY: the raw pointers are lists only the builder frees.
@@ -135,6 +138,7 @@ unsafe impl Send for Builder {}
 static BUILDER: Mutex<Builder> = Mutex::new(Builder {
     generation: None,
     retired: Vec::new(),
+    misses: 0,
 });
 
 static WALKS: AtomicU64 = AtomicU64::new(0);
@@ -427,8 +431,13 @@ thread_local! {
     };
 }
 
-/// The end of the current thread's stack mapping when `sp` lies in it (looked up once per
-/// thread, and again when `sp` has left the cached mapping, up to [`MAX_LOOKUPS`] times).
+/// The end of the current thread's stack mapping when `sp` lies in it.
+///
+/// Only the thread's own stack is cached (the main thread's `[stack]`, or the mapping that
+/// also holds the thread's static TLS, as glibc lays its threads out): it lasts as long as the
+/// thread. Any other mapping (a coroutine's stack, an alternate signal stack) is looked up for
+/// that walk only, since it may be unmapped and its addresses reused later; a thread looks up
+/// at most [`MAX_LOOKUPS`] times, then its stacks are left to libgcc.
 fn stack_end(sp: u64) -> Option<u64> {
     BOUNDS
         .try_with(|b| {
@@ -439,18 +448,30 @@ fn stack_end(sp: u64) -> Option<u64> {
                 return None;
             }
             b.lookups.set(b.lookups.get() + 1);
-            let (low, high) = mapping_of(sp)?;
-            b.low.set(low);
-            b.high.set(high);
-            Some(high)
+            let mapping = mapping_of(sp)?;
+            let tls = b as *const StackBounds as u64;
+            if mapping.stack || (mapping.start..mapping.end).contains(&tls) {
+                b.low.set(mapping.start);
+                b.high.set(mapping.end);
+            }
+            Some(mapping.end)
         })
         .ok()
         .flatten()
 }
 
+/// A readable line of `/proc/self/maps`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Mapping {
+    start: u64,
+    end: u64,
+    /// Named `[stack]`: the main thread's stack.
+    stack: bool,
+}
+
 /// The readable mapping of `/proc/self/maps` that contains `address`. Async-signal-safe:
 /// `open`, `read`, `close` and a buffer on the stack.
-fn mapping_of(address: u64) -> Option<(u64, u64)> {
+fn mapping_of(address: u64) -> Option<Mapping> {
     let path = c"/proc/self/maps";
     // SAFETY: open with a NUL-terminated path.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
@@ -474,13 +495,16 @@ fn mapping_of(address: u64) -> Option<(u64, u64)> {
     found
 }
 
-/// A `/proc/self/maps` reader, byte by byte (lines can straddle reads): `start-end perms …`.
+/// A `/proc/self/maps` reader, byte by byte (lines can straddle reads):
+/// `start-end perms offset device inode [name]`.
 struct MapsParser {
     address: u64,
     field: u8,
     start: u64,
     end: u64,
     readable: bool,
+    /// The last bytes of the line, for its name.
+    tail: u64,
 }
 
 impl MapsParser {
@@ -491,32 +515,44 @@ impl MapsParser {
             start: 0,
             end: 0,
             readable: false,
+            tail: 0,
         }
     }
 
     /// `Some(answer)` once the line of `address` is read (`None` inside when not readable).
-    fn feed(&mut self, bytes: &[u8]) -> Option<Option<(u64, u64)>> {
+    fn feed(&mut self, bytes: &[u8]) -> Option<Option<Mapping>> {
+        const STACK: &[u8; 7] = b"[stack]";
         for &byte in bytes {
             match (self.field, byte) {
+                (4, b'\n') => {
+                    let name = self.tail & 0x00ff_ffff_ffff_ffff;
+                    let stack = name == STACK.iter().fold(0, |t, &b| t << 8 | u64::from(b));
+                    return Some(self.readable.then_some(Mapping {
+                        start: self.start,
+                        end: self.end,
+                        stack,
+                    }));
+                }
                 (_, b'\n') => {
                     self.field = 0;
                     self.start = 0;
                     self.end = 0;
-                    self.readable = false;
                 }
                 (0, b'-') => self.field = 1,
                 (0, _) => self.start = self.start << 4 | u64::from(hex(byte)),
                 (1, b' ') => {
-                    self.field = 2;
-                    if (self.start..self.end).contains(&self.address) {
-                        self.field = 3;
-                    }
+                    self.field = if (self.start..self.end).contains(&self.address) {
+                        3
+                    } else {
+                        2
+                    };
                 }
                 (1, _) => self.end = self.end << 4 | u64::from(hex(byte)),
-                (3, b'r') => self.readable = true,
                 (3, _) => {
-                    return Some(self.readable.then_some((self.start, self.end)));
+                    self.readable = byte == b'r';
+                    self.field = 4;
                 }
+                (4, _) => self.tail = self.tail << 8 | u64::from(byte),
                 _ => {}
             }
         }
@@ -545,6 +581,7 @@ pub(crate) fn refresh() {
     }
     let mut builder = BUILDER.lock().unwrap_or_else(|e| e.into_inner());
     free_retired(&mut builder);
+    fill_pool(&mut builder);
     let generation = loader_generation();
     if builder.generation.is_some() && builder.generation == generation {
         return;
@@ -552,7 +589,6 @@ pub(crate) fn refresh() {
     if builder.retired.len() >= RETIRED {
         return;
     }
-    fill_pool();
     let copy_budget = COPY_LIMIT.saturating_sub(
         builder
             .retired
@@ -585,8 +621,25 @@ fn free_retired(builder: &mut Builder) {
     }
 }
 
-fn fill_pool() {
-    for slot in &POOL {
+/// Allocates the rule caches: two per CPU to begin with (a walk takes a microsecond or two,
+/// so more at once means threads preempted mid-walk, or a signal handler walking on a thread
+/// that was walking), one more each time walks found none free since the last call, up to
+/// [`CACHES`].
+fn fill_pool(builder: &mut Builder) {
+    let misses = NO_CACHE.load(Ordering::Relaxed);
+    let have = POOL
+        .iter()
+        .filter(|slot| !slot.cache.load(Ordering::Acquire).is_null())
+        .count();
+    let want = if have == 0 {
+        2 * std::thread::available_parallelism().map_or(2, |n| n.get())
+    } else if misses > builder.misses {
+        have + 1
+    } else {
+        have
+    };
+    builder.misses = misses;
+    for slot in POOL.iter().take(want.min(CACHES)) {
         if slot.cache.load(Ordering::Acquire).is_null() {
             let cache = Box::into_raw(Box::new(Cache::default()));
             // Never freed: a reader may hold it at any time.
@@ -816,8 +869,9 @@ mod tests {
     #[test]
     fn maps_lines_are_parsed_across_reads() {
         let maps = b"00400000-00452000 r-xp 00000000 08:02 173521 /usr/bin/dbus-daemon\n\
-                     7ffd10000000-7ffd10021000 rw-p 00000000 00:00 0 [stack]\n\
-                     7ffd20000000-7ffd20001000 ---p 00000000 00:00 0\n";
+                     7ffd10000000-7ffd10021000 rw-p 00000000 00:00 0    [stack]\n\
+                     7ffd20000000-7ffd20001000 ---p 00000000 00:00 0\n\
+                     7ffd30000000-7ffd30001000 rw-p 00000000 00:00 0\n";
         for split in [1, 7, 30, maps.len()] {
             let mut parser = MapsParser::new(0x7ffd_1002_0ff8);
             let mut answer = None;
@@ -827,12 +881,46 @@ mod tests {
                     break;
                 }
             }
-            assert_eq!(answer, Some(Some((0x7ffd_1000_0000, 0x7ffd_1002_1000))));
+            let stack = Mapping {
+                start: 0x7ffd_1000_0000,
+                end: 0x7ffd_1002_1000,
+                stack: true,
+            };
+            assert_eq!(answer, Some(Some(stack)));
         }
         let mut parser = MapsParser::new(0x7ffd_2000_0010);
         assert_eq!(parser.feed(maps), Some(None), "not readable");
+        let mut parser = MapsParser::new(0x7ffd_3000_0010);
+        let anonymous = Mapping {
+            start: 0x7ffd_3000_0000,
+            end: 0x7ffd_3000_1000,
+            stack: false,
+        };
+        assert_eq!(parser.feed(maps), Some(Some(anonymous)));
         let mut parser = MapsParser::new(0x10);
         assert_eq!(parser.feed(maps), None, "not mapped");
+    }
+
+    #[test]
+    fn a_thread_caches_its_own_stack_only() {
+        for _ in 0..2 {
+            std::thread::spawn(|| {
+                let local = 0u64;
+                let sp = &local as *const u64 as u64;
+                assert!(stack_end(sp).expect("stack bounds") > sp);
+                let (low, high, lookups) =
+                    BOUNDS.with(|b| (b.low.get(), b.high.get(), b.lookups.get()));
+                assert!((low..high).contains(&sp), "cached: a glibc thread's stack");
+                assert_eq!(lookups, 1);
+                // Not a stack: found, but not cached.
+                let heap = Box::new([0u64; 1024]);
+                let address = heap.as_ptr() as u64;
+                assert!(stack_end(address).is_some());
+                assert_eq!(BOUNDS.with(|b| b.high.get()), high);
+            })
+            .join()
+            .expect("thread");
+        }
     }
 
     /// Our stack and libgcc's, from the same function.
