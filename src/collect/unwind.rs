@@ -24,7 +24,7 @@
 //!   kept as the last frame, and nothing is unwound from it (framehop would guess with frame
 //!   pointers).
 //! - **The module list is immutable and published through an atomic pointer.** It is built
-//!   off the hot paths ([`refresh`], called by the collectors' threads and when sampling
+//!   off the hot paths (`refresh`, called by the collectors' threads and when sampling
 //!   starts) whenever `dl_iterate_phdr`'s counters of loaded and unloaded objects have
 //!   changed. A replaced list is freed only once no reader is inside any list (a global count
 //!   of readers); until then it waits in a short retired list, and while that is full no new
@@ -34,7 +34,7 @@
 //!   unloaded) and the vDSO's; every other object's `.eh_frame_hdr` and `.eh_frame` are
 //!   **copied** into the list (about 0.25 MiB for libc, libm, libgcc_s and the loader), so a
 //!   list that outlives a `dlclose` reads only its own memory. A library unloaded and
-//!   another loaded at its address before the next [`refresh`] can give wrong frames for a
+//!   another loaded at its address before the next `refresh` can give wrong frames for a
 //!   moment, never a fault. Copies are capped at [`COPY_LIMIT`] bytes in all; objects beyond
 //!   it are unknown.
 //!
@@ -42,7 +42,7 @@
 //!
 //! The same CFI, interpreted the same way, gives the same return addresses:
 //! `tests::same_frames_as_libgcc` compares the two from one function. Where this unwinder
-//! cannot run (no stack bounds, no free cache, an unsupported platform) [`unwind`] says so and
+//! cannot run (no stack bounds, no free cache, an unsupported platform) `unwind` says so and
 //! the caller uses libgcc as before.
 
 use std::cell::Cell;
@@ -58,7 +58,7 @@ use framehop::{
 
 /// The most preallocated rule caches: as many stacks can be unwound at the same moment (each
 /// about 32 KiB: framehop's 509 cached rules and gimli's evaluation state). See
-/// [`fill_pool`] for how many are made.
+/// `fill_pool` for how many are made (two per CPU to begin with).
 pub const CACHES: usize = 16;
 
 /// The most bytes of unwind sections copied from shared libraries, all lists together.
@@ -284,7 +284,7 @@ pub(crate) unsafe fn interrupted_registers(_context: *mut c_void) -> Option<Regi
 /// Why [`unwind`] did not walk the stack (the caller falls back to libgcc).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum NotUnwound {
-    /// No module list yet ([`refresh`] has not run), or an unsupported platform.
+    /// No module list yet (`refresh` has not run), or an unsupported platform.
     Modules,
     /// The current thread's stack bounds are unknown (or `sp` is outside them).
     Stack,
