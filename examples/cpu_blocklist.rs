@@ -183,6 +183,15 @@ fn main() {
         pct(rust_leaf),
         pct(in_workload),
     );
+    let handled = caddyprof::collect::sampler::handler_time();
+    println!(
+        "signal handler: {handled:.2?} in all ({:.1} µs a sample); libgcc walks {}, dropped \
+         {:?}; unwinder {:?}",
+        handled.as_secs_f64() * 1e6 / total.max(1) as f64,
+        caddyprof::collect::sampler::libgcc_walks(),
+        caddyprof::collect::sampler::dropped(),
+        caddyprof::collect::unwind::stats(),
+    );
     println!(
         "RSS: {rss_initial:.1} MiB at start, {rss_started:.1} MiB with the profiler started, \
          {rss_before:.1} MiB after the workload, before symbolizing, {rss_symbolized:.1} MiB after the first \

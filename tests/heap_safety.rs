@@ -231,9 +231,12 @@ fn threads_allocating_while_profiled_exit_and_are_interrupted_without_harm() {
     let stats = allocator::stats();
     eprintln!(
         "{ops} worker operations, {threads} short-lived threads, {} profiles, {cpu_samples} \
-         CPU samples, {thread_snapshots} thread snapshots in {:?}; {stats:?}",
+         CPU samples, {thread_snapshots} thread snapshots in {:?}; {stats:?}; unwinder \
+         {:?}, signal handlers' libgcc walks {}",
         profiles_taken.load(Ordering::Relaxed),
-        began.elapsed()
+        began.elapsed(),
+        caddyprof::collect::unwind::stats(),
+        caddyprof::collect::sampler::libgcc_walks(),
     );
     assert_eq!(stats.reentered, 0, "the sampler allocated while sampling");
     assert!(stats.samples > 1000, "{stats:?}");

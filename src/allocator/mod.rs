@@ -22,8 +22,10 @@
 //!   a profile is being taken, a sample.
 //! - **Every free**: one byte of a 64 KiB filter of the sampled live addresses is read; only
 //!   a hit looks further (in the live table).
-//! - **A sample**: the stack is walked with libgcc's unwinder (backtrace-rs's
-//!   `trace_unsynchronized`) into a fixed array on the thread's stack, interned in a fixed
+//! - **A sample**: the stack is walked from the registers of the sampling function (one
+//!   `asm!` block) by [`crate::collect::unwind`] (framehop over the objects' `.eh_frame`,
+//!   with cached rules; libgcc's unwinder where it cannot run) into a fixed array on the
+//!   thread's stack, interned in a fixed
 //!   table of stacks, and the allocation remembered in a fixed table of live samples. No
 //!   allocation and no lock on this path; allocations made by anything it calls would pass
 //!   straight through (a thread-local guard), and are counted ([`Stats::reentered`]).
@@ -56,6 +58,8 @@ use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
+
+use crate::collect::unwind;
 
 pub use table::{
     ARENA_WORDS, LIVE_SLOTS, MAX_DEPTH, OBJECT_SCALE, OVERFLOW, STACK_SLOTS, Totals, Weight,
@@ -111,6 +115,8 @@ const RATE_UNSET: u64 = u64::MAX;
 static SAMPLES: AtomicU64 = AtomicU64::new(0);
 /// Allocations made while the same thread was taking a sample.
 static REENTERED: AtomicU64 = AtomicU64::new(0);
+/// Samples whose stack libgcc's unwinder took (the faster one could not run).
+static LIBGCC_WALKS: AtomicU64 = AtomicU64::new(0);
 /// Time spent taking samples (the stack walk and the tables), in nanoseconds.
 static SAMPLING_NANOS: AtomicU64 = AtomicU64::new(0);
 /// Seeds for the threads' generators.
@@ -162,8 +168,11 @@ pub fn set_rate(bytes: u64) {
 
 /// Starts sampling for one more consumer (see [`crate::collect::heap`]).
 pub(crate) fn activate() {
+    // The unwinder's module list, built here rather than inside an allocation.
+    unwind::refresh();
     if ACTIVE.fetch_add(1, Ordering::AcqRel) == 0 {
-        // libgcc sets up its unwinder on first use: do that here, not inside an allocation.
+        // libgcc (the fallback unwinder) sets up its state on first use: do that here, not
+        // inside an allocation.
         backtrace::trace(|_| true);
     }
 }
@@ -198,6 +207,9 @@ pub struct Stats {
     pub stacks_lost: u64,
     /// Sampled allocations the live table had no room for (counted as freed at once).
     pub live_lost: u64,
+    /// Samples whose stack was walked by libgcc's unwinder, where the faster one could not
+    /// run (see [`crate::collect::unwind`]).
+    pub libgcc_walks: u64,
     /// Time spent taking samples (walking the stack, the tables), in nanoseconds of wall
     /// time on the allocating threads: what sampling costs the program, beside the
     /// countdown.
@@ -215,6 +227,7 @@ pub fn stats() -> Stats {
         stacks: table::stacks_used(),
         stacks_lost: table::STACKS_LOST.load(Ordering::Relaxed),
         live_lost: table::LIVE_LOST.load(Ordering::Relaxed),
+        libgcc_walks: LIBGCC_WALKS.load(Ordering::Relaxed),
         sampling_nanos: SAMPLING_NANOS.load(Ordering::Relaxed),
     }
 }
@@ -303,6 +316,28 @@ fn next_countdown(s: &ThreadState, rate: u64) -> i64 {
 #[inline(never)]
 fn sample(address: usize, size: usize, rate: u64) {
     let mut stack = [0usize; MAX_DEPTH];
+    // The registers here, in this frame: the walk starts in `sample` itself (cut from the
+    // profile with the allocator's other frames, see `collect::heap`).
+    let depth = match unwind::current_registers().map(|r| unwind::unwind(r, &mut stack)) {
+        Some(Ok(depth)) => depth,
+        _ => {
+            LIBGCC_WALKS.fetch_add(1, Ordering::Relaxed);
+            libgcc_stack(&mut stack)
+        }
+    };
+    let weight = Weight::of(size, rate);
+    let slot = table::intern(&stack[..depth]);
+    table::add_alloc(slot, weight);
+    if !table::insert_live(address, slot, weight) {
+        table::add_free(slot, weight);
+    }
+    SAMPLES.fetch_add(1, Ordering::Relaxed);
+}
+
+/// The stack from libgcc's unwinder, where the faster one cannot run (see
+/// [`crate::collect::unwind`]: an unknown stack, every cache in use).
+#[inline(never)]
+fn libgcc_stack(stack: &mut [usize; MAX_DEPTH]) -> usize {
     let mut depth = 0;
     // SAFETY: libgcc's unwinder walks this thread's own stack; backtrace-rs's `trace` lock
     // exists for Windows' dbghelp, not for libgcc, and taking it here could deadlock.
@@ -316,13 +351,7 @@ fn sample(address: usize, size: usize, rate: u64) {
             true
         });
     }
-    let weight = Weight::of(size, rate);
-    let slot = table::intern(&stack[..depth]);
-    table::add_alloc(slot, weight);
-    if !table::insert_live(address, slot, weight) {
-        table::add_free(slot, weight);
-    }
-    SAMPLES.fetch_add(1, Ordering::Relaxed);
+    depth
 }
 
 /// Forgets a freed (or reallocated) block, counting the free if it was sampled.

@@ -111,6 +111,8 @@ impl HeapSubscription {
     /// tagged `profile_type` (`heap` shows `inuse_space` by default, `allocs` `alloc_space`).
     /// The next window starts now.
     pub fn collect(&mut self, profile_type: ProfileType, accumulation: Accumulation) -> Profile {
+        // Libraries loaded or unloaded since: the sampler's unwinder gets a new module list.
+        super::unwind::refresh();
         let end = SystemTime::now();
         let duration = end
             .duration_since(self.start)

@@ -8,3 +8,4 @@ pub mod objects;
 pub mod sampler;
 pub mod symbolize;
 pub mod threads;
+pub mod unwind;

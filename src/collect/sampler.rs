@@ -19,21 +19,25 @@
 //!
 //! # Unwinding
 //!
-//! libgcc's `_Unwind_Backtrace` (through backtrace-rs's `trace_unsynchronized`) walks the
-//! stack from the handler, through the kernel's signal trampoline, into the interrupted
-//! frames; the handler keeps the frames from the interrupted instruction on (its address
-//! from the signal's `ucontext`), so the leaf is exact and the handler's own frames never
-//! appear. Its classic deadlock was the loader lock taken by `dl_iterate_phdr` to find unwind
-//! tables; GCC ≥ 12 with glibc ≥ 2.35 find them with the lock-free `_dl_find_object` instead.
-//! Unwinding from a PC inside libgcc's own unwinder crashes, so such samples are dropped: see
-//! [`super::cpu::DEFAULT_BLOCKLIST`] for the measurements. Unwind tables (`.eh_frame`) are
-//! always present, so no frame-pointer build flag is needed.
+//! The handler walks the interrupted thread's stack from the interrupted registers (read
+//! from the signal's `ucontext`) with [`super::unwind`]: framehop over the objects'
+//! `.eh_frame`, with cached rules, stack reads bounded to the thread's own stack, no
+//! allocation, no lock. The leaf is the interrupted instruction, and the handler's own frames
+//! never appear. Where that unwinder cannot run (the thread's stack mapping not found, every
+//! rule cache in use) libgcc's `_Unwind_Backtrace` (through backtrace-rs's
+//! `trace_unsynchronized`) walks from the handler through the kernel's signal trampoline
+//! instead, as before; its classic deadlock, the loader lock taken by `dl_iterate_phdr`, is
+//! gone with GCC ≥ 12 and glibc ≥ 2.35 (`_dl_find_object`). libgcc crashes unwinding from a
+//! PC inside its own unwinder, so such samples are dropped on that path only: see
+//! [`super::cpu::DEFAULT_BLOCKLIST`]. Unwind tables (`.eh_frame`) are always present, so no
+//! frame-pointer build flag is needed.
 
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 
 use super::objects::mapped_objects;
+use super::unwind;
 
 /// The deepest stack recorded, in frames (Go records 64, pprof-rs 128); deeper stacks keep
 /// their innermost frames.
@@ -97,6 +101,9 @@ static BLOCKED_LEN: AtomicUsize = AtomicUsize::new(0);
 static DROPPED_FULL: AtomicU64 = AtomicU64::new(0);
 static DROPPED_BLOCKED: AtomicU64 = AtomicU64::new(0);
 
+/// Samples (CPU and thread snapshots) whose stack libgcc's unwinder took.
+static LIBGCC_WALKS: AtomicU64 = AtomicU64::new(0);
+
 /// Nanoseconds spent in the signal handler since the process started.
 static HANDLER_NANOS: AtomicU64 = AtomicU64::new(0);
 
@@ -107,12 +114,20 @@ pub fn handler_time() -> std::time::Duration {
     std::time::Duration::from_nanos(HANDLER_NANOS.load(Ordering::Relaxed))
 }
 
+/// How many stacks the signal handlers (SIGPROF and SIGURG) had libgcc's unwinder take,
+/// where [`super::unwind`] could not run (a thread's stack bounds unknown, every cache in
+/// use): the rest were walked by the faster unwinder.
+pub fn libgcc_walks() -> u64 {
+    LIBGCC_WALKS.load(Ordering::Relaxed)
+}
+
 /// Counts of samples dropped since the process started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Dropped {
     /// The ring had no free slot (the collector fell behind).
     pub ring_full: u64,
-    /// The interrupted instruction was in a blocklisted library.
+    /// The interrupted instruction was in a blocklisted library and only libgcc's unwinder
+    /// could have walked the stack.
     pub blocklisted: u64,
 }
 
@@ -170,7 +185,9 @@ pub fn install(blocklist: &[String]) -> Result<(), SamplerError> {
     });
     // Never freed: a signal may arrive at any time for the rest of the process's life.
     RING.store(Box::into_raw(ring), Ordering::Release);
-    // libgcc sets up its unwinder state on first use; do that here, not in a signal handler.
+    // The unwinder's module list, and libgcc's state (the fallback's; set up on first use):
+    // both here, not in a signal handler.
+    unwind::refresh();
     backtrace::trace(|_| true);
 
     // Nor a thread-stack request (SIGURG, `super::threads`) while this handler unwinds.
@@ -327,7 +344,7 @@ pub(crate) fn is_blocked(pc: usize) -> bool {
 }
 
 /// The SIGPROF handler. Async-signal-safe: atomics, `clock_gettime`, `prctl`, `gettid` and
-/// libgcc's unwinder only; no allocation, no lock.
+/// the unwinders ([`unwind_interrupted`]); no allocation, no lock.
 extern "C" fn on_sigprof(_signal: c_int, _info: *mut libc::siginfo_t, context: *mut c_void) {
     // SAFETY: errno is thread-local; the handler must leave it as it found it.
     let errno = unsafe { *libc::__errno_location() };
@@ -364,10 +381,6 @@ fn record(context: *mut c_void) {
     if pc == 0 {
         return;
     }
-    if is_blocked(pc) {
-        DROPPED_BLOCKED.fetch_add(1, Ordering::Relaxed);
-        return;
-    }
     // SAFETY: the ring is never freed once published.
     let ring = unsafe { &*ring };
     let index = ring.next.fetch_add(1, Ordering::Relaxed) % ring.slots.len();
@@ -388,15 +401,54 @@ fn record(context: *mut c_void) {
         libc::prctl(libc::PR_GET_NAME, data.name.as_mut_ptr());
         data.tid = libc::syscall(libc::SYS_gettid) as u32;
     }
-    data.depth = unwind_interrupted(pc, &mut data.stack) as u16;
-    slot.state.store(READY, Ordering::Release);
+    // SAFETY: the handler's context and the pc read from it.
+    match unsafe { unwind_interrupted(context, pc, &mut data.stack) } {
+        Some(depth) => {
+            data.depth = depth as u16;
+            slot.state.store(READY, Ordering::Release);
+        }
+        None => {
+            DROPPED_BLOCKED.fetch_add(1, Ordering::Relaxed);
+            slot.state.store(FREE, Ordering::Release);
+        }
+    }
 }
 
 /// Unwinds, from inside a signal handler, the interrupted thread's stack into `stack`: the
-/// interrupted instruction `pc` first, then its callers; returns the depth. If the unwinder
-/// never reaches the interrupted frame, the stack is just `pc`. Allocates nothing and takes
-/// no lock; must not run with `pc` inside libgcc (see [`is_blocked`]).
-pub(crate) fn unwind_interrupted(pc: usize, stack: &mut [usize]) -> usize {
+/// interrupted instruction `pc` first, then its callers; returns the depth, or `None` when
+/// the stack could not be unwound safely (see below). Allocates nothing and takes no lock.
+///
+/// The walk starts from the interrupted registers in `context` ([`super::unwind`]). Where
+/// that unwinder cannot run (the thread's stack bounds unknown, every cache in use), libgcc's
+/// unwinder walks from the handler through the signal frame instead, unless `pc` is in a
+/// blocklisted library ([`is_blocked`]: libgcc crashes unwinding from inside itself), which
+/// gives `None`.
+///
+/// # Safety
+/// `context` is the `ucontext_t` the kernel passed to this SA_SIGINFO handler, and `pc` the
+/// interrupted instruction's address read from it.
+pub(crate) unsafe fn unwind_interrupted(
+    context: *mut c_void,
+    pc: usize,
+    stack: &mut [usize],
+) -> Option<usize> {
+    // SAFETY: per this function's contract.
+    if let Some(registers) = unsafe { unwind::interrupted_registers(context) }
+        && let Ok(depth) = unwind::unwind(registers, stack)
+    {
+        return Some(depth);
+    }
+    if is_blocked(pc) {
+        return None;
+    }
+    LIBGCC_WALKS.fetch_add(1, Ordering::Relaxed);
+    Some(libgcc_unwind_interrupted(pc, stack))
+}
+
+/// libgcc's walk from the handler: the frames from the interrupted instruction `pc` on. If
+/// the unwinder never reaches the interrupted frame, the stack is just `pc`. Must not run
+/// with `pc` inside libgcc (see [`is_blocked`]).
+fn libgcc_unwind_interrupted(pc: usize, stack: &mut [usize]) -> usize {
     let Some(first) = stack.first_mut() else {
         return 0;
     };

@@ -96,6 +96,8 @@ pub fn threads() -> Vec<ThreadInfo> {
 pub fn stacks() -> Result<Vec<ThreadStack>, SamplerError> {
     let _one_at_a_time = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
     install()?;
+    // Libraries loaded or unloaded since: a new module list for the handler's unwinder.
+    super::unwind::refresh();
     Ok(threads()
         .into_iter()
         .map(|thread| {
@@ -187,12 +189,13 @@ extern "C" fn on_request(_signal: c_int, _info: *mut libc::siginfo_t, context: *
         let stack = unsafe { &mut *BUFFER.0.get() };
         let depth = if pc == 0 {
             0
-        } else if sampler::is_blocked(pc) {
-            // Inside libgcc's unwinder: unwinding from here could crash.
-            stack[0] = pc;
-            1
         } else {
-            sampler::unwind_interrupted(pc, stack)
+            // SAFETY: the handler's context and the pc read from it.
+            unsafe { sampler::unwind_interrupted(context, pc, stack) }.unwrap_or_else(|| {
+                // Inside libgcc's unwinder, and libgcc would have had to unwind: the leaf only.
+                stack[0] = pc;
+                1
+            })
         };
         DEPTH.store(depth, Ordering::Relaxed);
         STATE.store(DONE, Ordering::Release);
