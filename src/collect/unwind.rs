@@ -32,7 +32,8 @@
 //!   library stops at it).
 //! - **dlclose**: the CFI read is the program's own mapped `.eh_frame` (a program is never
 //!   unloaded) and the vDSO's; every other object's `.eh_frame_hdr` and `.eh_frame` are
-//!   **copied** into the list (about 0.25 MiB for libc, libm, libgcc_s and the loader), so a
+//!   **copied** into the list (about 0.25 MiB for libc, libm, libgcc_s and the loader)
+//!   inside `dl_iterate_phdr`'s callback, while the loader's lock keeps them mapped, so a
 //!   list that outlives a `dlclose` reads only its own memory. A library unloaded and
 //!   another loaded at its address before the next `refresh` can give wrong frames for a
 //!   moment, never a fault. Copies are capped at [`COPY_LIMIT`] bytes in all; objects beyond
@@ -686,89 +687,130 @@ struct Found {
     first: bool,
 }
 
+/// One object ready for the unwinder: its unwind sections taken (copied where the object
+/// can be unloaded) while `dl_iterate_phdr` held the loader's lock, so no `dlclose` can
+/// unmap them while they are read.
+struct Taken {
+    found: Found,
+    hdr: Section,
+    eh_frame: Section,
+    eh_frame_address: u64,
+}
+
+/// What [`build`]'s `dl_iterate_phdr` callback fills.
+struct Taking {
+    objects: Vec<Taken>,
+    /// Bytes that may still be copied.
+    budget: usize,
+    copied: usize,
+}
+
+/// Reads one object's unwind sections, inside `dl_iterate_phdr`'s callback.
+///
+/// # Safety
+/// `info` is the object `dl_iterate_phdr` is reporting, during its callback.
+unsafe fn take(info: &libc::dl_phdr_info, taking: &mut Taking) {
+    // SAFETY: the program headers of a loaded object, as dl_iterate_phdr reports them.
+    let headers =
+        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+    let bias = info.dlpi_addr;
+    let mut code: Option<(u64, u64)> = None;
+    let mut hdr = None;
+    let mut segments = Vec::new();
+    for h in headers {
+        let start = bias.wrapping_add(h.p_vaddr);
+        let end = start.wrapping_add(h.p_memsz);
+        if h.p_type == libc::PT_LOAD {
+            segments.push((start, start.wrapping_add(h.p_filesz)));
+            if h.p_flags & libc::PF_X != 0 {
+                code = Some(code.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
+            }
+        } else if h.p_type == libc::PT_GNU_EH_FRAME {
+            hdr = Some((start, h.p_memsz));
+        }
+    }
+    let name = if info.dlpi_name.is_null() {
+        String::new()
+    } else {
+        // SAFETY: a NUL-terminated name, valid during the callback.
+        unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }
+            .to_string_lossy()
+            .into_owned()
+    };
+    let (Some(code), Some(hdr)) = (code, hdr) else {
+        return;
+    };
+    let found = Found {
+        first: taking.objects.is_empty() && name.is_empty(),
+        name,
+        bias,
+        code,
+        hdr,
+        segments,
+    };
+    // SAFETY: the object is loaded, and stays so during the callback.
+    let Some((hdr, eh_frame, eh_frame_address)) = (unsafe { sections(&found) }) else {
+        return;
+    };
+    // The program is never unmapped, nor is the vDSO; anything else may be (dlclose).
+    let copy = !(found.first || found.name.contains("linux-vdso"));
+    let (hdr, eh_frame) = if copy {
+        let size = hdr.len() + eh_frame.len();
+        if size > taking.budget {
+            return;
+        }
+        taking.budget -= size;
+        taking.copied += size;
+        (
+            Section::Copied(hdr.into()),
+            Section::Copied(eh_frame.into()),
+        )
+    } else {
+        (Section::Mapped(hdr), Section::Mapped(eh_frame))
+    };
+    taking.objects.push(Taken {
+        found,
+        hdr,
+        eh_frame,
+        eh_frame_address,
+    });
+}
+
 fn build(copy_budget: usize) -> Modules {
     unsafe extern "C" fn each(
         info: *mut libc::dl_phdr_info,
         _size: libc::size_t,
         data: *mut c_void,
     ) -> c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info for the call; data is our Vec.
-        unsafe {
-            let found = &mut *(data as *mut Vec<Found>);
-            let info = &*info;
-            let headers = std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum));
-            let bias = info.dlpi_addr;
-            let mut code: Option<(u64, u64)> = None;
-            let mut hdr = None;
-            let mut segments = Vec::new();
-            for h in headers {
-                let start = bias.wrapping_add(h.p_vaddr);
-                let end = start.wrapping_add(h.p_memsz);
-                if h.p_type == libc::PT_LOAD {
-                    segments.push((start, start.wrapping_add(h.p_filesz)));
-                    if h.p_flags & libc::PF_X != 0 {
-                        code = Some(code.map_or((start, end), |(s, e)| (s.min(start), e.max(end))));
-                    }
-                } else if h.p_type == libc::PT_GNU_EH_FRAME {
-                    hdr = Some((start, h.p_memsz));
-                }
-            }
-            let name = if info.dlpi_name.is_null() {
-                String::new()
-            } else {
-                std::ffi::CStr::from_ptr(info.dlpi_name)
-                    .to_string_lossy()
-                    .into_owned()
-            };
-            if let (Some(code), Some(hdr)) = (code, hdr) {
-                found.push(Found {
-                    first: found.is_empty() && name.is_empty(),
-                    name,
-                    bias,
-                    code,
-                    hdr,
-                    segments,
-                });
-            }
-        }
+        // SAFETY: dl_iterate_phdr passes a valid info for the call; data is our Taking.
+        unsafe { take(&*info, &mut *(data as *mut Taking)) };
         0
     }
-    let mut found: Vec<Found> = Vec::new();
-    // SAFETY: the callback only touches the Vec passed as data.
-    unsafe { libc::dl_iterate_phdr(Some(each), &mut found as *mut Vec<Found> as *mut c_void) };
+    let mut taking = Taking {
+        objects: Vec::new(),
+        budget: copy_budget,
+        copied: 0,
+    };
+    // SAFETY: the callback only touches the Taking passed as data.
+    unsafe { libc::dl_iterate_phdr(Some(each), &mut taking as *mut Taking as *mut c_void) };
 
     let mut unwinder = UnwinderNative::new();
     let mut code = Vec::new();
-    let mut copied = 0;
-    for object in found {
-        // The program is never unmapped, nor is the vDSO; anything else may be (dlclose).
-        let copy = !(object.first || object.name.contains("linux-vdso"));
-        // SAFETY: the object is loaded while dl_iterate_phdr reported it (we copy now, or it
-        // is never unmapped).
-        let Some((hdr, eh_frame, eh_frame_address)) = (unsafe { sections(&object) }) else {
-            continue;
-        };
-        if copy && copied + hdr.len() + eh_frame.len() > copy_budget {
-            continue;
-        }
-        let section = |bytes: &'static [u8]| {
-            if copy {
-                Section::Copied(bytes.into())
-            } else {
-                Section::Mapped(bytes)
-            }
-        };
-        if copy {
-            copied += hdr.len() + eh_frame.len();
-        }
+    for Taken {
+        found: object,
+        hdr,
+        eh_frame,
+        eh_frame_address,
+    } in taking.objects
+    {
         let svma = |avma: u64, len: usize| avma - object.bias..avma - object.bias + len as u64;
         let info = ExplicitModuleSectionInfo {
             base_svma: 0,
             text_svma: Some(object.code.0 - object.bias..object.code.1 - object.bias),
             eh_frame_svma: Some(svma(eh_frame_address, eh_frame.len())),
             eh_frame_hdr_svma: Some(svma(object.hdr.0, hdr.len())),
-            eh_frame_hdr: Some(section(hdr)),
-            eh_frame: Some(section(eh_frame)),
+            eh_frame_hdr: Some(hdr),
+            eh_frame: Some(eh_frame),
             text: None,
             stubs_svma: None,
             stub_helper_svma: None,
@@ -790,7 +832,7 @@ fn build(copy_budget: usize) -> Modules {
     Modules {
         unwinder,
         code: code.into_boxed_slice(),
-        copied,
+        copied: taking.copied,
     }
 }
 
@@ -799,7 +841,7 @@ fn build(copy_budget: usize) -> Modules {
 /// to the zero terminator, within its loaded segment.
 ///
 /// # Safety
-/// `object` was just reported by `dl_iterate_phdr` and is still loaded.
+/// `object` is being reported by `dl_iterate_phdr` (inside its callback), so it stays loaded.
 unsafe fn sections(object: &Found) -> Option<(&'static [u8], &'static [u8], u64)> {
     let (hdr_address, hdr_len) = object.hdr;
     let within = |address: u64, len: u64| {
@@ -1003,6 +1045,52 @@ mod tests {
         // On a thread of our own too (another stack mapping).
         let (ours, libgcc) = std::thread::spawn(level_one).join().expect("thread");
         assert_same_frames(&ours, &libgcc);
+    }
+
+    /// A library loaded and unloaded again and again while other threads walk their stacks
+    /// and the list is rebuilt: no fault, every walk goes through.
+    #[test]
+    fn libraries_come_and_go_while_stacks_are_walked() {
+        use std::sync::Arc;
+        refresh();
+        let stop = Arc::new(AtomicBool::new(false));
+        let walkers: Vec<_> = (0..2)
+            .map(|_| {
+                let stop = Arc::clone(&stop);
+                std::thread::spawn(move || {
+                    let mut walks = 0u64;
+                    while !stop.load(Ordering::Relaxed) {
+                        let (ours, _) = level_one();
+                        assert!(ours.len() >= 8, "{ours:x?}");
+                        walks += 1;
+                    }
+                    walks
+                })
+            })
+            .collect();
+        let lists_before = stats().lists;
+        let mut cycles = 0;
+        for _ in 0..100 {
+            // SAFETY: dlopen/dlclose of zlib (part of every Debian system: dpkg needs it),
+            // whose code nothing here calls.
+            let handle = unsafe { libc::dlopen(c"libz.so.1".as_ptr(), libc::RTLD_NOW) };
+            if handle.is_null() {
+                break;
+            }
+            refresh();
+            // SAFETY: the handle dlopen just returned.
+            unsafe { libc::dlclose(handle) };
+            refresh();
+            cycles += 1;
+        }
+        stop.store(true, Ordering::Relaxed);
+        let walks: u64 = walkers.into_iter().map(|w| w.join().expect("walker")).sum();
+        if cycles == 0 {
+            eprintln!("SKIPPED: libz.so.1 cannot be loaded here");
+            return;
+        }
+        assert!(walks > 0);
+        assert!(stats().lists > lists_before, "{:?}", stats());
     }
 
     #[test]
