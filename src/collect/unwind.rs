@@ -473,6 +473,16 @@ struct Mapping {
 /// The readable mapping of `/proc/self/maps` that contains `address`. Async-signal-safe:
 /// `open`, `read`, `close` and a buffer on the stack.
 fn mapping_of(address: u64) -> Option<Mapping> {
+    // The allocating code may be between a failed system call and reading its errno.
+    // SAFETY: errno is thread-local.
+    let errno = unsafe { *libc::__errno_location() };
+    let found = read_maps(address);
+    // SAFETY: as above.
+    unsafe { *libc::__errno_location() = errno };
+    found
+}
+
+fn read_maps(address: u64) -> Option<Mapping> {
     let path = c"/proc/self/maps";
     // SAFETY: open with a NUL-terminated path.
     let fd = unsafe { libc::open(path.as_ptr(), libc::O_RDONLY | libc::O_CLOEXEC) };
