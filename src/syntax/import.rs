@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::parser::{Parser, chain_with, error_at, is_snippet_name, with_import_notes};
-use super::token::{ImportSite, Token};
+use super::token::{ImportSite, Text, Token};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
 
@@ -111,7 +111,7 @@ impl Parser<'_> {
         let site_snippet;
         let from = node_of(&import);
         let mut imported = Vec::new();
-        if let Some(snippet) = self.snippets.get(&pattern.text) {
+        if let Some(snippet) = self.snippets.get(pattern.text.as_str()) {
             site_snippet = Some(Rc::<str>::from(pattern.text.as_str()));
             if let Some(first) = snippet.tokens.first() {
                 let to = format!("{}:{}", first.location.file.name(), pattern.text);
@@ -174,7 +174,7 @@ impl Parser<'_> {
             .get(import.location.file.name())
             .cloned()
             .unwrap_or_else(|| self.options.base_dir.clone());
-        let joined = base.join(&pattern.text);
+        let joined = base.join(pattern.text.as_str());
         let absolute = std::path::absolute(&joined).unwrap_or(joined);
         let text = absolute.to_string_lossy().into_owned();
         let is_glob = text.contains(['*', '?', '[', ']']);
@@ -281,7 +281,7 @@ impl Parser<'_> {
         token: Token,
         args: &[Token],
         block: &[Token],
-        sub_blocks: &HashMap<String, Vec<Token>>,
+        sub_blocks: &HashMap<Text, Vec<Token>>,
         out: &mut Vec<Token>,
     ) -> Result<(), Error> {
         let text = token.text.as_str();
@@ -337,7 +337,7 @@ impl Parser<'_> {
         out.push(if replaced == token.text {
             token
         } else {
-            with_text(token, replaced)
+            with_text(token, Text::from(replaced))
         });
         Ok(())
     }
@@ -433,26 +433,15 @@ impl Parser<'_> {
 }
 
 /// `token` with new text; its line-break count follows the text, as in Caddy.
-fn with_text(mut token: Token, text: String) -> Token {
-    token.breaks = text.matches('\n').count();
+fn with_text(mut token: Token, text: Text) -> Token {
+    token.breaks = memchr::memchr_iter(b'\n', text.as_bytes()).count();
     token.text = text;
     token
 }
 
 /// A copy of `token` with new text (without copying its old text).
-fn copy_with_text(token: &Token, text: String) -> Token {
-    with_text(
-        Token {
-            text: String::new(),
-            kind: token.kind,
-            location: token.location.clone(),
-            line: token.line,
-            breaks: token.breaks,
-            imports: token.imports.clone(),
-            snippet: token.snippet.clone(),
-        },
-        text,
-    )
+fn copy_with_text(token: &Token, text: Text) -> Token {
+    with_text(token.clone(), text)
 }
 
 /// `a:b`, `a:`, `:b` or `:` as a range of `len` arguments: `Ok(None)` when out of range,
@@ -474,7 +463,7 @@ fn variadic_range(range: &str, len: usize) -> Result<Option<(usize, usize)>, Str
 /// The sub-blocks of an import's block, by key: for each line of the block, the tokens
 /// after its first one plus the contents of its `{…}`. As in Caddy, a later key replaces an
 /// earlier one, and an anonymous `{` is an error even if no `{blocks.KEY}` asks for it.
-fn sub_blocks(block: &[Token]) -> Result<HashMap<String, Vec<Token>>, Error> {
+fn sub_blocks(block: &[Token]) -> Result<HashMap<Text, Vec<Token>>, Error> {
     let mut map = HashMap::new();
     let mut i = 0;
     while i < block.len() {

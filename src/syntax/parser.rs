@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::import::ImportGraph;
-use super::token::{ImportSite, LineMark, Token};
+use super::token::{ImportSite, LineMark, Text, Token};
 use super::tree::{Block, Body, Directive, Document};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
@@ -242,7 +242,7 @@ impl Parser<'_> {
                     );
                 }
                 if let Some(stripped) = key.text.strip_suffix(',') {
-                    key.text = stripped.to_owned();
+                    key.text = Text::from(stripped);
                     expect_more = true;
                 }
                 if key.text.contains(',') {
