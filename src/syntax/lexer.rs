@@ -165,14 +165,13 @@ impl Lexer<'_> {
             if is_ascii_blank(b) {
                 // `blank`; a run of ASCII blanks followed by a Unicode space is one blank for
                 // the grammar, two here: the lexer only counts their newlines.
-                let end = bytes[pos..]
-                    .iter()
-                    .position(|&b| !is_ascii_blank(b))
-                    .map_or(bytes.len(), |n| pos + n);
-                for _ in memchr::memchr_iter(b'\n', &bytes[pos..end]) {
-                    self.newline();
+                // Blanks are short (a newline and an indentation): a plain loop beats memchr.
+                while let Some(&b) = bytes.get(pos).filter(|&&b| is_ascii_blank(b)) {
+                    if b == b'\n' {
+                        self.newline();
+                    }
+                    pos += 1;
                 }
-                pos = end;
                 continue;
             }
             // `word`: its first character is not `"`, `` ` ``, `#`, `\\` or the `<<` of a
