@@ -128,12 +128,43 @@ impl<'a> Fields<'a> {
 
     /// The JSON object, keys in the order they were first set.
     pub fn into_map(self) -> Map<String, Value> {
-        let mut map = Map::with_capacity(self.entries.len());
-        for (key, value, _) in self.entries {
-            map.insert(key.to_owned(), value);
+        // A JSON object hashes each key it is given (SipHash, as serde_json's map requires),
+        // which costs more than the rest of building it. Objects of the same keys in the
+        // same order are frequent (one per profiler), so a few empty objects of the shapes
+        // seen last are kept: a clone copies their hash table instead of hashing again.
+        let mut map = SHAPES.with_borrow_mut(|shapes| {
+            let same_keys = |shape: &Map<String, Value>| {
+                shape.len() == self.entries.len()
+                    && shape.keys().zip(&self.entries).all(|(a, (b, _, _))| a == b)
+            };
+            if let Some(shape) = shapes.iter().find(|shape| same_keys(shape)) {
+                return shape.clone();
+            }
+            let mut shape = Map::with_capacity(self.entries.len());
+            for (key, _, _) in &self.entries {
+                // No key is set twice (`set` refuses, `insert` replaces).
+                shape.insert((*key).to_owned(), Value::Null);
+            }
+            if shapes.len() == SHAPES_KEPT {
+                shapes.remove(0);
+            }
+            shapes.push(shape.clone());
+            shape
+        });
+        for (slot, (_, value, _)) in map.values_mut().zip(self.entries) {
+            *slot = value;
         }
         map
     }
+}
+
+/// How many object shapes [`Fields::into_map`] keeps.
+const SHAPES_KEPT: usize = 16;
+
+thread_local! {
+    /// Empty JSON objects (every value null) of the shapes last built, oldest first.
+    static SHAPES: std::cell::RefCell<Vec<Map<String, Value>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Reads a parameter directive (one of [`PARAMETERS`]) into `params`.
