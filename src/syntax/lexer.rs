@@ -84,8 +84,11 @@ fn run(
     grammar_only: bool,
 ) -> Result<Lexed, Diagnostic> {
     let substituted = match env {
-        Some(lookup) => Some(super::env::substitute(file, lookup)?),
-        None => None,
+        // Without a `{$`, substitution would copy the text unchanged.
+        Some(lookup) if memchr::memmem::find(file.text().as_bytes(), b"{$").is_some() => {
+            Some(super::env::substitute(file, lookup)?)
+        }
+        _ => None,
     };
     let text = substituted
         .as_ref()
