@@ -457,7 +457,7 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
             error_at(arg, format!("invalid {field}: {reason}"), "not a valid URL").help(URL_HELP)
         })?,
         Kind::Duration { positive } => {
-            let duration = Duration::parse(text).map_err(|reason| {
+            let nanos = Duration::parse_nanos(text).map_err(|reason| {
                 error_at(
                     arg,
                     format!("invalid {field}: {reason}"),
@@ -465,7 +465,7 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
                 )
                 .help(DURATION_HELP)
             })?;
-            if positive && duration.as_nanos().is_some_and(|n| n <= 0) {
+            if positive && nanos.is_some_and(|n| n <= 0) {
                 return Err(error_at(
                     arg,
                     format!("{field} must be more than zero"),
@@ -474,7 +474,7 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
                 .help("write a positive duration, e.g. 15s")
                 .into());
             }
-            if !positive && duration.as_nanos().is_some_and(|n| n < 0) {
+            if !positive && nanos.is_some_and(|n| n < 0) {
                 return Err(
                     error_at(arg, format!("{field} must not be negative"), "negative")
                         .help("write 0 for no limit, or a positive duration such as 10s")
