@@ -15,8 +15,9 @@ pub struct SourceFile {
 
 struct Inner {
     named: NamedSource<Arc<str>>,
-    /// The byte offset where each line starts.
-    line_starts: Vec<usize>,
+    /// The byte offset where each line starts, found when a position is first asked for
+    /// (adapting a valid file never asks).
+    line_starts: std::sync::OnceLock<Vec<usize>>,
 }
 
 impl SourceFile {
@@ -28,13 +29,10 @@ impl SourceFile {
     /// ```
     pub fn new(name: impl AsRef<str>, text: impl Into<Arc<str>>) -> Self {
         let text: Arc<str> = text.into();
-        let line_starts = std::iter::once(0)
-            .chain(memchr::memchr_iter(b'\n', text.as_bytes()).map(|i| i + 1))
-            .collect();
         SourceFile {
             inner: Arc::new(Inner {
                 named: NamedSource::new(name, text),
-                line_starts,
+                line_starts: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -52,12 +50,13 @@ impl SourceFile {
     /// The 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text().len());
-        let line = self
-            .inner
-            .line_starts
-            .partition_point(|&start| start <= offset)
-            - 1;
-        let start = self.inner.line_starts[line];
+        let line_starts = self.inner.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', self.text().as_bytes()).map(|i| i + 1))
+                .collect()
+        });
+        let line = line_starts.partition_point(|&start| start <= offset) - 1;
+        let start = line_starts[line];
         let column = self.text()[start..floor_char_boundary(self.text(), offset)]
             .chars()
             .count();

@@ -68,7 +68,7 @@ pub fn adapt_document(document: &Document) -> Result<Adapted, Error> {
             )?,
             _ => unreachable!("app_key checked the name"),
         };
-        apps.insert(key.text.clone(), Value::Object(value));
+        apps.insert(key.text.to_string(), Value::Object(value));
     }
     let mut root = Map::new();
     root.insert("apps".to_owned(), Value::Object(apps));

@@ -49,12 +49,13 @@ pub const PARAMETERS: &[&str] = &[
 ];
 
 /// A JSON object being built, remembering which directive set each key so that a second
-/// one can point at the first.
+/// one can point at the first. The keys are kept in the order they are first set, and go
+/// into a JSON object (hashing each key once) by [`into_map`](Self::into_map).
 #[derive(Default)]
 pub struct Fields<'a> {
-    /// The object, keys in source order.
-    pub map: Map<String, Value>,
-    set_by: Vec<(&'a str, &'a Token)>,
+    /// The keys in order, their values, and the directive that set each (none for a key the
+    /// reader adds itself, such as `profiler`).
+    entries: Vec<(&'a str, Value, Option<&'a Token>)>,
 }
 
 impl<'a> Fields<'a> {
@@ -63,18 +64,22 @@ impl<'a> Fields<'a> {
     /// ```
     /// use caddyprof::adapt::reader::Fields;
     /// let fields = Fields::with_capacity(4);
-    /// assert!(fields.map.is_empty() && fields.set_by("upload_rate").is_none());
+    /// assert!(fields.is_empty() && fields.set_by("upload_rate").is_none());
     /// ```
     pub fn with_capacity(capacity: usize) -> Self {
         Fields {
-            map: Map::with_capacity(capacity),
-            set_by: Vec::with_capacity(capacity),
+            entries: Vec::with_capacity(capacity),
         }
+    }
+
+    /// Whether no key is set.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
     }
 
     /// Sets `key` from `by`; an error if it was already set.
     pub fn set(&mut self, key: &'a str, value: Value, by: &'a Token) -> Result<(), Error> {
-        if let Some((_, first)) = self.set_by.iter().find(|(k, _)| *k == key) {
+        if let Some(first) = self.set_by(key) {
             return Err(
                 error_at(by, format!("{key} is given twice"), "given again here")
                     .label(&first.location, "first given here")
@@ -82,15 +87,84 @@ impl<'a> Fields<'a> {
                     .into(),
             );
         }
-        self.set_by.push((key, by));
-        self.map.insert(key.to_owned(), value);
+        self.entries.push((key, value, Some(by)));
         Ok(())
+    }
+
+    /// Sets `key` to `value`, not from a directive, replacing any value it had (keeping its
+    /// place).
+    ///
+    /// ```
+    /// use caddyprof::adapt::reader::Fields;
+    /// use serde_json::json;
+    ///
+    /// let mut fields = Fields::default();
+    /// fields.insert("profiler", json!("profefe"));
+    /// fields.insert("profiler", json!("file"));
+    /// assert_eq!(serde_json::Value::Object(fields.into_map()), json!({"profiler": "file"}));
+    /// ```
+    pub fn insert(&mut self, key: &'a str, value: Value) {
+        match self.get_mut(key) {
+            Some(slot) => *slot = value,
+            None => self.entries.push((key, value, None)),
+        }
+    }
+
+    /// The value of `key`, if set.
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+        self.entries
+            .iter_mut()
+            .find(|(k, _, _)| *k == key)
+            .map(|(_, value, _)| value)
     }
 
     /// The token that set `key`, if any.
     pub fn set_by(&self, key: &str) -> Option<&'a Token> {
-        self.set_by.iter().find(|(k, _)| *k == key).map(|(_, t)| *t)
+        self.entries
+            .iter()
+            .find(|(k, _, _)| *k == key)
+            .and_then(|(_, _, by)| *by)
     }
+
+    /// The JSON object, keys in the order they were first set.
+    pub fn into_map(self) -> Map<String, Value> {
+        // A JSON object hashes each key it is given (SipHash, as serde_json's map requires),
+        // which costs more than the rest of building it. Objects of the same keys in the
+        // same order are frequent (one per profiler), so a few empty objects of the shapes
+        // seen last are kept: a clone copies their hash table instead of hashing again.
+        let mut map = SHAPES.with_borrow_mut(|shapes| {
+            let same_keys = |shape: &Map<String, Value>| {
+                shape.len() == self.entries.len()
+                    && shape.keys().zip(&self.entries).all(|(a, (b, _, _))| a == b)
+            };
+            if let Some(shape) = shapes.iter().find(|shape| same_keys(shape)) {
+                return shape.clone();
+            }
+            let mut shape = Map::with_capacity(self.entries.len());
+            for (key, _, _) in &self.entries {
+                // No key is set twice (`set` refuses, `insert` replaces).
+                shape.insert((*key).to_owned(), Value::Null);
+            }
+            if shapes.len() == SHAPES_KEPT {
+                shapes.remove(0);
+            }
+            shapes.push(shape.clone());
+            shape
+        });
+        for (slot, (_, value, _)) in map.values_mut().zip(self.entries) {
+            *slot = value;
+        }
+        map
+    }
+}
+
+/// How many object shapes [`Fields::into_map`] keeps.
+const SHAPES_KEPT: usize = 16;
+
+thread_local! {
+    /// Empty JSON objects (every value null) of the shapes last built, oldest first.
+    static SHAPES: std::cell::RefCell<Vec<Map<String, Value>>> =
+        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Reads a parameter directive (one of [`PARAMETERS`]) into `params`.
@@ -150,9 +224,9 @@ fn read_profile_types<'a>(
         ))
         .into());
     }
-    let mut list = match params.map.get("profile_types") {
-        Some(Value::Array(list)) => list.clone(),
-        _ => Vec::new(),
+    let mut list = match params.get_mut("profile_types") {
+        Some(Value::Array(list)) => std::mem::take(list),
+        _ => Vec::with_capacity(directive.args.len()),
     };
     for arg in &directive.args {
         if arg.text.parse::<ProfileType>().is_err() {
@@ -173,12 +247,10 @@ fn read_profile_types<'a>(
         }
         list.push(value);
     }
-    if params.set_by("profile_types").is_none() {
-        params.set("profile_types", Value::Null, &directive.name)?;
+    match params.get_mut("profile_types") {
+        Some(slot) => *slot = Value::Array(list),
+        None => params.set("profile_types", Value::Array(list), &directive.name)?,
     }
-    params
-        .map
-        .insert("profile_types".to_owned(), Value::Array(list));
     Ok(())
 }
 
@@ -196,9 +268,7 @@ pub fn read_profiler(
     // Each directive sets at most one key; `profiler` and the address may add two more.
     let mut fields = Fields::with_capacity(directives.len() + 2);
     if child {
-        fields
-            .map
-            .insert("profiler".to_owned(), Value::from(spec.name));
+        fields.insert("profiler", Value::from(spec.name));
     }
     if let Some(address) = address {
         let kind = spec
@@ -216,7 +286,7 @@ pub fn read_profiler(
     }
     // Parameters, written directly or in `parameters { … }`, go under "parameters" at the
     // place of the first one.
-    let mut params = Fields::default();
+    let mut params = Fields::with_capacity(PARAMETERS.len());
     let mut params_block: Option<&Token> = None;
     for directive in directives {
         let name = directive.name.text.as_str();
@@ -268,12 +338,10 @@ pub fn read_profiler(
             return Err(unknown_directive(&directive.name, spec.name, &names).into());
         }
     }
-    if fields.set_by("parameters").is_some() {
-        fields
-            .map
-            .insert("parameters".to_owned(), Value::Object(params.map));
+    if let Some(slot) = fields.get_mut("parameters") {
+        *slot = Value::Object(params.into_map());
     }
-    Ok(fields.map)
+    Ok(fields.into_map())
 }
 
 fn both_ways(direct: &Token, block: &Token) -> Diagnostic {
@@ -389,7 +457,7 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
             error_at(arg, format!("invalid {field}: {reason}"), "not a valid URL").help(URL_HELP)
         })?,
         Kind::Duration { positive } => {
-            let duration = Duration::parse(text).map_err(|reason| {
+            let nanos = Duration::parse_nanos(text).map_err(|reason| {
                 error_at(
                     arg,
                     format!("invalid {field}: {reason}"),
@@ -397,7 +465,7 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
                 )
                 .help(DURATION_HELP)
             })?;
-            if positive && duration.as_nanos().is_some_and(|n| n <= 0) {
+            if positive && nanos.is_some_and(|n| n <= 0) {
                 return Err(error_at(
                     arg,
                     format!("{field} must be more than zero"),
@@ -406,7 +474,7 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
                 .help("write a positive duration, e.g. 15s")
                 .into());
             }
-            if !positive && duration.as_nanos().is_some_and(|n| n < 0) {
+            if !positive && nanos.is_some_and(|n| n < 0) {
                 return Err(
                     error_at(arg, format!("{field} must not be negative"), "negative")
                         .help("write 0 for no limit, or a positive duration such as 10s")

@@ -307,12 +307,10 @@ pub fn adapt(
             return Err(diagnostic.into());
         }
     }
-    if fields.set_by("profilers").is_some() {
-        fields
-            .map
-            .insert("profilers".to_owned(), Value::Array(profilers));
+    if let Some(slot) = fields.get_mut("profilers") {
+        *slot = Value::Array(profilers);
     }
-    Ok(fields.map)
+    Ok(fields.into_map())
 }
 
 #[cfg(test)]

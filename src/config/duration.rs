@@ -56,6 +56,15 @@ impl Duration {
         })
     }
 
+    /// What [`parse`](Self::parse) then [`as_nanos`](Self::as_nanos) give, without keeping
+    /// the text (for checking a value only).
+    pub(crate) fn parse_nanos(text: &str) -> Result<Option<i64>, String> {
+        if super::has_placeholder(text) {
+            return Ok(None);
+        }
+        parse_go(text).map(Some)
+    }
+
     /// The value in nanoseconds, or `None` for a placeholder not yet resolved.
     pub fn as_nanos(&self) -> Option<i64> {
         match self {

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::parser::{Parser, chain_with, error_at, is_snippet_name, with_import_notes};
-use super::token::{ImportSite, Token};
+use super::token::{ImportSite, Text, Token};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
 
@@ -69,11 +69,13 @@ impl ImportGraph {
     }
 }
 
-/// The node of the import graph that `token` belongs to: its file, or file:snippet.
-fn node_of(token: &Token) -> String {
-    match &token.snippet {
-        Some(snippet) => format!("{}:{snippet}", token.location.file.name()),
-        None => token.location.file.name().to_owned(),
+/// Writes the node of the import graph that `token` belongs to: its file, or file:snippet.
+fn node_of(token: &Token, out: &mut String) {
+    out.clear();
+    out.push_str(token.location.file.name());
+    if let Some(snippet) = &token.snippet {
+        out.push(':');
+        out.push_str(snippet);
     }
 }
 
@@ -108,31 +110,33 @@ impl Parser<'_> {
         if pattern.text.is_empty() {
             return Err(error_at(&pattern, "import needs a non-empty path", "empty").into());
         }
-        let site_snippet;
-        let from = node_of(&import);
-        let mut imported = Vec::new();
-        if let Some(snippet) = self.snippets.get(&pattern.text) {
-            site_snippet = Some(Rc::<str>::from(pattern.text.as_str()));
-            if let Some(first) = snippet.tokens.first() {
-                let to = format!("{}:{}", first.location.file.name(), pattern.text);
-                if !self.graph.add_edge(&from, &to) {
-                    return Err(cycle_error(&import, &from, &to).into());
+        let mut from = std::mem::take(&mut self.scratch.from);
+        node_of(&import, &mut from);
+        let (imported, site_snippet): (Rc<[Token]>, _) =
+            if let Some(snippet) = self.snippets.get(pattern.text.as_str()) {
+                if let Some(first) = snippet.tokens.first() {
+                    let to = &mut self.scratch.to;
+                    to.clear();
+                    to.push_str(first.location.file.name());
+                    to.push(':');
+                    to.push_str(&pattern.text);
+                    if !self.graph.add_edge(&from, to) {
+                        return Err(cycle_error(&import, &from, to).into());
+                    }
                 }
-            }
-            imported.extend(snippet.tokens.iter().cloned().map(|mut t| {
-                t.snippet = site_snippet.clone();
-                t
-            }));
-        } else {
-            site_snippet = None;
-            for path in self.resolve_files(&import, &pattern)? {
-                let name = path.to_string_lossy().into_owned();
-                if !self.graph.add_edge(&from, &name) {
-                    return Err(cycle_error(&import, &from, &name).into());
+                (snippet.tokens.clone(), Some(snippet.name.clone()))
+            } else {
+                let mut tokens = Vec::new();
+                for path in self.resolve_files(&import, &pattern)? {
+                    let name = path.to_string_lossy().into_owned();
+                    if !self.graph.add_edge(&from, &name) {
+                        return Err(cycle_error(&import, &from, &name).into());
+                    }
+                    tokens.extend(self.lex_imported_file(&import, &path, name)?);
                 }
-                imported.extend(self.lex_imported_file(&import, &path, name)?);
-            }
-        }
+                (tokens.into(), None)
+            };
+        self.scratch.from = from;
         let site = ImportSite {
             at: import.location.clone(),
             snippet: site_snippet.clone(),
@@ -140,13 +144,20 @@ impl Parser<'_> {
         let chain = chain_with(&import.imports, site);
         let block = block.unwrap_or_default();
         let sub_blocks = sub_blocks(&block)?;
-        let mut expanded = Vec::with_capacity(imported.len());
+        let mut expanded = std::mem::take(&mut self.scratch.expanded);
+        expanded.clear();
         let mut definitions = SnippetDefinitions::default();
-        let new_lines: Vec<bool> = (0..imported.len())
-            .map(|i| i == 0 || imported[i - 1].is_followed_on_new_line_by(&imported[i]))
-            .collect();
-        for (mut token, new_line) in imported.into_iter().zip(new_lines) {
-            token.imports = chain.clone();
+        for (i, written) in imported.iter().enumerate() {
+            let new_line = i == 0 || imported[i - 1].is_followed_on_new_line_by(written);
+            let token = Token {
+                text: written.text.clone(),
+                kind: written.kind,
+                location: written.location.clone(),
+                line: written.line,
+                breaks: written.breaks,
+                imports: chain.clone(),
+                snippet: site_snippet.clone(),
+            };
             if top_level && definitions.inside(&token, new_line) {
                 // A snippet defined by an imported file is copied as written: its
                 // placeholders belong to its own imports (Caddy's `maybeSnippet`).
@@ -163,7 +174,8 @@ impl Parser<'_> {
             )
             .help("an import probably repeats itself many times over; simplify the snippets")
         })?;
-        self.pending.extend(expanded.into_iter().rev());
+        self.pending.extend(expanded.drain(..).rev());
+        self.scratch.expanded = expanded;
         Ok(())
     }
 
@@ -174,7 +186,7 @@ impl Parser<'_> {
             .get(import.location.file.name())
             .cloned()
             .unwrap_or_else(|| self.options.base_dir.clone());
-        let joined = base.join(&pattern.text);
+        let joined = base.join(pattern.text.as_str());
         let absolute = std::path::absolute(&joined).unwrap_or(joined);
         let text = absolute.to_string_lossy().into_owned();
         let is_glob = text.contains(['*', '?', '[', ']']);
@@ -281,7 +293,7 @@ impl Parser<'_> {
         token: Token,
         args: &[Token],
         block: &[Token],
-        sub_blocks: &HashMap<String, Vec<Token>>,
+        sub_blocks: &HashMap<Text, Vec<Token>>,
         out: &mut Vec<Token>,
     ) -> Result<(), Error> {
         let text = token.text.as_str();
@@ -333,20 +345,28 @@ impl Parser<'_> {
             out.push(token);
             return Ok(());
         }
-        let replaced = self.replace_in_text(&token, args)?;
+        let mut replaced = std::mem::take(&mut self.scratch.text);
+        self.replace_in_text(&token, args, &mut replaced)?;
         out.push(if replaced == token.text {
             token
         } else {
-            with_text(token, replaced)
+            with_text(token, Text::from(replaced.as_str()))
         });
+        self.scratch.text = replaced;
         Ok(())
     }
 
     /// Replaces `{args[N]}` (and the old `{args.N}`) anywhere in the token's text, and
     /// unescapes `\{` and `\}`, as Caddy's replacer does for every imported token.
-    fn replace_in_text(&mut self, token: &Token, args: &[Token]) -> Result<String, Error> {
+    /// The result is written to `out`.
+    fn replace_in_text(
+        &mut self,
+        token: &Token,
+        args: &[Token],
+        out: &mut String,
+    ) -> Result<(), Error> {
         let text = &token.text;
-        let mut out = String::with_capacity(text.len());
+        out.clear();
         let mut rest = text.as_str();
         while let Some(i) = rest.find(['{', '\\']) {
             out.push_str(&rest[..i]);
@@ -428,31 +448,20 @@ impl Parser<'_> {
             rest = &rest[close + 1..];
         }
         out.push_str(rest);
-        Ok(out)
+        Ok(())
     }
 }
 
 /// `token` with new text; its line-break count follows the text, as in Caddy.
-fn with_text(mut token: Token, text: String) -> Token {
-    token.breaks = text.matches('\n').count();
+fn with_text(mut token: Token, text: Text) -> Token {
+    token.breaks = memchr::memchr_iter(b'\n', text.as_bytes()).count();
     token.text = text;
     token
 }
 
 /// A copy of `token` with new text (without copying its old text).
-fn copy_with_text(token: &Token, text: String) -> Token {
-    with_text(
-        Token {
-            text: String::new(),
-            kind: token.kind,
-            location: token.location.clone(),
-            line: token.line,
-            breaks: token.breaks,
-            imports: token.imports.clone(),
-            snippet: token.snippet.clone(),
-        },
-        text,
-    )
+fn copy_with_text(token: &Token, text: Text) -> Token {
+    with_text(token.clone(), text)
 }
 
 /// `a:b`, `a:`, `:b` or `:` as a range of `len` arguments: `Ok(None)` when out of range,
@@ -474,7 +483,7 @@ fn variadic_range(range: &str, len: usize) -> Result<Option<(usize, usize)>, Str
 /// The sub-blocks of an import's block, by key: for each line of the block, the tokens
 /// after its first one plus the contents of its `{…}`. As in Caddy, a later key replaces an
 /// earlier one, and an anonymous `{` is an error even if no `{blocks.KEY}` asks for it.
-fn sub_blocks(block: &[Token]) -> Result<HashMap<String, Vec<Token>>, Error> {
+fn sub_blocks(block: &[Token]) -> Result<HashMap<Text, Vec<Token>>, Error> {
     let mut map = HashMap::new();
     let mut i = 0;
     while i < block.len() {

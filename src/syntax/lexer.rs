@@ -17,7 +17,7 @@ use pest::Parser as _;
 use pest::iterators::Pair;
 
 use super::env::Substituted;
-use super::token::{Comment, Token, TokenKind};
+use super::token::{Comment, Text, Token, TokenKind};
 use crate::diagnostic::Diagnostic;
 use crate::source::{Location, SourceFile};
 
@@ -84,14 +84,20 @@ fn run(
     grammar_only: bool,
 ) -> Result<Lexed, Diagnostic> {
     let substituted = match env {
-        Some(lookup) => Some(super::env::substitute(file, lookup)?),
-        None => None,
+        // Without a `{$`, substitution would copy the text unchanged.
+        Some(lookup) if memchr::memmem::find(file.text().as_bytes(), b"{$").is_some() => {
+            Some(super::env::substitute(file, lookup)?)
+        }
+        _ => None,
     };
     let text = substituted
         .as_ref()
         .map_or(file.text(), |s| s.text.as_str());
+    // The tokens' texts are slices of this one copy.
+    let buf: Rc<str> = Rc::from(text);
     let mut lexer = Lexer {
         file,
+        buf: buf.clone(),
         substituted: substituted.as_ref(),
         line: 1,
         skipped: 0,
@@ -105,7 +111,7 @@ fn run(
     };
     if grammar_only {
         // The grammar matches any input, so this only fails on pest's own limits.
-        let pairs = Grammar::parse(Rule::file, text).map_err(|e| unreadable(&lexer, e))?;
+        let pairs = Grammar::parse(Rule::file, &buf).map_err(|e| unreadable(&lexer, e))?;
         // The one top-level pair is `file`.
         for pair in pairs {
             for item in pair.into_inner() {
@@ -113,7 +119,7 @@ fn run(
             }
         }
     } else {
-        lexer.scan(text)?;
+        lexer.scan(&buf)?;
     }
     Ok(lexer.out)
 }
@@ -125,6 +131,8 @@ fn unreadable(lexer: &Lexer, error: pest::error::Error<Rule>) -> Diagnostic {
 
 struct Lexer<'a> {
     file: &'a SourceFile,
+    /// The text being lexed (after substitution), shared by the tokens' texts.
+    buf: Rc<str>,
     substituted: Option<&'a Substituted>,
     /// Caddy's line counter and the continuation lines not yet added to it.
     line: usize,
@@ -160,14 +168,13 @@ impl Lexer<'_> {
             if is_ascii_blank(b) {
                 // `blank`; a run of ASCII blanks followed by a Unicode space is one blank for
                 // the grammar, two here: the lexer only counts their newlines.
-                let end = bytes[pos..]
-                    .iter()
-                    .position(|&b| !is_ascii_blank(b))
-                    .map_or(bytes.len(), |n| pos + n);
-                for _ in memchr::memchr_iter(b'\n', &bytes[pos..end]) {
-                    self.newline();
+                // Blanks are short (a newline and an indentation): a plain loop beats memchr.
+                while let Some(&b) = bytes.get(pos).filter(|&&b| is_ascii_blank(b)) {
+                    if b == b'\n' {
+                        self.newline();
+                    }
+                    pos += 1;
                 }
-                pos = end;
                 continue;
             }
             // `word`: its first character is not `"`, `` ` ``, `#`, `\\` or the `<<` of a
@@ -182,8 +189,8 @@ impl Lexer<'_> {
                     .position(|&b| !is_plain_word_byte(b))
                     .map_or(bytes.len(), |n| pos + 1 + n);
                 if end == bytes.len() || is_ascii_blank(bytes[end]) && bytes[end] != b'\r' {
-                    let raw = &text[pos..end];
-                    self.push_token(TokenKind::Word, raw.to_owned(), pos, end, 0);
+                    let text = Text::slice_of(&self.buf, pos..end);
+                    self.push_token(TokenKind::Word, text, pos, end, 0);
                     pos = end;
                     continue;
                 }
@@ -203,9 +210,9 @@ impl Lexer<'_> {
                     && bytes[pos + 1 + n] == b'"'
                 {
                     let end = pos + n + 2;
-                    let body = &text[pos + 1..end - 1];
-                    let breaks = memchr::memchr_iter(b'\n', body.as_bytes()).count();
-                    self.push_token(TokenKind::Quoted, body.to_owned(), pos, end, breaks);
+                    let breaks = memchr::memchr_iter(b'\n', &bytes[pos + 1..end - 1]).count();
+                    let body = Text::slice_of(&self.buf, pos + 1..end - 1);
+                    self.push_token(TokenKind::Quoted, body, pos, end, breaks);
                     pos = end;
                     continue;
                 }
@@ -219,9 +226,9 @@ impl Lexer<'_> {
                 // `backtick`.
                 if let Some(n) = memchr::memchr(b'`', &bytes[pos + 1..]) {
                     let end = pos + n + 2;
-                    let body = &text[pos + 1..end - 1];
-                    let breaks = memchr::memchr_iter(b'\n', body.as_bytes()).count();
-                    self.push_token(TokenKind::Backtick, body.to_owned(), pos, end, breaks);
+                    let breaks = memchr::memchr_iter(b'\n', &bytes[pos + 1..end - 1]).count();
+                    let body = Text::slice_of(&self.buf, pos + 1..end - 1);
+                    self.push_token(TokenKind::Backtick, body, pos, end, breaks);
                     pos = end;
                     continue;
                 }
@@ -394,19 +401,12 @@ impl Lexer<'_> {
             _ => raw.bytes().filter(|&b| b == b'\n').count(),
         };
         let (start, end) = (self.base + span.start(), self.base + span.end());
-        self.push_token(kind, text, start, end, breaks);
+        self.push_token(kind, Text::from(text), start, end, breaks);
         Ok(())
     }
 
     /// Adds a token made from `start..end` of the text, which holds `breaks` newlines.
-    fn push_token(
-        &mut self,
-        kind: TokenKind,
-        text: String,
-        start: usize,
-        end: usize,
-        breaks: usize,
-    ) {
+    fn push_token(&mut self, kind: TokenKind, text: Text, start: usize, end: usize, breaks: usize) {
         let line = self.line;
         for _ in 0..breaks {
             self.newline();
@@ -547,7 +547,7 @@ impl Lexer<'_> {
             &text[line..padding_end],
         )?;
         let breaks = memchr::memchr_iter(b'\n', &bytes[pos..end]).count();
-        self.push_token(TokenKind::Heredoc, value, pos, end, breaks);
+        self.push_token(TokenKind::Heredoc, Text::from(value), pos, end, breaks);
         Ok(Some(end))
     }
 }
@@ -649,9 +649,9 @@ mod tests {
         for token in &lexed.tokens {
             match prev {
                 Some(p) if !p.is_followed_on_new_line_by(token) => {
-                    out.last_mut().unwrap().push(token.text.clone())
+                    out.last_mut().unwrap().push(token.text.to_string())
                 }
-                _ => out.push(vec![token.text.clone()]),
+                _ => out.push(vec![token.text.to_string()]),
             }
             prev = Some(token);
         }

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::import::ImportGraph;
-use super::token::{ImportSite, LineMark, Token};
+use super::token::{ImportSite, LineMark, Text, Token};
 use super::tree::{Block, Body, Directive, Document};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
@@ -69,6 +69,7 @@ pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error>
         base_dirs: HashMap::from([(file.name().to_owned(), options.base_dir.clone())]),
         warnings: Vec::new(),
         budget: TOKEN_BUDGET,
+        scratch: Scratch::default(),
     };
     let blocks = parser.blocks()?;
     Ok(Parsed {
@@ -82,8 +83,22 @@ pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error>
 
 /// A snippet definition.
 pub(super) struct Snippet {
-    pub(super) tokens: Vec<Token>,
+    /// Its name, shared by the tokens it is imported as.
+    pub(super) name: Rc<str>,
+    pub(super) tokens: Rc<[Token]>,
     pub(super) name_token: Token,
+}
+
+/// Buffers the parser reuses from one import to the next.
+#[derive(Default)]
+pub(super) struct Scratch {
+    /// The import graph nodes an import goes from and to.
+    pub(super) from: String,
+    pub(super) to: String,
+    /// The tokens an import expands to.
+    pub(super) expanded: Vec<Token>,
+    /// A token text with placeholders replaced.
+    pub(super) text: String,
 }
 
 pub(super) struct Parser<'a> {
@@ -98,6 +113,7 @@ pub(super) struct Parser<'a> {
     pub(super) base_dirs: HashMap<String, PathBuf>,
     pub(super) warnings: Vec<Diagnostic>,
     pub(super) budget: usize,
+    pub(super) scratch: Scratch,
 }
 
 impl Parser<'_> {
@@ -242,7 +258,7 @@ impl Parser<'_> {
                     );
                 }
                 if let Some(stripped) = key.text.strip_suffix(',') {
-                    key.text = stripped.to_owned();
+                    key.text = Text::from(stripped);
                     expect_more = true;
                 }
                 if key.text.contains(',') {
@@ -365,9 +381,10 @@ impl Parser<'_> {
             .into());
         }
         self.snippets.insert(
-            name,
+            name.clone(),
             Snippet {
-                tokens,
+                name: Rc::from(name),
+                tokens: tokens.into(),
                 name_token: key,
             },
         );

@@ -1,5 +1,7 @@
 //! Tokens: what the lexer produces and the parser reads.
 
+use std::fmt;
+use std::ops::{Deref, Range};
 use std::rc::Rc;
 
 use crate::source::{Location, SourceFile};
@@ -21,7 +23,7 @@ pub enum TokenKind {
 #[derive(Clone, Debug)]
 pub struct Token {
     /// The token's value: quotes removed, escapes applied, heredoc indentation stripped.
-    pub text: String,
+    pub text: Text,
     /// How it was written.
     pub kind: TokenKind,
     /// Where it is in the source (for a token made by an import, where it was written).
@@ -142,4 +144,155 @@ pub struct Comment {
     pub text: String,
     /// Where it is.
     pub location: Location,
+}
+
+/// The value of a token: a string that is cheap to clone.
+///
+/// Most tokens are a slice of the text the lexer read (shared by all of that file's tokens),
+/// so lexing and copying tokens for imports do not copy or allocate their texts. It reads as
+/// a `&str` (through `Deref`), compares with strings, and prints like a `String`.
+///
+/// ```
+/// use caddyprof::syntax::Text;
+///
+/// let text = Text::from("profefe");
+/// assert_eq!(text, "profefe");
+/// assert_eq!(text.as_str().len(), 7);
+/// assert!(text.starts_with("pro"));
+/// assert_eq!(format!("{text:?} {text}"), "\"profefe\" profefe");
+/// ```
+#[derive(Clone)]
+pub struct Text {
+    /// The shared text this one is a slice of.
+    buf: Rc<str>,
+    range: Range<usize>,
+}
+
+impl Text {
+    /// `range` of `buf`, sharing it.
+    pub(crate) fn slice_of(buf: &Rc<str>, range: Range<usize>) -> Text {
+        debug_assert!(buf.get(range.clone()).is_some());
+        Text {
+            buf: buf.clone(),
+            range,
+        }
+    }
+
+    /// The text as a `&str`.
+    pub fn as_str(&self) -> &str {
+        &self.buf[self.range.clone()]
+    }
+}
+
+impl Default for Text {
+    fn default() -> Self {
+        Text::from("")
+    }
+}
+
+impl Deref for Text {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl AsRef<str> for Text {
+    fn as_ref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::borrow::Borrow<str> for Text {
+    fn borrow(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl From<&str> for Text {
+    fn from(text: &str) -> Self {
+        Text::from(Rc::<str>::from(text))
+    }
+}
+
+impl From<String> for Text {
+    fn from(text: String) -> Self {
+        Text::from(Rc::<str>::from(text))
+    }
+}
+
+impl From<Rc<str>> for Text {
+    fn from(buf: Rc<str>) -> Self {
+        let range = 0..buf.len();
+        Text { buf, range }
+    }
+}
+
+impl From<Text> for String {
+    fn from(text: Text) -> Self {
+        text.as_str().to_owned()
+    }
+}
+
+impl fmt::Debug for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
+impl fmt::Display for Text {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self.as_str(), f)
+    }
+}
+
+impl PartialEq for Text {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Text {}
+
+impl std::hash::Hash for Text {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.as_str().hash(state);
+    }
+}
+
+impl PartialEq<str> for Text {
+    fn eq(&self, other: &str) -> bool {
+        self.as_str() == other
+    }
+}
+
+impl PartialEq<&str> for Text {
+    fn eq(&self, other: &&str) -> bool {
+        self.as_str() == *other
+    }
+}
+
+impl PartialEq<String> for Text {
+    fn eq(&self, other: &String) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for str {
+    fn eq(&self, other: &Text) -> bool {
+        self == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for &str {
+    fn eq(&self, other: &Text) -> bool {
+        *self == other.as_str()
+    }
+}
+
+impl PartialEq<Text> for String {
+    fn eq(&self, other: &Text) -> bool {
+        self.as_str() == other.as_str()
+    }
 }

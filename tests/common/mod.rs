@@ -34,7 +34,7 @@ pub fn parse_in(input: &str, base_dir: &Path, expand: bool) -> Result<Parsed, ca
 
 pub fn token(t: &Token) -> String {
     match t.kind {
-        TokenKind::Word => t.text.clone(),
+        TokenKind::Word => t.text.to_string(),
         _ => format!("{:?}", t.text),
     }
 }
