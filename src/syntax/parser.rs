@@ -99,6 +99,11 @@ pub(super) struct Scratch {
     pub(super) expanded: Vec<Token>,
     /// A token text with placeholders replaced.
     pub(super) text: String,
+    /// The arguments and the directives being read, innermost block last: each list is
+    /// built here and then moved out into a vector of its exact size, so the tree holds
+    /// no spare capacity (it is most of the memory adapting a large file takes).
+    pub(super) args: Vec<Token>,
+    pub(super) directives: Vec<Directive>,
 }
 
 pub(super) struct Parser<'a> {
@@ -297,14 +302,21 @@ impl Parser<'_> {
     /// Directives until the `}` that closes `open` (left to read), or, without braces, until
     /// the end of input or a `}`.
     fn directives(&mut self, open: Option<&Token>) -> Result<Vec<Directive>, Error> {
-        let mut directives = Vec::new();
+        let start = self.scratch.directives.len();
+        let read = self.read_directives(open);
+        let directives = self.scratch.directives.drain(start..);
+        read.map(|()| directives.collect())
+    }
+
+    /// Reads the directives of a block onto `scratch.directives`, up to its `}`.
+    fn read_directives(&mut self, open: Option<&Token>) -> Result<(), Error> {
         loop {
             let Some(token) = self.peek() else {
                 return match open {
                     Some(open) => Err(error_at(open, "this block is never closed", "opened here")
                         .help("add the matching '}' on its own line")
                         .into()),
-                    None => Ok(directives),
+                    None => Ok(()),
                 };
             };
             if token.is_close_brace() {
@@ -312,13 +324,14 @@ impl Parser<'_> {
                     let token = token.clone();
                     return Err(misplaced_close(&token).into());
                 }
-                return Ok(directives);
+                return Ok(());
             }
             if self.at_import() {
                 self.import(false)?;
                 continue;
             }
-            directives.push(self.directive()?);
+            let directive = self.directive()?;
+            self.scratch.directives.push(directive);
         }
     }
 
@@ -331,12 +344,21 @@ impl Parser<'_> {
                 .help("did you mean to place the '{' on the previous line?")
                 .into());
         }
-        let mut args = Vec::new();
+        let start = self.scratch.args.len();
+        let read = self.read_args();
+        let args = self.scratch.args.drain(start..).collect();
+        let block = read?;
+        Ok(Directive { name, args, block })
+    }
+
+    /// Reads the rest of a directive's line onto `scratch.args`, and its block if the line
+    /// ends with `{`.
+    fn read_args(&mut self) -> Result<Option<Box<Body>>, Error> {
         let mut block = None;
         while self.next_is_on_same_line() {
             let token = self.next().expect("same line");
             if token.is_open_brace() {
-                block = Some(self.braced_body(token)?);
+                block = Some(Box::new(self.braced_body(token)?));
                 break;
             }
             if token.is_close_brace() {
@@ -350,9 +372,9 @@ impl Parser<'_> {
                     .help("an empty block needs its braces on two lines: '{' at the end of this line and '}' on the next")
                     .into());
             }
-            args.push(token);
+            self.scratch.args.push(token);
         }
-        Ok(Directive { name, args, block })
+        Ok(block)
     }
 
     /// After a `(name)` key: the snippet's tokens, collected by counting braces (§4.4).

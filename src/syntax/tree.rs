@@ -39,8 +39,9 @@ pub struct Directive {
     pub name: Token,
     /// The other tokens on the line, before any block.
     pub args: Vec<Token>,
-    /// The nested `{ … }` block, if any.
-    pub block: Option<Body>,
+    /// The nested `{ … }` block, if any (boxed: most directives have none, and a `Body`
+    /// holds two tokens).
+    pub block: Option<Box<Body>>,
 }
 
 impl Block {
