@@ -20,7 +20,8 @@
 //! - **Every allocation**: a thread-local byte countdown, decremented. When it reaches zero
 //!   (on average once per [`rate`] bytes) the slow path runs: a new exponential draw and, if
 //!   a profile is being taken, a sample.
-//! - **Every free**: one byte of a 64 KiB filter of the sampled live addresses is read; only
+//! - **Every free**: one byte of a 64 KiB filter of the sampled live addresses (indexed by
+//!   address, so nearby frees share cache lines) is read; only
 //!   a hit looks further (in the live table).
 //! - **A sample**: the stack is walked from the registers of the sampling function (one
 //!   `asm!` block) by [`crate::collect::unwind`] (framehop over the objects' `.eh_frame`,

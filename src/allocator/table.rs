@@ -274,17 +274,20 @@ pub fn add_free(stack: usize, weight: Weight) {
     }
 }
 
-/// A multiplicative hash of an address (its low 4 bits are alignment): three instructions,
-/// since every free computes it. Its high bits are the well-mixed ones: the filter takes
-/// the top 16, the live table the 14 below.
+/// A multiplicative hash of an address (its low 4 bits are alignment), for the live table:
+/// its high bits are the well-mixed ones, and the table takes 14 of them.
 #[inline(always)]
 fn pointer_hash(address: usize) -> u64 {
     ((address as u64) >> 4).wrapping_mul(0x9e37_79b9_7f4a_7c15)
 }
 
+/// The filter counter of an address: its 16-byte granule, modulo the filter's size. Not a
+/// hash, on purpose: every free reads its counter, and a program frees mostly addresses
+/// near the ones it just allocated, so their counters share the few cache lines already in
+/// the L1 cache (a hash would scatter them over all 64 KiB: a cache miss per free).
 #[inline(always)]
-fn filter_slot(hash: u64) -> &'static AtomicU8 {
-    &FILTER[(hash >> 48) as usize & (FILTER_SLOTS - 1)]
+fn filter_slot(address: usize) -> &'static AtomicU8 {
+    &FILTER[(address >> 4) & (FILTER_SLOTS - 1)]
 }
 
 /// The live table slot an address's probe starts at.
@@ -299,7 +302,7 @@ pub fn insert_live(address: usize, stack: usize, weight: Weight) -> bool {
     }
     let hash = pointer_hash(address);
     // Counted in the filter before the allocation is handed out, so its free looks.
-    let counter = filter_slot(hash);
+    let counter = filter_slot(address);
     let _ = counter.fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| c.checked_add(1));
     let mut i = live_start(hash);
     for _ in 0..LIVE_PROBES {
@@ -337,12 +340,11 @@ fn filter_release(counter: &AtomicU8) {
 /// slot and weight. Unsampled addresses mostly stop at the filter: one byte read.
 #[inline(always)]
 pub fn remove_live(address: usize) -> Option<(usize, Weight)> {
-    let hash = pointer_hash(address);
-    let counter = filter_slot(hash);
+    let counter = filter_slot(address);
     if counter.load(Ordering::Acquire) == 0 {
         return None;
     }
-    remove_slow(address, hash, counter)
+    remove_slow(address, pointer_hash(address), counter)
 }
 
 #[cold]
