@@ -66,6 +66,7 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
     contention::set_mutex_fraction(1);
     let mut block = contention::subscribe(Kind::Block, false);
     let mut mutex = contention::subscribe(Kind::Mutex, false);
+    let walks_before = caddyprof::collect::unwind::stats().walks;
 
     let lock = Arc::new(Mutex::new(0));
     let ready = Arc::new(Barrier::new(2));
@@ -87,6 +88,15 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
     holder.join().unwrap();
     assert_eq!(*lock.lock(), u64::from(ROUNDS));
     let waited = waited.as_nanos() as i64;
+    // Each event's stack was taken by the cached unwinder, not libgcc's (one per wait and
+    // one per delayed release, at least).
+    if cfg!(all(
+        target_os = "linux",
+        any(target_arch = "x86_64", target_arch = "aarch64")
+    )) {
+        let walks = caddyprof::collect::unwind::stats().walks - walks_before;
+        assert!(walks >= 2 * u64::from(ROUNDS), "{walks} walks");
+    }
 
     let block_profile = decode(&block.collect().profile.pprof_gz).unwrap();
     check_shape(&block_profile);

@@ -57,12 +57,19 @@ static MUTEX_FRACTION: AtomicU64 = AtomicU64::new(0);
 /// Sets Go's `block_profile_rate`: sample waits of at least `rate_ns` fully, shorter ones
 /// with probability wait/rate; 0 turns block events off.
 pub fn set_block_rate(rate_ns: u64) {
+    if rate_ns > 0 {
+        // The unwinder's module list, built here rather than inside a lock operation.
+        super::unwind::refresh();
+    }
     BLOCK_RATE.store(rate_ns, Ordering::Relaxed);
 }
 
 /// Sets Go's `mutex_profile_fraction`: sample 1 in `fraction` contended releases; 0 turns
 /// mutex events off.
 pub fn set_mutex_fraction(fraction: u64) {
+    if fraction > 0 {
+        super::unwind::refresh();
+    }
     MUTEX_FRACTION.store(fraction, Ordering::Relaxed);
 }
 
@@ -162,14 +169,25 @@ pub(crate) fn mutex_event(delay: Duration) {
 
 /// Adds `values` at the current stack (the lock's own frames are trimmed when a profile
 /// is built, by name: inlining makes counting frames here unreliable).
+#[inline(never)]
 fn record(kind: Kind, values: Values) {
     let mut addresses = [0usize; MAX_DEPTH];
-    let mut depth = 0;
-    backtrace::trace(|frame| {
-        addresses[depth] = frame.ip() as usize;
-        depth += 1;
-        depth < MAX_DEPTH
-    });
+    // The cached unwinder (no lock; a few hundred instructions for a stack seen before);
+    // libgcc's, through backtrace-rs, where it cannot run.
+    let depth = match super::unwind::current_registers()
+        .map(|r| super::unwind::unwind(r, &mut addresses))
+    {
+        Some(Ok(depth)) => depth,
+        _ => {
+            let mut depth = 0;
+            backtrace::trace(|frame| {
+                addresses[depth] = frame.ip() as usize;
+                depth += 1;
+                depth < MAX_DEPTH
+            });
+            depth
+        }
+    };
     let stack = &addresses[..depth];
     let mut registry = registry();
     let table = registry.table(kind);
@@ -266,6 +284,8 @@ impl ContentionSubscription {
 
     /// Ends the current window and returns its profile.
     pub fn collect(&mut self) -> Contentions {
+        // Libraries loaded or unloaded since: a new module list for the unwinder.
+        super::unwind::refresh();
         let end = SystemTime::now();
         let duration = end
             .duration_since(self.start)
