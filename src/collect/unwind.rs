@@ -47,7 +47,7 @@
 //! the caller uses libgcc as before.
 
 use std::cell::Cell;
-use std::ffi::{c_int, c_void};
+use std::ffi::c_void;
 use std::ops::Deref;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, AtomicUsize, Ordering};
@@ -56,6 +56,8 @@ use framehop::{
     CacheNative, ExplicitModuleSectionInfo, Module, MustNotAllocateDuringUnwind, Unwinder,
     UnwinderNative,
 };
+
+use super::objects::{each_object, object_name, program_headers};
 
 /// The most preallocated rule caches: as many stacks can be unwound at the same moment (each
 /// about 32 KiB: framehop's 509 cached rules and gimli's evaluation state). See
@@ -661,27 +663,11 @@ fn fill_pool(builder: &mut Builder) {
 
 /// `dl_iterate_phdr`'s counts of objects loaded and unloaded so far.
 fn loader_generation() -> Option<(u64, u64)> {
-    unsafe extern "C" fn first(
-        info: *mut libc::dl_phdr_info,
-        size: libc::size_t,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info of `size` bytes; data is our Option.
-        unsafe {
-            if size >= std::mem::size_of::<libc::dl_phdr_info>() {
-                *(data as *mut Option<(u64, u64)>) = Some(((*info).dlpi_adds, (*info).dlpi_subs));
-            }
-        }
-        1
-    }
-    let mut generation: Option<(u64, u64)> = None;
-    // SAFETY: the callback only writes the Option passed as data.
-    unsafe {
-        libc::dl_iterate_phdr(
-            Some(first),
-            &mut generation as *mut Option<(u64, u64)> as *mut c_void,
-        )
-    };
+    let mut generation = None;
+    each_object(|info| {
+        generation = Some((info.dlpi_adds, info.dlpi_subs));
+        false
+    });
     generation
 }
 
@@ -715,14 +701,9 @@ struct Taking {
     copied: usize,
 }
 
-/// Reads one object's unwind sections, inside `dl_iterate_phdr`'s callback.
-///
-/// # Safety
-/// `info` is the object `dl_iterate_phdr` is reporting, during its callback.
-unsafe fn take(info: &libc::dl_phdr_info, taking: &mut Taking) {
-    // SAFETY: the program headers of a loaded object, as dl_iterate_phdr reports them.
-    let headers =
-        unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) };
+/// Reads one object's unwind sections, inside [`each_object`] (the object stays loaded).
+fn take(info: &libc::dl_phdr_info, taking: &mut Taking) {
+    let headers = program_headers(info);
     let bias = info.dlpi_addr;
     let mut code: Option<(u64, u64)> = None;
     let mut hdr = None;
@@ -739,14 +720,7 @@ unsafe fn take(info: &libc::dl_phdr_info, taking: &mut Taking) {
             hdr = Some((start, h.p_memsz));
         }
     }
-    let name = if info.dlpi_name.is_null() {
-        String::new()
-    } else {
-        // SAFETY: a NUL-terminated name, valid during the callback.
-        unsafe { std::ffi::CStr::from_ptr(info.dlpi_name) }
-            .to_string_lossy()
-            .into_owned()
-    };
+    let name = object_name(info);
     let (Some(code), Some(hdr)) = (code, hdr) else {
         return;
     };
@@ -787,22 +761,15 @@ unsafe fn take(info: &libc::dl_phdr_info, taking: &mut Taking) {
 }
 
 fn build(copy_budget: usize) -> Modules {
-    unsafe extern "C" fn each(
-        info: *mut libc::dl_phdr_info,
-        _size: libc::size_t,
-        data: *mut c_void,
-    ) -> c_int {
-        // SAFETY: dl_iterate_phdr passes a valid info for the call; data is our Taking.
-        unsafe { take(&*info, &mut *(data as *mut Taking)) };
-        0
-    }
     let mut taking = Taking {
         objects: Vec::new(),
         budget: copy_budget,
         copied: 0,
     };
-    // SAFETY: the callback only touches the Taking passed as data.
-    unsafe { libc::dl_iterate_phdr(Some(each), &mut taking as *mut Taking as *mut c_void) };
+    each_object(|info| {
+        take(info, &mut taking);
+        true
+    });
 
     let mut unwinder = UnwinderNative::new();
     let mut code = Vec::new();
