@@ -306,14 +306,31 @@ fn run_config(
         Poll::Ready(shutdown.as_mut().poll(cx))
     }));
     let source = read(file)?;
-    let loaded = load_source(
-        &source,
-        guessed(adapter.map(ConfigFormat::from), file, &source),
-        &options_for(file),
-    )?;
+    let format = guessed(adapter.map(ConfigFormat::from), file, &source);
+    let options = options_for(file);
+    let loaded = load_source(&source, format, &options)?;
     print_diagnostics(&loaded.warnings);
-    let running = caddyprof::runtime::start(&loaded.config)?;
-    print_diagnostics(running.warnings());
+    // What resolving the config finds names JSON paths: for a Profilingfile, point it at
+    // the lines that configured them.
+    let sources = match format {
+        Some(ConfigFormat::Profilingfile) => caddyprof::source_map(&source, &options).ok(),
+        _ => None,
+    }
+    .unwrap_or_default();
+    let running = caddyprof::runtime::start(&loaded.config).map_err(|e| {
+        Error::from(
+            e.diagnostics()
+                .iter()
+                .map(|d| sources.locate(d.clone()))
+                .collect::<Vec<_>>(),
+        )
+    })?;
+    let warnings: Vec<_> = running
+        .warnings()
+        .iter()
+        .map(|w| sources.locate(w.clone()))
+        .collect();
+    print_diagnostics(&warnings);
     let waited = match early {
         // Listening failed, or (on some platforms) a signal was already there.
         Poll::Ready(result) => result,

@@ -556,6 +556,37 @@ fn cli_run_stops_on_sigterm_with_a_final_upload() {
     assert_eq!(requests[0].query_value("units").as_deref(), Some("samples"));
 }
 
+/// What resolving a Profilingfile's config warns about points at the line that configured
+/// it, not only at a JSON path.
+#[test]
+fn cli_run_warnings_point_at_the_profilingfile() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Profilingfile");
+    std::fs::write(
+        &file,
+        format!(
+            "profiling {{\n\tprofile_types cpu\n\tpyroscope {} {{\n\t\tdisable_gc_runs\n\t}}\n}}\n",
+            pyroscope.url()
+        ),
+    )
+    .unwrap();
+    let mut child = caddyprof(&["run", "--once", "--window", "1s"], &file);
+    let lines = stderr_lines(&mut child);
+    let (status, _) = wait_bounded(&mut child, Duration::from_secs(20));
+    let log = collect_lines(&lines);
+    assert!(status.success(), "{status:?}\n{log}");
+    let warning = log
+        .find("apps.profiling.profilers[0].disable_gc_runs: has no effect")
+        .unwrap_or_else(|| panic!("no warning:\n{log}"));
+    assert!(
+        log[warning..].contains("/Profilingfile:4:3]"),
+        "the warning names no line:\n{log}"
+    );
+}
+
 /// A SIGTERM while the config is still being started stops the process cleanly too (exit 0),
 /// rather than killing it before its signal handlers are in place.
 #[test]

@@ -5,6 +5,7 @@
 //! reading a directive's arguments. What each app's block may contain is declared by the app
 //! itself, in `crate::apps`.
 
+pub mod locate;
 pub mod reader;
 
 use serde_json::{Map, Value};
