@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Duration;
 
+use caddyprof::adapt::locate::SourceMap;
 use caddyprof::load::{check_adapted, load_source, pretty_json};
 use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -220,6 +221,18 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 &options_for(&file),
             )?;
             print_diagnostics(&loaded.warnings);
+            // What running it would warn about too (defaults filled in, settings without
+            // effect); its errors depend on the environment it runs in, not on the file.
+            let options = caddyprof::runtime::plan::PlanOptions::default();
+            if let Ok(planned) = caddyprof::runtime::plan::Plan::resolve(&loaded.config, &options) {
+                let sources = source_map(guessed(format, &file, &source), &file, &source);
+                let warnings: Vec<_> = planned
+                    .warnings
+                    .into_iter()
+                    .map(|w| sources.locate(w))
+                    .collect();
+                print_diagnostics(&warnings);
+            }
             println!("Valid configuration");
             Ok(ExitCode::SUCCESS)
         }
@@ -285,6 +298,17 @@ fn guessed(format: Option<ConfigFormat>, path: &Path, source: &SourceFile) -> Op
     format.or_else(|| Some(ConfigFormat::guess(path, source.text())))
 }
 
+/// What resolving the config finds names JSON paths: for a Profilingfile, where they were
+/// written (empty for JSON, whose own diagnostics point into it).
+fn source_map(format: Option<ConfigFormat>, file: &Path, source: &SourceFile) -> SourceMap {
+    match format {
+        Some(ConfigFormat::Profilingfile) => {
+            caddyprof::source_map(source, &options_for(file)).unwrap_or_default()
+        }
+        _ => SourceMap::default(),
+    }
+}
+
 /// `caddyprof run`.
 fn run_config(
     file: &Path,
@@ -310,13 +334,7 @@ fn run_config(
     let options = options_for(file);
     let loaded = load_source(&source, format, &options)?;
     print_diagnostics(&loaded.warnings);
-    // What resolving the config finds names JSON paths: for a Profilingfile, point it at
-    // the lines that configured them.
-    let sources = match format {
-        Some(ConfigFormat::Profilingfile) => caddyprof::source_map(&source, &options).ok(),
-        _ => None,
-    }
-    .unwrap_or_default();
+    let sources = source_map(format, file, &source);
     let running = caddyprof::runtime::start(&loaded.config).map_err(|e| {
         Error::from(
             e.diagnostics()

@@ -411,6 +411,29 @@ fn validate_accepts_a_profilingfile() {
     }
 }
 
+/// What running the config would warn about (a default filled in) is said by `validate`
+/// too, at the Profilingfile line; it does not make the config invalid.
+#[test]
+fn validate_warns_where_a_default_is_filled_in() {
+    let dir = temp();
+    write(
+        dir.path(),
+        "Profilingfile",
+        "profiling {\n\tprofile_types cpu\n\tprofefe\n}\n",
+    );
+    let out = caddyprof(dir.path(), &["validate", "Profilingfile"]).run();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "Valid configuration\n");
+    assert!(
+        out.stderr.contains(
+            "apps.profiling.profilers[0].address: not set: sending to http://localhost:10100"
+        ),
+        "{}",
+        out.stderr
+    );
+    assert!(out.stderr.contains("[Profilingfile:3:2]"), "{}", out.stderr);
+}
+
 #[test]
 fn validate_reads_json_by_extension() {
     let dir = temp();
