@@ -4,13 +4,12 @@
 mod support;
 
 use std::hint::black_box;
-use std::process::Command;
 use std::time::{Duration, Instant, UNIX_EPOCH};
 
 use caddyprof::collect::cpu;
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{decode, proto};
-use support::{HOT_SPIN_LINES, hot_spin, serial};
+use support::{HOT_SPIN_LINES, go_is_installed, go_tool_pprof, hot_spin, serial};
 
 fn s(profile: &proto::Profile, index: i64) -> &str {
     &profile.string_table[index as usize]
@@ -214,8 +213,7 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
 #[test]
 fn go_tool_pprof_reads_our_profile() {
     let _serial = serial();
-    if Command::new("go").arg("version").output().is_err() {
-        eprintln!("SKIPPED go_tool_pprof_reads_our_profile: `go` is not installed");
+    if !go_is_installed("go_tool_pprof_reads_our_profile") {
         return;
     }
     let mut subscription = cpu::subscribe(100).unwrap();
@@ -224,22 +222,10 @@ fn go_tool_pprof_reads_our_profile() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cpu.pprof.gz");
     std::fs::write(&path, &profile.pprof_gz).unwrap();
-    let output = Command::new("go")
-        .args(["tool", "pprof", "-raw"])
-        .arg(&path)
-        .env("HOME", dir.path())
-        .env("PPROF_TMPDIR", dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = go_tool_pprof(&["-raw"], &path, dir.path());
     if std::env::var_os("CPU_PROFILE_SHOW").is_some() {
         eprintln!("{stdout}");
     }
-    assert!(
-        output.status.success(),
-        "go tool pprof failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     let hz = i64::from(subscription.frequency());
     assert!(stdout.contains("PeriodType: cpu nanoseconds"), "{stdout}");
     assert!(

@@ -7,13 +7,12 @@ mod support;
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::hint::black_box;
-use std::process::Command;
 
 use caddyprof::allocator::{self, Sampled};
 use caddyprof::collect::heap::{self, Accumulation};
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{Symbols, decode, proto};
-use support::serial;
+use support::{go_is_installed, go_tool_pprof, serial};
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
@@ -300,8 +299,7 @@ fn allocations_pass_through_unsampled_without_a_subscriber() {
 #[test]
 fn go_tool_pprof_reads_our_heap_profile() {
     let _serial = serial();
-    if Command::new("go").arg("version").output().is_err() {
-        eprintln!("SKIPPED go_tool_pprof_reads_our_heap_profile: `go` is not installed");
+    if !go_is_installed("go_tool_pprof_reads_our_heap_profile") {
         return;
     }
     allocator::set_rate(allocator::DEFAULT_RATE);
@@ -315,20 +313,8 @@ fn go_tool_pprof_reads_our_heap_profile() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("heap.pprof.gz");
     std::fs::write(&path, &profile.pprof_gz).unwrap();
-    let output = Command::new("go")
-        .args(["tool", "pprof", "-sample_index=alloc_space", "-top"])
-        .arg(&path)
-        .env("HOME", dir.path())
-        .env("PPROF_TMPDIR", dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
+    let stdout = go_tool_pprof(&["-sample_index=alloc_space", "-top"], &path, dir.path());
     eprintln!("{stdout}");
-    assert!(
-        output.status.success(),
-        "go tool pprof failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
     assert!(stdout.contains("Type: alloc_space"), "{stdout}");
     assert!(stdout.contains("allocate_eighty"), "{stdout}");
 }

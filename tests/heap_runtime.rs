@@ -14,7 +14,10 @@ use caddyprof::allocator::{self, Sampled};
 use caddyprof::apps::pyroscope::sink::HEAP_SAMPLE_TYPE_CONFIG;
 use caddyprof::profile::{decode, proto};
 use caddyprof::runtime;
-use support::{FakeServer, Kind, pyroscope_server, serial, server_runtime, sum_in_stacks};
+use support::{
+    FakeServer, Kind, go_is_installed, go_tool_pprof, pyroscope_server, serial, server_runtime,
+    sum_in_stacks,
+};
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
@@ -190,27 +193,10 @@ fn file_sink_heap_profile_reads_in_go_tool_pprof() {
     assert!(sum_in_stacks(&decoded, "alloc_work", ALLOC_SPACE) > 0);
     drop(kept);
 
-    if std::process::Command::new("go")
-        .arg("version")
-        .output()
-        .is_err()
-    {
-        eprintln!("SKIPPED go tool pprof: `go` is not installed");
+    if !go_is_installed("file_sink_heap_profile_reads_in_go_tool_pprof (go tool pprof part)") {
         return;
     }
-    let output = std::process::Command::new("go")
-        .args(["tool", "pprof", "-sample_index=alloc_space", "-top"])
-        .arg(file)
-        .env("HOME", dir.path())
-        .env("PPROF_TMPDIR", dir.path())
-        .output()
-        .unwrap();
-    let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(
-        output.status.success(),
-        "go tool pprof failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    let stdout = go_tool_pprof(&["-sample_index=alloc_space", "-top"], file, dir.path());
     assert!(stdout.contains("Type: alloc_space"), "{stdout}");
     assert!(stdout.contains("alloc_work"), "{stdout}");
 }

@@ -805,3 +805,35 @@ pub fn hot_spin(duration: Duration) -> u64 {
     }
     x
 }
+
+/// Whether `go` is installed, for the checks with `go tool pprof`; says `SKIPPED` for `test`
+/// when it is not.
+pub fn go_is_installed(test: &str) -> bool {
+    let installed = std::process::Command::new("go")
+        .arg("version")
+        .output()
+        .is_ok();
+    if !installed {
+        eprintln!("SKIPPED {test}: `go` is not installed");
+    }
+    installed
+}
+
+/// The standard output of `go tool pprof ARGS file`, an independent pprof reader, with its
+/// caches under `scratch`; fails the test if pprof fails.
+pub fn go_tool_pprof(args: &[&str], file: &std::path::Path, scratch: &std::path::Path) -> String {
+    let output = std::process::Command::new("go")
+        .args(["tool", "pprof"])
+        .args(args)
+        .arg(file)
+        .env("HOME", scratch)
+        .env("PPROF_TMPDIR", scratch)
+        .output()
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "go tool pprof failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
