@@ -32,12 +32,9 @@ fn thread_cpu_seconds() -> f64 {
 }
 
 fn main() -> ExitCode {
-    let options = match workload::Options::parse() {
+    let options = match workload::Options::parse_or_exit() {
         Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     if let Some(rate) = options.rate {
         allocator::set_rate(rate);

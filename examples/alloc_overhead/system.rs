@@ -7,12 +7,9 @@ mod workload;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let options = match workload::Options::parse() {
+    let options = match workload::Options::parse_or_exit() {
         Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
+        Err(code) => return code,
     };
     let (wall, cpu, allocations, bytes_allocated) = workload::run(&options);
     println!(

@@ -29,6 +29,14 @@ pub struct Options {
 }
 
 impl Options {
+    /// [`Options::parse`], or the usage error said and the exit code to leave with.
+    pub fn parse_or_exit() -> Result<Options, std::process::ExitCode> {
+        Self::parse().map_err(|message| {
+            eprintln!("{message}");
+            std::process::ExitCode::from(2)
+        })
+    }
+
     /// Parses `--rounds N --threads N [--active] [--rate BYTES] [--compute N]`; ignores what it does not know (such as
     /// `--bench`, which `cargo bench` passes).
     pub fn parse() -> Result<Options, String> {
