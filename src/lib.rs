@@ -33,7 +33,6 @@ pub mod syntax;
 use std::path::{Path, PathBuf};
 
 pub use adapt::Adapted;
-use adapt::locate::SourceMap;
 pub use config::Config;
 pub use diagnostic::{Diagnostic, Error};
 pub use load::{ConfigFormat, load_config};
@@ -119,31 +118,15 @@ impl Default for AdaptOptions {
 /// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate 5000 is unusually high");
 /// ```
 pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted, Error> {
-    let parsed = parse_source(file, options)?;
-    let mut adapted = adapt::adapt_document(&parsed.document)?;
-    let mut warnings = parsed.warnings;
-    warnings.append(&mut adapted.warnings);
-    adapted.warnings = warnings;
-    Ok(adapted)
+    adapt_keeping_document(file, options).map(|(adapted, _)| adapted)
 }
 
-/// Where each part of the config adapted from `file` was written (see
-/// [`adapt::locate::SourceMap`]): for pointing warnings found later, which name JSON paths,
-/// at the Profilingfile.
-///
-/// ```
-/// use caddyprof::{AdaptOptions, SourceFile};
-///
-/// let file = SourceFile::new("Profilingfile", "pyroscope {\n\tapplication_name api\n}\n");
-/// let map = caddyprof::source_map(&file, &AdaptOptions::default()).unwrap();
-/// assert_eq!(map.find("apps.pyroscope.server_address").unwrap().line_col(), (1, 1));
-/// ```
-pub fn source_map(file: &SourceFile, options: &AdaptOptions) -> Result<SourceMap, Error> {
-    Ok(SourceMap::of(&parse_source(file, options)?.document))
-}
-
-/// Parses `file` as adapting does: imports expanded, environment substituted.
-fn parse_source(file: &SourceFile, options: &AdaptOptions) -> Result<syntax::Parsed, Error> {
+/// [`adapt_source`], also returning the document adapted (for its
+/// [`adapt::locate::SourceMap`]).
+pub(crate) fn adapt_keeping_document(
+    file: &SourceFile,
+    options: &AdaptOptions,
+) -> Result<(Adapted, syntax::Document), Error> {
     let base_dir = if options.base_dir.as_os_str().is_empty() {
         std::env::current_dir().unwrap_or_default()
     } else {
@@ -154,7 +137,12 @@ fn parse_source(file: &SourceFile, options: &AdaptOptions) -> Result<syntax::Par
         env: Some(&*options.env),
         base_dir,
     };
-    syntax::parse(file, &parse_options)
+    let parsed = syntax::parse(file, &parse_options)?;
+    let mut adapted = adapt::adapt_document(&parsed.document)?;
+    let mut warnings = parsed.warnings;
+    warnings.append(&mut adapted.warnings);
+    adapted.warnings = warnings;
+    Ok((adapted, parsed.document))
 }
 
 /// Reads a file as a [`SourceFile`] (invalid UTF-8 becomes U+FFFD), or a diagnostic saying

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use crate::adapt::locate::SourceMap;
 use crate::config::{Config, Loaded};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
@@ -67,11 +68,12 @@ pub fn load_source(
     match format {
         ConfigFormat::Json => Config::load_json(source),
         ConfigFormat::Profilingfile => {
-            let adapted = crate::adapt_source(source, options)?;
+            let (adapted, document) = crate::adapt_keeping_document(source, options)?;
             let mut loaded = check_adapted(source, &adapted)?;
             let mut warnings = adapted.warnings;
             warnings.append(&mut loaded.warnings);
             loaded.warnings = warnings;
+            loaded.sources = SourceMap::of(&document);
             Ok(loaded)
         }
     }

@@ -7,7 +7,6 @@ use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Duration;
 
-use caddyprof::adapt::locate::SourceMap;
 use caddyprof::load::{check_adapted, load_source, pretty_json};
 use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -225,11 +224,10 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             // effect); its errors depend on the environment it runs in, not on the file.
             let options = caddyprof::runtime::plan::PlanOptions::default();
             if let Ok(planned) = caddyprof::runtime::plan::Plan::resolve(&loaded.config, &options) {
-                let sources = source_map(guessed(format, &file, &source), &file, &source);
                 let warnings: Vec<_> = planned
                     .warnings
                     .into_iter()
-                    .map(|w| sources.locate(w))
+                    .map(|w| loaded.sources.locate(w))
                     .collect();
                 print_diagnostics(&warnings);
             }
@@ -298,17 +296,6 @@ fn guessed(format: Option<ConfigFormat>, path: &Path, source: &SourceFile) -> Op
     format.or_else(|| Some(ConfigFormat::guess(path, source.text())))
 }
 
-/// What resolving the config finds names JSON paths: for a Profilingfile, where they were
-/// written (empty for JSON, whose own diagnostics point into it).
-fn source_map(format: Option<ConfigFormat>, file: &Path, source: &SourceFile) -> SourceMap {
-    match format {
-        Some(ConfigFormat::Profilingfile) => {
-            caddyprof::source_map(source, &options_for(file)).unwrap_or_default()
-        }
-        _ => SourceMap::default(),
-    }
-}
-
 /// `caddyprof run`.
 fn run_config(
     file: &Path,
@@ -330,11 +317,15 @@ fn run_config(
         Poll::Ready(shutdown.as_mut().poll(cx))
     }));
     let source = read(file)?;
-    let format = guessed(adapter.map(ConfigFormat::from), file, &source);
-    let options = options_for(file);
-    let loaded = load_source(&source, format, &options)?;
+    let loaded = load_source(
+        &source,
+        guessed(adapter.map(ConfigFormat::from), file, &source),
+        &options_for(file),
+    )?;
     print_diagnostics(&loaded.warnings);
-    let sources = source_map(format, file, &source);
+    // What resolving the config finds names JSON paths: for a Profilingfile, point it at
+    // the lines that configured them.
+    let sources = &loaded.sources;
     let running = caddyprof::runtime::start(&loaded.config).map_err(|e| {
         Error::from(
             e.diagnostics()

@@ -18,6 +18,7 @@ pub mod profile_type;
 
 use serde_json::{Map, Value};
 
+use crate::adapt::locate::SourceMap;
 use crate::apps::{ProfefeApp, ProfilingApp, PyroscopeApp};
 use crate::apps::{profefe, profiling, pyroscope};
 use crate::diagnostic::{Diagnostic, Error, suggest};
@@ -53,6 +54,10 @@ pub struct Loaded {
     pub config: Config,
     /// Warnings and notes (never errors), in the order found.
     pub warnings: Vec<Diagnostic>,
+    /// For a config adapted from a Profilingfile, where each part of it was written, so that
+    /// what is found later under a JSON path (when it is resolved to run) can point at the
+    /// Profilingfile; empty for JSON, whose diagnostics point into the JSON itself.
+    pub sources: SourceMap,
 }
 
 impl Config {
@@ -93,6 +98,7 @@ impl Config {
         Ok(Loaded {
             config,
             warnings: d.warnings,
+            sources: SourceMap::default(),
         })
     }
 
