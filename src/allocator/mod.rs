@@ -317,15 +317,12 @@ fn next_countdown(s: &ThreadState, rate: u64) -> i64 {
 #[inline(never)]
 fn sample(address: usize, size: usize, rate: u64) {
     let mut stack = [0usize; MAX_DEPTH];
-    // The registers here, in this frame: the walk starts in `sample` itself (cut from the
-    // profile with the allocator's other frames, see `collect::heap`).
-    let depth = match unwind::current_registers().map(|r| unwind::unwind(r, &mut stack)) {
-        Some(Ok(depth)) => depth,
-        _ => {
-            LIBGCC_WALKS.fetch_add(1, Ordering::Relaxed);
-            libgcc_stack(&mut stack)
-        }
-    };
+    // The walk starts in `sample` itself (cut from the profile with the allocator's other
+    // frames, see `collect::heap`).
+    let (depth, by_libgcc) = unwind::current_stack(&mut stack);
+    if by_libgcc {
+        LIBGCC_WALKS.fetch_add(1, Ordering::Relaxed);
+    }
     let weight = Weight::of(size, rate);
     let slot = table::intern(&stack[..depth]);
     table::add_alloc(slot, weight);
@@ -333,26 +330,6 @@ fn sample(address: usize, size: usize, rate: u64) {
         table::add_free(slot, weight);
     }
     SAMPLES.fetch_add(1, Ordering::Relaxed);
-}
-
-/// The stack from libgcc's unwinder, where the faster one cannot run (see
-/// [`crate::collect::unwind`]: an unknown stack, every cache in use).
-#[inline(never)]
-fn libgcc_stack(stack: &mut [usize; MAX_DEPTH]) -> usize {
-    let mut depth = 0;
-    // SAFETY: libgcc's unwinder walks this thread's own stack; backtrace-rs's `trace` lock
-    // exists for Windows' dbghelp, not for libgcc, and taking it here could deadlock.
-    unsafe {
-        backtrace::trace_unsynchronized(|frame| {
-            if depth == MAX_DEPTH {
-                return false;
-            }
-            stack[depth] = frame.ip() as usize;
-            depth += 1;
-            true
-        });
-    }
-    depth
 }
 
 /// Forgets a freed (or reallocated) block, counting the free if it was sampled.

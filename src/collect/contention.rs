@@ -172,22 +172,8 @@ pub(crate) fn mutex_event(delay: Duration) {
 #[inline(never)]
 fn record(kind: Kind, values: Values) {
     let mut addresses = [0usize; MAX_DEPTH];
-    // The cached unwinder (no lock; a few hundred instructions for a stack seen before);
-    // libgcc's, through backtrace-rs, where it cannot run.
-    let depth = match super::unwind::current_registers()
-        .map(|r| super::unwind::unwind(r, &mut addresses))
-    {
-        Some(Ok(depth)) => depth,
-        _ => {
-            let mut depth = 0;
-            backtrace::trace(|frame| {
-                addresses[depth] = frame.ip() as usize;
-                depth += 1;
-                depth < MAX_DEPTH
-            });
-            depth
-        }
-    };
+    // The cached unwinder: no lock, a few hundred instructions for a stack seen before.
+    let (depth, _) = super::unwind::current_stack(&mut addresses);
     let stack = &addresses[..depth];
     let mut registry = registry();
     let table = registry.table(kind);

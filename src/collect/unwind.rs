@@ -295,6 +295,38 @@ pub(crate) enum NotUnwound {
     Cache,
 }
 
+/// The current thread's stack from the calling function on (inlined into it, so the walk
+/// starts in the caller's own frame) into `stack`; returns the depth, and whether libgcc's
+/// unwinder had to take it because this one could not run. Allocates nothing and takes no
+/// lock: callable inside the allocator.
+#[inline(always)]
+pub(crate) fn current_stack(stack: &mut [usize]) -> (usize, bool) {
+    match current_registers().map(|r| unwind(r, stack)) {
+        Some(Ok(depth)) => (depth, false),
+        _ => (libgcc_stack(stack), true),
+    }
+}
+
+/// The current stack from libgcc's unwinder, the fallback of [`current_stack`].
+#[inline(never)]
+fn libgcc_stack(stack: &mut [usize]) -> usize {
+    let mut depth = 0;
+    // SAFETY: libgcc's unwinder walks this thread's own stack; backtrace-rs's `trace` lock
+    // exists for Windows' dbghelp, not for libgcc, and taking it inside the allocator could
+    // deadlock.
+    unsafe {
+        backtrace::trace_unsynchronized(|frame| {
+            if depth == stack.len() {
+                return false;
+            }
+            stack[depth] = frame.ip() as usize;
+            depth += 1;
+            true
+        });
+    }
+    depth
+}
+
 /// Walks the current thread's stack from `registers` into `stack`: `registers.pc` first, then
 /// the return addresses of its callers; returns the depth. Allocates nothing, takes no lock,
 /// reads only the current thread's stack between `registers.sp` and its end, and the unwind
