@@ -4,13 +4,18 @@
 //! Run with `cargo bench --bench adapt`; criterion prints the time and MB/s for each size.
 //! Time should grow linearly with size (2× input → ≤ 2.2× time).
 //!
+//! Two paths are measured: `adapt/text` is what `caddyprof adapt` does (JSON text out, the
+//! target's measure), `adapt/value` the library call returning a `serde_json::Value`.
+//!
 //! For counting instructions, `ADAPT_ONCE=BYTES` adapts one generated file of about that size
-//! once and exits, without criterion:
-//! `ADAPT_ONCE=1048576 valgrind --tool=callgrind --toggle-collect='caddyprof::adapt' target/release/deps/adapt-…`
+//! to text once and exits, without criterion (with `ADAPT_VALUE=1`, to a Value):
+//! `ADAPT_ONCE=1048576 valgrind --tool=callgrind --toggle-collect='caddyprof::adapt_source_to_text' target/release/deps/adapt-…`
+//! (`--toggle-collect='caddyprof::adapt'` for the Value).
 
 use std::fmt::Write;
 use std::hint::black_box;
 
+use caddyprof::{AdaptOptions, SourceFile};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
 /// A Profilingfile of at least `target` bytes.
@@ -69,6 +74,7 @@ fn generate(target: usize) -> String {
 }
 
 fn adapt(c: &mut Criterion) {
+    let options = AdaptOptions::default();
     let mut group = c.benchmark_group("adapt");
     group.sample_size(20);
     for size in [512 * 1024, 1024 * 1024, 2 * 1024 * 1024] {
@@ -76,7 +82,15 @@ fn adapt(c: &mut Criterion) {
         // The generated file must be valid, or the benchmark measures an early error.
         caddyprof::adapt(&text).expect("the generated Profilingfile adapts");
         group.throughput(Throughput::Bytes(text.len() as u64));
-        group.bench_with_input(BenchmarkId::from_parameter(text.len()), &text, |b, text| {
+        // What `caddyprof adapt` does: Profilingfile text in, JSON text out.
+        group.bench_with_input(BenchmarkId::new("text", text.len()), &text, |b, text| {
+            b.iter(|| {
+                let file = SourceFile::new("Profilingfile", black_box(text.as_str()));
+                caddyprof::adapt_source_to_text(&file, &options, false).expect("adapts")
+            })
+        });
+        // The library call that returns a serde_json::Value.
+        group.bench_with_input(BenchmarkId::new("value", text.len()), &text, |b, text| {
             b.iter(|| caddyprof::adapt(black_box(text)).expect("adapts"))
         });
     }
@@ -91,9 +105,14 @@ fn main() {
         .and_then(|s| s.parse().ok())
     {
         let text = generate(size);
-        let json = caddyprof::adapt(black_box(&text)).expect("the generated Profilingfile adapts");
+        if std::env::var_os("ADAPT_VALUE").is_some() {
+            black_box(caddyprof::adapt(black_box(&text)).expect("adapts"));
+        } else {
+            let file = SourceFile::new("Profilingfile", text.as_str());
+            let options = AdaptOptions::default();
+            black_box(caddyprof::adapt_source_to_text(&file, &options, false).expect("adapts"));
+        }
         println!("adapted {} bytes", text.len());
-        black_box(json);
         return;
     }
     benches();

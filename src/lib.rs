@@ -121,12 +121,44 @@ pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted
     adapt_keeping_document(file, options).map(|(adapted, _)| adapted)
 }
 
+/// Adapts `file` to JSON text, compact or tab-indented (`pretty`): what `caddyprof adapt`
+/// prints. The text is the same as [`adapt_source`]'s value printed, made without that
+/// value, which is most of the work for a large file.
+///
+/// ```
+/// use caddyprof::{AdaptOptions, SourceFile};
+///
+/// let file = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate 5000\n}\n");
+/// let adapted = caddyprof::adapt_source_to_text(&file, &AdaptOptions::default(), false).unwrap();
+/// assert_eq!(adapted.json, r#"{"apps":{"profiling":{"cpu_profile_rate":5000}}}"#);
+/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate 5000 is unusually high");
+/// ```
+pub fn adapt_source_to_text(
+    file: &SourceFile,
+    options: &AdaptOptions,
+    pretty: bool,
+) -> Result<Adapted<String>, Error> {
+    let parsed = parse_to_adapt(file, options)?;
+    let adapted = adapt::adapt_document_to_text(&parsed.document, pretty)?;
+    Ok(with_parse_warnings(parsed.warnings, adapted))
+}
+
 /// [`adapt_source`], also returning the document adapted (for its
 /// [`adapt::locate::SourceMap`]).
 pub(crate) fn adapt_keeping_document(
     file: &SourceFile,
     options: &AdaptOptions,
 ) -> Result<(Adapted, syntax::Document), Error> {
+    let parsed = parse_to_adapt(file, options)?;
+    let adapted = adapt::adapt_document(&parsed.document)?;
+    Ok((
+        with_parse_warnings(parsed.warnings, adapted),
+        parsed.document,
+    ))
+}
+
+/// Parses `file` with its imports expanded and `{$VAR}` substituted, as adapting does.
+fn parse_to_adapt(file: &SourceFile, options: &AdaptOptions) -> Result<syntax::Parsed, Error> {
     let base_dir = if options.base_dir.as_os_str().is_empty() {
         std::env::current_dir().unwrap_or_default()
     } else {
@@ -137,12 +169,14 @@ pub(crate) fn adapt_keeping_document(
         env: Some(&*options.env),
         base_dir,
     };
-    let parsed = syntax::parse(file, &parse_options)?;
-    let mut adapted = adapt::adapt_document(&parsed.document)?;
-    let mut warnings = parsed.warnings;
+    syntax::parse(file, &parse_options)
+}
+
+/// `adapted` with the parser's warnings first.
+fn with_parse_warnings<J>(mut warnings: Vec<Diagnostic>, mut adapted: Adapted<J>) -> Adapted<J> {
     warnings.append(&mut adapted.warnings);
     adapted.warnings = warnings;
-    Ok((adapted, parsed.document))
+    adapted
 }
 
 /// Reads a file as a [`SourceFile`] (invalid UTF-8 becomes U+FFFD), or a diagnostic saying

@@ -108,9 +108,5 @@ fn already_reported(warning: &Diagnostic, adapter_warnings: &[Diagnostic]) -> bo
 
 /// Tab-indented JSON, like `caddy adapt --pretty`.
 pub fn pretty_json(value: &serde_json::Value) -> String {
-    let mut out = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(b"\t");
-    let mut serializer = serde_json::Serializer::with_formatter(&mut out, formatter);
-    serde::Serialize::serialize(value, &mut serializer).expect("a Value always serializes");
-    String::from_utf8(out).expect("serde_json writes UTF-8")
+    crate::adapt::json::text_of(value, true)
 }

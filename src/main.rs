@@ -7,7 +7,8 @@ use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Duration;
 
-use caddyprof::load::{check_adapted, load_source, pretty_json};
+use caddyprof::adapt::json::text_of;
+use caddyprof::load::{check_adapted, load_source};
 use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -197,17 +198,18 @@ fn run(command: Command) -> Result<ExitCode, Error> {
         } => {
             let path = file.or(config).expect("clap requires one");
             let source = read(&path)?;
-            let adapted = caddyprof::adapt_source(&source, &options_for(&path))?;
-            let mut warnings = adapted.warnings.clone();
-            if validate {
+            let options = options_for(&path);
+            let (json, warnings) = if validate {
+                let adapted = caddyprof::adapt_source(&source, &options)?;
+                let mut warnings = adapted.warnings.clone();
                 warnings.extend(check_adapted(&source, &adapted)?.warnings);
-            }
-            print_diagnostics(&warnings);
-            let json = if pretty {
-                pretty_json(&adapted.json)
+                (text_of(&adapted.json, pretty), warnings)
             } else {
-                adapted.json.to_string()
+                // Text straight from the adapter: no serde_json::Value to build.
+                let adapted = caddyprof::adapt_source_to_text(&source, &options, pretty)?;
+                (adapted.json, adapted.warnings)
             };
+            print_diagnostics(&warnings);
             println!("{json}");
             Ok(ExitCode::SUCCESS)
         }

@@ -1,5 +1,6 @@
 //! Properties of generated, valid Profilingfiles written in any layout: formatting is
-//! idempotent and does not change what the file means (`adapt(fmt(x)) == adapt(x)`).
+//! idempotent and does not change what the file means (`adapt(fmt(x)) == adapt(x)`), and
+//! the JSON text adapted directly is the adapted `serde_json::Value` printed.
 
 use caddyprof::SourceFile;
 use proptest::prelude::*;
@@ -198,6 +199,17 @@ proptest! {
         let formatted = fmt(&text);
         prop_assert_eq!(&fmt(&formatted), &formatted, "not idempotent");
         prop_assert_eq!(adapt(&formatted), adapt(&text), "meaning changed:\n{}\n---\n{}", text, formatted);
+    }
+
+    #[test]
+    fn text_output_is_the_value_printed(text in profilingfile()) {
+        let file = SourceFile::new("Profilingfile", text.as_str());
+        let options = caddyprof::AdaptOptions::default();
+        let value = adapt(&text);
+        for pretty in [false, true] {
+            let adapted = caddyprof::adapt_source_to_text(&file, &options, pretty).unwrap();
+            prop_assert_eq!(adapted.json, caddyprof::adapt::json::text_of(&value, pretty));
+        }
     }
 }
 

@@ -5,10 +5,13 @@
 //! reading a directive's arguments. What each app's block may contain is declared by the app
 //! itself, in `crate::apps`.
 
+pub mod json;
 pub mod locate;
 pub mod reader;
 
-use serde_json::{Map, Value};
+use serde_json::Value;
+
+use self::json::Json;
 
 use crate::apps;
 use crate::diagnostic::{Diagnostic, Error, did_you_mean};
@@ -16,10 +19,13 @@ use crate::syntax::parser::error_at;
 use crate::syntax::{Block, Document, Token};
 
 /// The JSON made from a Profilingfile, and the warnings found on the way.
+///
+/// The JSON is a `serde_json::Value` by default, or text (`Adapted<String>`, from
+/// [`adapt_document_to_text`] and [`crate::adapt_source_to_text`]).
 #[derive(Debug)]
-pub struct Adapted {
+pub struct Adapted<J = Value> {
     /// `{"apps": {…}}`.
-    pub json: Value,
+    pub json: J,
     /// Warnings: legal but suspicious input. They do not make adapting fail.
     pub warnings: Vec<Diagnostic>,
 }
@@ -30,7 +36,21 @@ pub const APP_NAMES: &[&str] = &["profiling", "pyroscope", "profefe"];
 /// Adapts a parsed and expanded document.
 pub fn adapt_document(document: &Document) -> Result<Adapted, Error> {
     let mut warnings = Vec::new();
-    let mut apps = Map::new();
+    let json = build(document, &mut warnings)?.to_value();
+    Ok(Adapted { json, warnings })
+}
+
+/// Adapts a parsed and expanded document to JSON text, compact or tab-indented (`pretty`):
+/// the text [`adapt_document`]'s value prints as, made without building that value.
+pub fn adapt_document_to_text(document: &Document, pretty: bool) -> Result<Adapted<String>, Error> {
+    let mut warnings = Vec::new();
+    let json = build(document, &mut warnings)?.to_text(pretty);
+    Ok(Adapted { json, warnings })
+}
+
+/// The JSON of a document: `{"apps": {…}}`.
+fn build<'a>(document: &'a Document, warnings: &mut Vec<Diagnostic>) -> Result<Json<'a>, Error> {
+    let mut apps = Vec::with_capacity(document.blocks.len());
     let mut seen: Vec<&Token> = Vec::new();
     for block in &document.blocks {
         let key = app_key(block)?;
@@ -51,32 +71,27 @@ pub fn adapt_document(document: &Document) -> Result<Adapted, Error> {
                 if let Some(extra) = address {
                     return Err(extra_key(extra, "the profiling app takes no address").into());
                 }
-                apps::profiling::adapt(&block.body.directives, &mut warnings)?
+                apps::profiling::adapt(&block.body.directives, warnings)?
             }
             "pyroscope" => reader::read_profiler(
                 &apps::pyroscope::SPEC,
                 address,
                 &block.body.directives,
                 false,
-                &mut warnings,
+                warnings,
             )?,
             "profefe" => reader::read_profiler(
                 &apps::profefe::SPEC,
                 address,
                 &block.body.directives,
                 false,
-                &mut warnings,
+                warnings,
             )?,
             _ => unreachable!("app_key checked the name"),
         };
-        apps.insert(key.text.to_string(), Value::Object(value));
+        apps.push((key.text.as_str(), value));
     }
-    let mut root = Map::new();
-    root.insert("apps".to_owned(), Value::Object(apps));
-    Ok(Adapted {
-        json: Value::Object(root),
-        warnings,
-    })
+    Ok(Json::Object(vec![("apps", Json::Object(apps))]))
 }
 
 /// The token naming a block's app, checked.

@@ -1,8 +1,7 @@
 //! Reading directives into JSON values: the shared rules for arguments, value kinds,
 //! duplicates and parameters, used by every app's Profilingfile reading.
 
-use serde_json::{Map, Value};
-
+use super::json::Json;
 use crate::config::duration::DURATION_HELP;
 use crate::config::parameters::CPU_RATE_WARNING;
 use crate::config::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
@@ -49,13 +48,12 @@ pub const PARAMETERS: &[&str] = &[
 ];
 
 /// A JSON object being built, remembering which directive set each key so that a second
-/// one can point at the first. The keys are kept in the order they are first set, and go
-/// into a JSON object (hashing each key once) by [`into_map`](Self::into_map).
+/// one can point at the first. The keys are kept in the order they are first set.
 #[derive(Default)]
 pub struct Fields<'a> {
     /// The keys in order, their values, and the directive that set each (none for a key the
     /// reader adds itself, such as `profiler`).
-    entries: Vec<(&'a str, Value, Option<&'a Token>)>,
+    entries: Vec<(&'a str, Json<'a>, Option<&'a Token>)>,
 }
 
 impl<'a> Fields<'a> {
@@ -78,7 +76,7 @@ impl<'a> Fields<'a> {
     }
 
     /// Sets `key` from `by`; an error if it was already set.
-    pub fn set(&mut self, key: &'a str, value: Value, by: &'a Token) -> Result<(), Error> {
+    pub fn set(&mut self, key: &'a str, value: Json<'a>, by: &'a Token) -> Result<(), Error> {
         if let Some(first) = self.set_by(key) {
             return Err(
                 error_at(by, format!("{key} is given twice"), "given again here")
@@ -95,15 +93,15 @@ impl<'a> Fields<'a> {
     /// place).
     ///
     /// ```
+    /// use caddyprof::adapt::json::Json;
     /// use caddyprof::adapt::reader::Fields;
-    /// use serde_json::json;
     ///
     /// let mut fields = Fields::default();
-    /// fields.insert("profiler", json!("profefe"));
-    /// fields.insert("profiler", json!("file"));
-    /// assert_eq!(serde_json::Value::Object(fields.into_map()), json!({"profiler": "file"}));
+    /// fields.insert("profiler", Json::String("profefe"));
+    /// fields.insert("profiler", Json::String("file"));
+    /// assert_eq!(fields.into_json().to_text(false), r#"{"profiler":"file"}"#);
     /// ```
-    pub fn insert(&mut self, key: &'a str, value: Value) {
+    pub fn insert(&mut self, key: &'a str, value: Json<'a>) {
         match self.get_mut(key) {
             Some(slot) => *slot = value,
             None => self.entries.push((key, value, None)),
@@ -111,7 +109,7 @@ impl<'a> Fields<'a> {
     }
 
     /// The value of `key`, if set.
-    pub fn get_mut(&mut self, key: &str) -> Option<&mut Value> {
+    pub fn get_mut(&mut self, key: &str) -> Option<&mut Json<'a>> {
         self.entries
             .iter_mut()
             .find(|(k, _, _)| *k == key)
@@ -127,44 +125,14 @@ impl<'a> Fields<'a> {
     }
 
     /// The JSON object, keys in the order they were first set.
-    pub fn into_map(self) -> Map<String, Value> {
-        // A JSON object hashes each key it is given (SipHash, as serde_json's map requires),
-        // which costs more than the rest of building it. Objects of the same keys in the
-        // same order are frequent (one per profiler), so a few empty objects of the shapes
-        // seen last are kept: a clone copies their hash table instead of hashing again.
-        let mut map = SHAPES.with_borrow_mut(|shapes| {
-            let same_keys = |shape: &Map<String, Value>| {
-                shape.len() == self.entries.len()
-                    && shape.keys().zip(&self.entries).all(|(a, (b, _, _))| a == b)
-            };
-            if let Some(shape) = shapes.iter().find(|shape| same_keys(shape)) {
-                return shape.clone();
-            }
-            let mut shape = Map::with_capacity(self.entries.len());
-            for (key, _, _) in &self.entries {
-                // No key is set twice (`set` refuses, `insert` replaces).
-                shape.insert((*key).to_owned(), Value::Null);
-            }
-            if shapes.len() == SHAPES_KEPT {
-                shapes.remove(0);
-            }
-            shapes.push(shape.clone());
-            shape
-        });
-        for (slot, (_, value, _)) in map.values_mut().zip(self.entries) {
-            *slot = value;
-        }
-        map
+    pub fn into_json(self) -> Json<'a> {
+        Json::Object(
+            self.entries
+                .into_iter()
+                .map(|(key, value, _)| (key, value))
+                .collect(),
+        )
     }
-}
-
-/// How many object shapes [`Fields::into_map`] keeps.
-const SHAPES_KEPT: usize = 16;
-
-thread_local! {
-    /// Empty JSON objects (every value null) of the shapes last built, oldest first.
-    static SHAPES: std::cell::RefCell<Vec<Map<String, Value>>> =
-        const { std::cell::RefCell::new(Vec::new()) };
 }
 
 /// Reads a parameter directive (one of [`PARAMETERS`]) into `params`.
@@ -193,7 +161,7 @@ pub fn read_parameter<'a>(
                 .help("the rate is in hertz; 100 is the usual value and costs about 1% CPU"),
         );
     }
-    params.set(name, Value::from(rate), &directive.name)
+    params.set(name, Json::Number(rate), &directive.name)
 }
 
 fn rate_help(name: &str) -> &'static str {
@@ -225,7 +193,7 @@ fn read_profile_types<'a>(
         .into());
     }
     let mut list = match params.get_mut("profile_types") {
-        Some(Value::Array(list)) => std::mem::take(list),
+        Some(Json::Array(list)) => std::mem::take(list),
         _ => Vec::with_capacity(directive.args.len()),
     };
     for arg in &directive.args {
@@ -238,7 +206,7 @@ fn read_profile_types<'a>(
             .help(ProfileType::help_for(&arg.text))
             .into());
         }
-        let value = Value::from(arg.text.as_str());
+        let value = Json::String(&arg.text);
         if list.contains(&value) {
             warnings.push(
                 Diagnostic::warning(format!("profile type '{}' is listed twice", arg.text))
@@ -248,8 +216,8 @@ fn read_profile_types<'a>(
         list.push(value);
     }
     match params.get_mut("profile_types") {
-        Some(slot) => *slot = Value::Array(list),
-        None => params.set("profile_types", Value::Array(list), &directive.name)?,
+        Some(slot) => *slot = Json::Array(list),
+        None => params.set("profile_types", Json::Array(list), &directive.name)?,
     }
     Ok(())
 }
@@ -258,17 +226,17 @@ fn read_profile_types<'a>(
 ///
 /// `address` is the optional first argument (or second block key); `child` says whether
 /// `"profiler"` must be written first.
-pub fn read_profiler(
+pub fn read_profiler<'a>(
     spec: &ProfilerSpec,
-    address: Option<&Token>,
-    directives: &[Directive],
+    address: Option<&'a Token>,
+    directives: &'a [Directive],
     child: bool,
     warnings: &mut Vec<Diagnostic>,
-) -> Result<Map<String, Value>, Error> {
+) -> Result<Json<'a>, Error> {
     // Each directive sets at most one key; `profiler` and the address may add two more.
     let mut fields = Fields::with_capacity(directives.len() + 2);
     if child {
-        fields.insert("profiler", Value::from(spec.name));
+        fields.insert("profiler", Json::String(spec.name));
     }
     if let Some(address) = address {
         let kind = spec
@@ -295,7 +263,7 @@ pub fn read_profiler(
                 return Err(both_ways(&directive.name, block).into());
             }
             if fields.set_by("parameters").is_none() {
-                fields.set("parameters", Value::Null, &directive.name)?;
+                fields.set("parameters", Json::Null, &directive.name)?;
             }
             read_parameter(directive, &mut params, warnings)?;
         } else if name == "parameters" {
@@ -313,7 +281,7 @@ pub fn read_profiler(
             {
                 return Err(both_ways(direct, &directive.name).into());
             }
-            fields.set("parameters", Value::Null, &directive.name)?;
+            fields.set("parameters", Json::Null, &directive.name)?;
             params_block = Some(&directive.name);
             for inner in directive.children() {
                 if !PARAMETERS.contains(&inner.name.text.as_str()) {
@@ -339,9 +307,9 @@ pub fn read_profiler(
         }
     }
     if let Some(slot) = fields.get_mut("parameters") {
-        *slot = Value::Object(params.into_map());
+        *slot = params.into_json();
     }
-    Ok(fields.into_map())
+    Ok(fields.into_json())
 }
 
 fn both_ways(direct: &Token, block: &Token) -> Diagnostic {
@@ -427,13 +395,18 @@ fn source_line(token: &Token) -> &str {
 }
 
 /// Reads the value of `field` of `kind` from `args` (those of the directive named `name`).
-fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<Value, Error> {
+fn read_value<'a>(
+    field: &str,
+    kind: Kind,
+    args: &'a [Token],
+    name: &Token,
+) -> Result<Json<'a>, Error> {
     if kind == Kind::Flag {
         return match args {
-            [] => Ok(Value::Bool(true)),
+            [] => Ok(Json::Bool(true)),
             [arg] => match arg.text.as_str() {
-                "true" => Ok(Value::Bool(true)),
-                "false" => Ok(Value::Bool(false)),
+                "true" => Ok(Json::Bool(true)),
+                "false" => Ok(Json::Bool(false)),
                 _ => Err(error_at(
                     arg,
                     format!("{field} is a flag: expected true or false"),
@@ -494,9 +467,9 @@ fn read_value(field: &str, kind: Kind, args: &[Token], name: &Token) -> Result<V
                     .help("write a whole number, 1 or more")
                     .into());
             }
-            return Ok(Value::from(count));
+            return Ok(Json::Number(count));
         }
         Kind::Text | Kind::Flag => {}
     }
-    Ok(Value::from(text))
+    Ok(Json::String(text))
 }

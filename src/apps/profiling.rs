@@ -1,6 +1,7 @@
 //! The `profiling` app: the host of child profilers. It holds the shared parameters and
 //! propagates them to each child (a child's own `parameters` take precedence).
 
+use crate::adapt::json::Json;
 use crate::adapt::reader::{
     Fields, PARAMETERS, ProfilerSpec, read_parameter, read_profiler, unknown_directive,
 };
@@ -255,10 +256,10 @@ pub const CHILDREN: &[&ProfilerSpec] = &[&pyroscope::SPEC, &profefe::SPEC, &file
 
 /// Reads the directives of a `profiling { … }` block: the parameters directly, and each
 /// profiler as a directive whose optional argument is its address.
-pub fn adapt(
-    directives: &[Directive],
+pub fn adapt<'a>(
+    directives: &'a [Directive],
     warnings: &mut Vec<Diagnostic>,
-) -> Result<Map<String, Value>, Error> {
+) -> Result<Json<'a>, Error> {
     let mut fields = Fields::default();
     let mut profilers = Vec::new();
     for directive in directives {
@@ -278,7 +279,7 @@ pub fn adapt(
                 .into());
             }
             if fields.set_by("profilers").is_none() {
-                fields.set("profilers", Value::Null, &directive.name)?;
+                fields.set("profilers", Json::Null, &directive.name)?;
             }
             if EXTENSION_PROFILERS.contains(&name) {
                 warnings.push(
@@ -296,7 +297,7 @@ pub fn adapt(
                 true,
                 warnings,
             )?;
-            profilers.push(Value::Object(child));
+            profilers.push(child);
         } else {
             let mut valid: Vec<&str> = PARAMETERS.to_vec();
             valid.extend(CHILDREN.iter().map(|spec| spec.name));
@@ -308,9 +309,9 @@ pub fn adapt(
         }
     }
     if let Some(slot) = fields.get_mut("profilers") {
-        *slot = Value::Array(profilers);
+        *slot = Json::Array(profilers);
     }
-    Ok(fields.into_map())
+    Ok(fields.into_json())
 }
 
 #[cfg(test)]
