@@ -6,7 +6,7 @@
 //! allocation per object or array, and the same adapter code serves both outputs, so
 //! `caddyprof adapt` can write text without making a `Value` first.
 
-use serde::ser::{Serialize, SerializeMap, SerializeSeq, Serializer};
+use serde::Serialize;
 use serde_json::{Map, Value};
 
 /// A JSON value whose strings are borrowed.
@@ -39,7 +39,14 @@ impl Json<'_> {
     /// keep their keys in order, as a `serde_json::Value` built by [`to_value`](Self::to_value)
     /// prints them.
     pub fn to_text(&self, pretty: bool) -> String {
-        text_of(self, pretty)
+        let mut writer = TextWriter {
+            out: Vec::new(),
+            pretty,
+            depth: 0,
+        };
+        writer.value(self);
+        // Only whole UTF-8 strings and ASCII were written.
+        String::from_utf8(writer.out).expect("JSON text is UTF-8")
     }
 
     /// The same JSON as a `serde_json::Value` (keys in order: serde_json's
@@ -114,27 +121,161 @@ thread_local! {
         const { std::cell::RefCell::new(Vec::new()) };
 }
 
-impl Serialize for Json<'_> {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        match self {
-            Json::Null => serializer.serialize_unit(),
-            Json::Bool(b) => serializer.serialize_bool(*b),
-            Json::Number(n) => serializer.serialize_u64(*n),
-            Json::String(s) => serializer.serialize_str(s),
+/// Writes JSON text exactly as serde_json writes a `Value` (compact, or its
+/// `PrettyFormatter` with a tab), without going through serde's data model: this is most
+/// of what `caddyprof adapt` does after parsing.
+struct TextWriter {
+    out: Vec<u8>,
+    pretty: bool,
+    depth: usize,
+}
+
+impl TextWriter {
+    fn value(&mut self, json: &Json) {
+        match json {
+            Json::Null => self.out.extend_from_slice(b"null"),
+            Json::Bool(true) => self.out.extend_from_slice(b"true"),
+            Json::Bool(false) => self.out.extend_from_slice(b"false"),
+            Json::Number(n) => {
+                use std::io::Write;
+                write!(self.out, "{n}").expect("writing to memory");
+            }
+            Json::String(s) => self.string(s),
             Json::Array(items) => {
-                let mut seq = serializer.serialize_seq(Some(items.len()))?;
-                for item in items {
-                    seq.serialize_element(item)?;
+                self.open(b'[', items.is_empty());
+                for (i, item) in items.iter().enumerate() {
+                    self.separator(i);
+                    self.value(item);
                 }
-                seq.end()
+                self.close(b']', items.is_empty());
             }
             Json::Object(entries) => {
-                let mut map = serializer.serialize_map(Some(entries.len()))?;
-                for (key, value) in entries {
-                    map.serialize_entry(key, value)?;
+                self.open(b'{', entries.is_empty());
+                for (i, (key, value)) in entries.iter().enumerate() {
+                    self.separator(i);
+                    self.string(key);
+                    self.out
+                        .extend_from_slice(if self.pretty { b": " } else { b":" });
+                    self.value(value);
                 }
-                map.end()
+                self.close(b'}', entries.is_empty());
             }
+        }
+    }
+
+    /// An opening bracket; serde_json writes an empty array or object as `[]`/`{}` on one
+    /// line even when pretty.
+    fn open(&mut self, bracket: u8, empty: bool) {
+        self.out.push(bracket);
+        if !empty {
+            self.depth += 1;
+        }
+    }
+
+    fn close(&mut self, bracket: u8, empty: bool) {
+        if !empty {
+            self.depth -= 1;
+            self.new_line();
+        }
+        self.out.push(bracket);
+    }
+
+    /// What goes before the `i`th element of an array or object.
+    fn separator(&mut self, i: usize) {
+        if i > 0 {
+            self.out.push(b',');
+        }
+        self.new_line();
+    }
+
+    fn new_line(&mut self) {
+        if self.pretty {
+            self.out.push(b'\n');
+            self.out.resize(self.out.len() + self.depth, b'\t');
+        }
+    }
+
+    /// A JSON string: `"` and `\\` escaped, control characters as serde_json writes them.
+    fn string(&mut self, s: &str) {
+        let bytes = s.as_bytes();
+        self.out.reserve(bytes.len() + 2);
+        self.out.push(b'"');
+        // Most strings need no escape; this check has no early exit, so it vectorizes.
+        let plain = bytes.iter().fold(true, |plain, &b| {
+            plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
+        });
+        if plain {
+            self.out.extend_from_slice(bytes);
+            self.out.push(b'"');
+            return;
+        }
+        let mut start = 0;
+        for (i, &b) in bytes.iter().enumerate() {
+            let escape: &[u8] = match b {
+                b'"' => b"\\\"",
+                b'\\' => b"\\\\",
+                b'\n' => b"\\n",
+                b'\r' => b"\\r",
+                b'\t' => b"\\t",
+                0x08 => b"\\b",
+                0x0c => b"\\f",
+                0..=0x1f => b"",
+                _ => continue,
+            };
+            self.out.extend_from_slice(&bytes[start..i]);
+            if escape.is_empty() {
+                const HEX: &[u8; 16] = b"0123456789abcdef";
+                self.out.extend_from_slice(b"\\u00");
+                self.out.push(HEX[usize::from(b >> 4)]);
+                self.out.push(HEX[usize::from(b & 0xf)]);
+            } else {
+                self.out.extend_from_slice(escape);
+            }
+            start = i + 1;
+        }
+        self.out.extend_from_slice(&bytes[start..]);
+        self.out.push(b'"');
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The text is serde_json's, for every character a string may hold and for nesting,
+    /// empty containers and numbers.
+    #[test]
+    fn text_is_what_serde_json_writes() {
+        let all_ascii: String = (0u8..128).map(char::from).collect();
+        let strings = [
+            all_ascii.as_str(),
+            "",
+            "plain",
+            "quote \" and backslash \\ and unicode é 日本 🦀 \u{2028}",
+        ];
+        let json = Json::Object(vec![
+            (
+                "strings",
+                Json::Array(strings.iter().map(|s| Json::String(s)).collect()),
+            ),
+            (all_ascii.as_str(), Json::Number(u64::MAX)),
+            ("empty array", Json::Array(Vec::new())),
+            ("empty object", Json::Object(Vec::new())),
+            (
+                "nested",
+                Json::Object(vec![
+                    ("null", Json::Null),
+                    (
+                        "flags",
+                        Json::Array(vec![Json::Bool(true), Json::Bool(false)]),
+                    ),
+                    ("zero", Json::Number(0)),
+                ]),
+            ),
+        ]);
+        let value = json.to_value();
+        for pretty in [false, true] {
+            assert_eq!(json.to_text(pretty), text_of(&value, pretty));
         }
     }
 }

@@ -254,7 +254,8 @@ pub fn read_profiler<'a>(
     }
     // Parameters, written directly or in `parameters { … }`, go under "parameters" at the
     // place of the first one.
-    let mut params = Fields::with_capacity(PARAMETERS.len());
+    // Most profilers set no parameter: no allocation until one is set.
+    let mut params = Fields::default();
     let mut params_block: Option<&Token> = None;
     for directive in directives {
         let name = directive.name.text.as_str();

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use super::parser::{Parser, chain_with, error_at, is_snippet_name, with_import_notes};
-use super::token::{ImportSite, Text, Token};
+use super::token::{ImportSite, Text, Token, line_number};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
 
@@ -73,7 +73,7 @@ impl ImportGraph {
 fn node_of(token: &Token, out: &mut String) {
     out.clear();
     out.push_str(token.location.file.name());
-    if let Some(snippet) = &token.snippet {
+    if let Some(snippet) = token.snippet() {
         out.push(':');
         out.push_str(snippet);
     }
@@ -156,7 +156,6 @@ impl Parser<'_> {
                 line: written.line,
                 breaks: written.breaks,
                 imports: chain.clone(),
-                snippet: site_snippet.clone(),
             };
             if top_level && definitions.inside(&token, new_line) {
                 // A snippet defined by an imported file is copied as written: its
@@ -454,7 +453,7 @@ impl Parser<'_> {
 
 /// `token` with new text; its line-break count follows the text, as in Caddy.
 fn with_text(mut token: Token, text: Text) -> Token {
-    token.breaks = memchr::memchr_iter(b'\n', text.as_bytes()).count();
+    token.breaks = line_number(memchr::memchr_iter(b'\n', text.as_bytes()).count());
     token.text = text;
     token
 }

@@ -17,7 +17,7 @@ use pest::Parser as _;
 use pest::iterators::Pair;
 
 use super::env::Substituted;
-use super::token::{Comment, Text, Token, TokenKind};
+use super::token::{Comment, Text, Token, TokenKind, line_number};
 use crate::diagnostic::Diagnostic;
 use crate::source::{Location, SourceFile};
 
@@ -420,10 +420,9 @@ impl Lexer<'_> {
             text,
             kind,
             location,
-            line,
-            breaks,
+            line: line_number(line),
+            breaks: line_number(breaks),
             imports: self.no_imports.clone(),
-            snippet: None,
         });
     }
 

@@ -29,14 +29,13 @@ pub struct Token {
     /// Where it is in the source (for a token made by an import, where it was written).
     pub location: Location,
     /// The logical line number, counted as Caddy does (a continued line keeps the number of
-    /// the line it continues).
-    pub(crate) line: usize,
+    /// the line it continues). (`u32`, as `breaks`, to keep tokens small: see
+    /// [`line_number`].)
+    pub(crate) line: u32,
     /// How many line breaks the token spans.
-    pub(crate) breaks: usize,
+    pub(crate) breaks: u32,
     /// The chain of imports that brought this token in (innermost last); empty if none.
     pub imports: Rc<[ImportSite]>,
-    /// The snippet this token was copied from, if any.
-    pub snippet: Option<Rc<str>>,
 }
 
 /// One `import` that brought tokens in.
@@ -49,6 +48,23 @@ pub struct ImportSite {
 }
 
 impl Token {
+    /// The snippet this token was copied from, if any: the one the innermost import brought
+    /// in.
+    ///
+    /// ```
+    /// use caddyprof::SourceFile;
+    /// use caddyprof::syntax::{ParseOptions, parse};
+    ///
+    /// let file = SourceFile::new("Profilingfile", "(s) {\n\tprofefe\n}\nprofiling {\n\timport s\n}\n");
+    /// let options = ParseOptions { expand: true, env: None, base_dir: ".".into() };
+    /// let block = &parse(&file, &options).unwrap().document.blocks[0];
+    /// assert_eq!(block.keys[0].snippet(), None);
+    /// assert_eq!(block.body.directives[0].name.snippet(), Some("s"));
+    /// ```
+    pub fn snippet(&self) -> Option<&str> {
+        self.imports.last().and_then(|site| site.snippet.as_deref())
+    }
+
     /// Whether the token was quoted in any way (quotes, backticks or heredoc).
     pub fn was_quoted(&self) -> bool {
         self.kind != TokenKind::Word
@@ -69,7 +85,7 @@ impl Token {
         new_line_between(
             &self.location.file,
             &self.imports,
-            self.line + self.breaks,
+            self.line.saturating_add(self.breaks),
             next,
         )
     }
@@ -79,7 +95,7 @@ impl Token {
         LineMark {
             file: self.location.file.clone(),
             imports: self.imports.clone(),
-            end_line: self.line + self.breaks,
+            end_line: self.line.saturating_add(self.breaks),
         }
     }
 
@@ -89,13 +105,19 @@ impl Token {
     }
 }
 
+/// A line number or count as tokens keep it: beyond `u32::MAX` (a file of more than 4 GiB)
+/// it stays at `u32::MAX`.
+pub(crate) fn line_number(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}
+
 /// The file, import chain and last logical line of a token: enough to tell whether another
 /// token starts a new line after it, without copying the token.
 #[derive(Clone, Debug)]
 pub(crate) struct LineMark {
     file: SourceFile,
     imports: Rc<[ImportSite]>,
-    end_line: usize,
+    end_line: u32,
 }
 
 impl LineMark {
@@ -108,7 +130,7 @@ impl LineMark {
 
     /// Marks `token` instead, which [`is_same_place`](Self::is_same_place) as the marked one.
     pub(crate) fn set_end_line(&mut self, token: &Token) {
-        self.end_line = token.line + token.breaks;
+        self.end_line = token.line.saturating_add(token.breaks);
     }
 
     /// Whether `next` starts a new logical line after the marked token.
@@ -122,7 +144,7 @@ impl LineMark {
 fn new_line_between(
     file: &SourceFile,
     imports: &Rc<[ImportSite]>,
-    end_line: usize,
+    end_line: u32,
     next: &Token,
 ) -> bool {
     *file != next.location.file
