@@ -1,6 +1,8 @@
 //! Reading directives into JSON values: the shared rules for arguments, value kinds,
 //! duplicates and parameters, used by every app's Profilingfile reading.
 
+use smallvec::SmallVec;
+
 use super::json::Json;
 use crate::config::duration::DURATION_HELP;
 use crate::config::parameters::CPU_RATE_WARNING;
@@ -51,9 +53,12 @@ pub const PARAMETERS: &[&str] = &[
 /// one can point at the first. The keys are kept in the order they are first set.
 #[derive(Default)]
 pub struct Fields<'a> {
-    /// The keys in order, their values, and the directive that set each (none for a key the
-    /// reader adds itself, such as `profiler`).
-    entries: Vec<(&'a str, Json<'a>, Option<&'a Token>)>,
+    /// The keys in order and their values: the object's own list, handed over whole by
+    /// [`into_json`](Self::into_json).
+    entries: Vec<(&'a str, Json<'a>)>,
+    /// The directive that set each entry (none for a key the reader adds itself, such as
+    /// `profiler`); on the stack for the usual few keys.
+    set_by: SmallVec<[Option<&'a Token>; 8]>,
 }
 
 impl<'a> Fields<'a> {
@@ -67,6 +72,7 @@ impl<'a> Fields<'a> {
     pub fn with_capacity(capacity: usize) -> Self {
         Fields {
             entries: Vec::with_capacity(capacity),
+            set_by: SmallVec::new(),
         }
     }
 
@@ -85,7 +91,8 @@ impl<'a> Fields<'a> {
                     .into(),
             );
         }
-        self.entries.push((key, value, Some(by)));
+        self.entries.push((key, value));
+        self.set_by.push(Some(by));
         Ok(())
     }
 
@@ -104,34 +111,31 @@ impl<'a> Fields<'a> {
     pub fn insert(&mut self, key: &'a str, value: Json<'a>) {
         match self.get_mut(key) {
             Some(slot) => *slot = value,
-            None => self.entries.push((key, value, None)),
+            None => {
+                self.entries.push((key, value));
+                self.set_by.push(None);
+            }
         }
+    }
+
+    fn position(&self, key: &str) -> Option<usize> {
+        self.entries.iter().position(|(k, _)| *k == key)
     }
 
     /// The value of `key`, if set.
     pub fn get_mut(&mut self, key: &str) -> Option<&mut Json<'a>> {
-        self.entries
-            .iter_mut()
-            .find(|(k, _, _)| *k == key)
-            .map(|(_, value, _)| value)
+        let i = self.position(key)?;
+        Some(&mut self.entries[i].1)
     }
 
     /// The token that set `key`, if any.
     pub fn set_by(&self, key: &str) -> Option<&'a Token> {
-        self.entries
-            .iter()
-            .find(|(k, _, _)| *k == key)
-            .and_then(|(_, _, by)| *by)
+        self.set_by[self.position(key)?]
     }
 
     /// The JSON object, keys in the order they were first set.
     pub fn into_json(self) -> Json<'a> {
-        Json::Object(
-            self.entries
-                .into_iter()
-                .map(|(key, value, _)| (key, value))
-                .collect(),
-        )
+        Json::Object(self.entries)
     }
 }
 

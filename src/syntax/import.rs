@@ -85,7 +85,9 @@ impl Parser<'_> {
     /// define snippets.
     pub(super) fn import(&mut self, top_level: bool) -> Result<(), Error> {
         let import = self.next().expect("at import");
-        let mut args = Vec::new();
+        // The argument list is reused from one import to the next.
+        let mut args = std::mem::take(&mut self.scratch.import_args);
+        args.clear();
         let mut block = None;
         while self.next_is_on_same_line() {
             let token = self.next().expect("same line");
@@ -175,6 +177,7 @@ impl Parser<'_> {
         })?;
         self.pending.extend(expanded.drain(..).rev());
         self.scratch.expanded = expanded;
+        self.scratch.import_args = args;
         Ok(())
     }
 

@@ -21,4 +21,4 @@ pub type EnvLookup<'a> = dyn Fn(&str) -> Option<String> + 'a;
 pub use lexer::{Lexed, lex};
 pub use parser::{ParseOptions, Parsed, parse};
 pub use token::{Comment, ImportSite, Text, Token, TokenKind};
-pub use tree::{Block, Body, Directive, Document};
+pub use tree::{Args, Block, Body, Directive, Document};

@@ -95,6 +95,8 @@ pub(super) struct Scratch {
     /// The import graph nodes an import goes from and to.
     pub(super) from: String,
     pub(super) to: String,
+    /// The arguments of an `import` line.
+    pub(super) import_args: Vec<Token>,
     /// The tokens an import expands to.
     pub(super) expanded: Vec<Token>,
     /// A token text with placeholders replaced.
