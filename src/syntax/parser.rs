@@ -7,7 +7,7 @@ use std::rc::Rc;
 
 use super::import::ImportGraph;
 use super::token::{ImportSite, LineMark, Text, Token};
-use super::tree::{Block, Body, Directive, Document};
+use super::tree::{Args, Block, Body, Directive, Document};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
 
@@ -348,7 +348,7 @@ impl Parser<'_> {
         }
         let start = self.scratch.args.len();
         let read = self.read_args();
-        let args = self.scratch.args.drain(start..).collect();
+        let args = Args::take_from(&mut self.scratch.args, start);
         let block = read?;
         Ok(Directive { name, args, block })
     }

@@ -72,6 +72,19 @@ impl std::ops::Deref for Args {
     }
 }
 
+impl Args {
+    /// Moves `tokens[start..]` out into an `Args`: the usual single argument without going
+    /// through an iterator.
+    pub(crate) fn take_from(tokens: &mut Vec<Token>, start: usize) -> Args {
+        match tokens.len() - start {
+            0 => Args::default(),
+            1 => Args(SmallVec::from_buf([tokens.pop().expect("one token")])),
+            // Not `split_off`, which would hand over the whole buffer when `start` is 0.
+            _ => Args(SmallVec::from_vec(tokens.drain(start..).collect())),
+        }
+    }
+}
+
 impl FromIterator<Token> for Args {
     fn from_iter<I: IntoIterator<Item = Token>>(tokens: I) -> Self {
         Args(tokens.into_iter().collect())
