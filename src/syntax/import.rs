@@ -175,7 +175,9 @@ impl Parser<'_> {
             )
             .help("an import probably repeats itself many times over; simplify the snippets")
         })?;
-        self.pending.extend(expanded.drain(..).rev());
+        for token in expanded.drain(..).rev() {
+            self.pending.push_front(token);
+        }
         self.scratch.expanded = expanded;
         self.scratch.import_args = args;
         Ok(())

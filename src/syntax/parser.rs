@@ -1,7 +1,7 @@
 //! The parser: groups tokens into blocks and directives following Caddy's brace and line
 //! rules (caddyfile-syntax.md §4), expanding snippets and imports as it goes (§5).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::path::PathBuf;
 use std::rc::Rc;
 
@@ -58,10 +58,8 @@ pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error>
             .into());
     }
     let lexed = super::lex(file, options.env)?;
-    let mut tokens = lexed.tokens;
-    tokens.reverse();
     let mut parser = Parser {
-        pending: tokens,
+        pending: VecDeque::from(lexed.tokens),
         prev: None,
         options,
         snippets: HashMap::new(),
@@ -109,8 +107,8 @@ pub(super) struct Scratch {
 }
 
 pub(super) struct Parser<'a> {
-    /// The tokens still to read, last first (so that imports can be spliced in cheaply).
-    pub(super) pending: Vec<Token>,
+    /// The tokens still to read (an import puts what it expands to at the front).
+    pub(super) pending: VecDeque<Token>,
     /// The last token read.
     pub(super) prev: Option<LineMark>,
     pub(super) options: &'a ParseOptions<'a>,
@@ -125,11 +123,11 @@ pub(super) struct Parser<'a> {
 
 impl Parser<'_> {
     pub(super) fn peek(&self) -> Option<&Token> {
-        self.pending.last()
+        self.pending.front()
     }
 
     pub(super) fn next(&mut self) -> Option<Token> {
-        let token = self.pending.pop()?;
+        let token = self.pending.pop_front()?;
         match &mut self.prev {
             // Same file and import chain as the last token: only the line changes (no reference
             // counts to touch).
