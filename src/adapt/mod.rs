@@ -1,9 +1,10 @@
 //! Adapt: turns the syntax tree of a Profilingfile into the canonical JSON `apps` structure
 //! (profilingfile.md §2).
 //!
-//! This module holds the driver (top-level app blocks) and [`reader`], the shared way of
-//! reading a directive's arguments. What each app's block may contain is declared by the app
-//! itself, in `crate::apps`.
+//! This module holds the driver (top-level app blocks), [`reader`], the shared way of
+//! reading a directive's arguments, and [`json`], the JSON tree they build, which becomes
+//! text or a `serde_json::Value` at the end. What each app's block may contain is declared
+//! by the app itself, in `crate::apps`.
 
 pub mod json;
 pub mod locate;
