@@ -172,9 +172,18 @@ fn file_sink_heap_profile_reads_in_go_tool_pprof() {
         "profilers": [{"profiler": "file", "directory": out, "interval": "1h"}],
     }}});
     let config = caddyprof::Config::from_json(&json.to_string()).unwrap();
+    // The profile is written when stopping, which must finish within the stop deadline:
+    // load this test binary's debug info first (about 0.2 s of the 2 s in a debug build), so
+    // that a slow moment of the machine does not push the stop past it.
+    caddyprof::collect::symbolize::symbolizer().resolve(&[alloc_work as usize]);
     let running = runtime::start(&config).unwrap();
     let kept = alloc_work(Duration::from_millis(600));
     let reports = running.stop();
+    assert_eq!(
+        reports.len(),
+        1,
+        "the file sink did not report before the stop deadline"
+    );
     assert!(reports[0].is_clean(), "{reports:?}");
     let file = reports[0]
         .files
