@@ -1,6 +1,6 @@
 //! Feeds arbitrary UTF-8 to the parser (with imports expanded against an empty temporary
 //! folder, and a fixed environment), the adapter, the JSON loader and the formatter. None may
-//! panic.
+//! panic, and the adapter's JSON text must be what its `serde_json::Value` prints.
 
 #![no_main]
 
@@ -32,11 +32,16 @@ fuzz_target!(|text: &str| {
         env: Some(&lookup),
         base_dir: base_dir().to_path_buf(),
     };
-    // Adapting (and loading the JSON it makes) must not panic either.
+    // Adapting (and loading the JSON it makes) must not panic either, and the JSON text made
+    // directly must be the value's text.
     if let Ok(parsed) = syntax::parse(&file, &options)
         && let Ok(adapted) = caddyprof::adapt::adapt_document(&parsed.document)
     {
-        let json = SourceFile::new("adapted.json", adapted.json.to_string());
+        let text = adapted.json.to_string();
+        let direct = caddyprof::adapt::adapt_document_to_text(&parsed.document, false)
+            .expect("adapting succeeded once");
+        assert_eq!(direct.json, text);
+        let json = SourceFile::new("adapted.json", text);
         let _ = caddyprof::Config::load_json(&json);
     }
     // Formatting must not panic either (its idempotence is the `format` target's job).
