@@ -175,7 +175,8 @@ fn file_sink_heap_profile_reads_in_go_tool_pprof() {
     // The profile is written when stopping, which must finish within the stop deadline:
     // load this test binary's debug info first (about 0.2 s of the 2 s in a debug build), so
     // that a slow moment of the machine does not push the stop past it.
-    caddyprof::collect::symbolize::symbolizer().resolve(&[alloc_work as usize]);
+    let work: fn(Duration) -> Vec<Vec<u8>> = alloc_work;
+    caddyprof::collect::symbolize::symbolizer().resolve(&[work as usize]);
     let running = runtime::start(&config).unwrap();
     let kept = alloc_work(Duration::from_millis(600));
     let reports = running.stop();

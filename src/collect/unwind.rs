@@ -64,6 +64,10 @@ use super::objects::{each_object, object_name, program_headers};
 /// `fill_pool` for how many are made (two per CPU to begin with).
 pub const CACHES: usize = 16;
 
+/// One bit per cache of the pool (`Builder::stale`).
+const ALL_CACHES: u32 = u32::MAX >> (32 - CACHES);
+const _: () = assert!(CACHES >= 1 && CACHES <= 32);
+
 /// The most bytes of unwind sections copied from shared libraries, all lists together.
 pub const COPY_LIMIT: usize = 16 << 20;
 
@@ -133,6 +137,8 @@ struct Builder {
     retired: Vec<*mut Modules>,
     /// [`NO_CACHE`] at the last [`fill_pool`].
     misses: u64,
+    /// The pool's caches (one bit each) still holding rules cached for a replaced list.
+    stale: u32,
 }
 
 // SAFETY: the raw pointers are lists only the builder frees.
@@ -142,6 +148,7 @@ static BUILDER: Mutex<Builder> = Mutex::new(Builder {
     generation: None,
     retired: Vec::new(),
     misses: 0,
+    stale: 0,
 });
 
 static WALKS: AtomicU64 = AtomicU64::new(0);
@@ -149,6 +156,7 @@ static NO_STACK: AtomicU64 = AtomicU64::new(0);
 static NO_CACHE: AtomicU64 = AtomicU64::new(0);
 static REBUILDS: AtomicU64 = AtomicU64::new(0);
 static COPIED: AtomicUsize = AtomicUsize::new(0);
+static EMPTIED: AtomicU64 = AtomicU64::new(0);
 
 /// The unwinder's counters since the process started.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -164,6 +172,8 @@ pub struct Stats {
     pub lists: u64,
     /// Bytes of unwind sections copied into the current list.
     pub copied_bytes: usize,
+    /// Rule caches emptied because the list they were filled for was replaced.
+    pub emptied_caches: u64,
 }
 
 /// The unwinder's counters.
@@ -174,6 +184,7 @@ pub fn stats() -> Stats {
         no_cache: NO_CACHE.load(Ordering::Relaxed),
         lists: REBUILDS.load(Ordering::Relaxed),
         copied_bytes: COPIED.load(Ordering::Relaxed),
+        emptied_caches: EMPTIED.load(Ordering::Relaxed),
     }
 }
 
@@ -627,6 +638,7 @@ pub(crate) fn refresh() {
     let mut builder = BUILDER.lock().unwrap_or_else(|e| e.into_inner());
     free_retired(&mut builder);
     fill_pool(&mut builder);
+    empty_stale_caches(&mut builder);
     let generation = loader_generation();
     if builder.generation.is_some() && builder.generation == generation {
         return;
@@ -651,7 +663,38 @@ pub(crate) fn refresh() {
     if !old.is_null() {
         builder.retired.push(old);
     }
+    builder.stale = ALL_CACHES;
+    empty_stale_caches(&mut builder);
     free_retired(&mut builder);
+}
+
+/// Empties the caches marked stale that no walk holds (those held now are emptied at a later
+/// call). framehop tags a cached rule with a 16-bit generation counted across all its
+/// unwinders, and each list takes one per object: after some thousands of rebuilds the count
+/// wraps, and a rule cached for an old list could be taken for the new one.
+fn empty_stale_caches(builder: &mut Builder) {
+    for (i, slot) in POOL.iter().enumerate() {
+        if builder.stale & (1 << i) == 0 {
+            continue;
+        }
+        let cache = slot.cache.load(Ordering::Acquire);
+        if cache.is_null() {
+            builder.stale &= !(1 << i);
+            continue;
+        }
+        if slot
+            .busy
+            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            // SAFETY: the cache is never freed, and `busy` makes it ours alone (a walk takes
+            // `busy` before it reads the cache).
+            unsafe { *cache = Cache::default() };
+            slot.busy.store(false, Ordering::Release);
+            builder.stale &= !(1 << i);
+            EMPTIED.fetch_add(1, Ordering::Relaxed);
+        }
+    }
 }
 
 /// Frees the replaced lists if no unwind is in progress: a reader counts itself before it
@@ -1077,7 +1120,7 @@ mod tests {
                 })
             })
             .collect();
-        let lists_before = stats().lists;
+        let before = stats();
         let mut cycles = 0;
         for _ in 0..100 {
             // SAFETY: dlopen/dlclose of zlib (part of every Debian system: dpkg needs it),
@@ -1099,7 +1142,10 @@ mod tests {
             return;
         }
         assert!(walks > 0);
-        assert!(stats().lists > lists_before, "{:?}", stats());
+        let after = stats();
+        assert!(after.lists > before.lists, "{after:?}");
+        // The caches filled for replaced lists were emptied, even while walks held some.
+        assert!(after.emptied_caches > before.emptied_caches, "{after:?}");
     }
 
     #[test]
