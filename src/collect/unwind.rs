@@ -662,9 +662,10 @@ pub(crate) fn refresh() {
     builder.generation = generation;
     if !old.is_null() {
         builder.retired.push(old);
+        // What the caches hold was cached for the old list.
+        builder.stale = ALL_CACHES;
+        empty_stale_caches(&mut builder);
     }
-    builder.stale = ALL_CACHES;
-    empty_stale_caches(&mut builder);
     free_retired(&mut builder);
 }
 
