@@ -80,14 +80,14 @@ impl Token {
         self.kind == TokenKind::Word && self.text == "}"
     }
 
+    /// The logical line the token ends on.
+    fn end_line(&self) -> u32 {
+        self.line.saturating_add(self.breaks)
+    }
+
     /// Whether `next` starts a new logical line after this token (caddyfile-syntax.md §2.8).
     pub fn is_followed_on_new_line_by(&self, next: &Token) -> bool {
-        new_line_between(
-            &self.location.file,
-            &self.imports,
-            self.line.saturating_add(self.breaks),
-            next,
-        )
+        new_line_between(&self.location.file, &self.imports, self.end_line(), next)
     }
 
     /// What the parser keeps of the last token read to place the next one.
@@ -95,7 +95,7 @@ impl Token {
         LineMark {
             file: self.location.file.clone(),
             imports: self.imports.clone(),
-            end_line: self.line.saturating_add(self.breaks),
+            end_line: self.end_line(),
         }
     }
 
@@ -130,7 +130,7 @@ impl LineMark {
 
     /// Marks `token` instead, which [`is_same_place`](Self::is_same_place) as the marked one.
     pub(crate) fn set_end_line(&mut self, token: &Token) {
-        self.end_line = token.line.saturating_add(token.breaks);
+        self.end_line = token.end_line();
     }
 
     /// Whether `next` starts a new logical line after the marked token.
