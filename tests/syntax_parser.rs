@@ -254,3 +254,28 @@ fn snippets() {
         false,
     );
 }
+
+/// The parser reads tokens as the lexer makes them, but a lexing error anywhere in the file
+/// is still what gets reported, before a parse error that comes earlier in the file, and
+/// whether the parse would have failed or not.
+#[test]
+fn lexing_errors_come_before_parse_errors() {
+    let tail = "\"unclosed\n";
+    // Enough tokens before the error that the lexer has not reached it when parsing fails.
+    let padding = "\tx y\n".repeat(500);
+    let cases = [
+        // A stray `}` on line 1, long before the unterminated quote.
+        format!("}}\na {{\n{padding}}}\n{tail}"),
+        // A block never closed: the parse fails at the end of input.
+        format!("a {{\n{padding}\tb {tail}"),
+        // A valid file up to the quote.
+        format!("a {{\n{padding}}}\nb {tail}"),
+    ];
+    for input in &cases {
+        let err = parse_in(input, &std::env::temp_dir(), true).unwrap_err();
+        let (message, location) = first_error(&err);
+        let line = input.lines().count();
+        assert!(message.contains("unterminated quoted"), "{message}");
+        assert_eq!(location.map(|(l, _)| l), Some(line), "{message}");
+    }
+}

@@ -39,14 +39,28 @@ impl Json<'_> {
     /// keep their keys in order, as a `serde_json::Value` built by [`to_value`](Self::to_value)
     /// prints them.
     pub fn to_text(&self, pretty: bool) -> String {
-        let mut writer = TextWriter {
-            out: Vec::new(),
+        let mut out = String::new();
+        self.write_text(pretty, &mut out);
+        out
+    }
+
+    /// Appends the JSON text to `out`, as [`to_text`](Self::to_text) writes it: with `out`
+    /// made large enough beforehand, the text is never copied to grow it.
+    ///
+    /// ```
+    /// use caddyprof::adapt::json::Json;
+    ///
+    /// let mut out = String::with_capacity(64);
+    /// Json::Array(vec![Json::Null, Json::Bool(true)]).write_text(true, &mut out);
+    /// assert_eq!(out, "[\n\tnull,\n\ttrue\n]");
+    /// ```
+    pub fn write_text(&self, pretty: bool, out: &mut String) {
+        TextWriter {
+            out,
             pretty,
             depth: 0,
-        };
-        writer.value(self);
-        // Only whole UTF-8 strings and ASCII were written.
-        String::from_utf8(writer.out).expect("JSON text is UTF-8")
+        }
+        .value(self);
     }
 
     /// The same JSON as a `serde_json::Value` (keys in order: serde_json's
@@ -124,55 +138,54 @@ thread_local! {
 /// Writes JSON text exactly as serde_json writes a `Value` (compact, or its
 /// `PrettyFormatter` with a tab), without going through serde's data model: this is most
 /// of what `caddyprof adapt` does after parsing.
-struct TextWriter {
-    out: Vec<u8>,
+struct TextWriter<'o> {
+    out: &'o mut String,
     pretty: bool,
     depth: usize,
 }
 
-impl TextWriter {
+impl TextWriter<'_> {
     fn value(&mut self, json: &Json) {
         match json {
-            Json::Null => self.out.extend_from_slice(b"null"),
-            Json::Bool(true) => self.out.extend_from_slice(b"true"),
-            Json::Bool(false) => self.out.extend_from_slice(b"false"),
+            Json::Null => self.out.push_str("null"),
+            Json::Bool(true) => self.out.push_str("true"),
+            Json::Bool(false) => self.out.push_str("false"),
             Json::Number(n) => {
-                use std::io::Write;
-                write!(self.out, "{n}").expect("writing to memory");
+                use std::fmt::Write;
+                write!(self.out, "{n}").expect("writing to a String");
             }
             Json::String(s) => self.string(s),
             Json::Array(items) => {
-                self.open(b'[', items.is_empty());
+                self.open('[', items.is_empty());
                 for (i, item) in items.iter().enumerate() {
                     self.separator(i);
                     self.value(item);
                 }
-                self.close(b']', items.is_empty());
+                self.close(']', items.is_empty());
             }
             Json::Object(entries) => {
-                self.open(b'{', entries.is_empty());
+                self.open('{', entries.is_empty());
                 for (i, (key, value)) in entries.iter().enumerate() {
                     self.separator(i);
                     self.string(key);
-                    self.out
-                        .extend_from_slice(if self.pretty { b": " } else { b":" });
+                    self.out.push_str(if self.pretty { ": " } else { ":" });
                     self.value(value);
                 }
-                self.close(b'}', entries.is_empty());
+                self.close('}', entries.is_empty());
             }
         }
     }
 
     /// An opening bracket; serde_json writes an empty array or object as `[]`/`{}` on one
     /// line even when pretty.
-    fn open(&mut self, bracket: u8, empty: bool) {
+    fn open(&mut self, bracket: char, empty: bool) {
         self.out.push(bracket);
         if !empty {
             self.depth += 1;
         }
     }
 
-    fn close(&mut self, bracket: u8, empty: bool) {
+    fn close(&mut self, bracket: char, empty: bool) {
         if !empty {
             self.depth -= 1;
             self.new_line();
@@ -183,15 +196,15 @@ impl TextWriter {
     /// What goes before the `i`th element of an array or object.
     fn separator(&mut self, i: usize) {
         if i > 0 {
-            self.out.push(b',');
+            self.out.push(',');
         }
         self.new_line();
     }
 
     fn new_line(&mut self) {
         if self.pretty {
-            self.out.push(b'\n');
-            self.out.resize(self.out.len() + self.depth, b'\t');
+            self.out.push('\n');
+            self.out.extend(std::iter::repeat_n('\t', self.depth));
         }
     }
 
@@ -199,42 +212,43 @@ impl TextWriter {
     fn string(&mut self, s: &str) {
         let bytes = s.as_bytes();
         self.out.reserve(bytes.len() + 2);
-        self.out.push(b'"');
+        self.out.push('"');
         // Most strings need no escape; this check has no early exit, so it vectorizes.
         let plain = bytes.iter().fold(true, |plain, &b| {
             plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
         });
         if plain {
-            self.out.extend_from_slice(bytes);
-            self.out.push(b'"');
+            self.out.push_str(s);
+            self.out.push('"');
             return;
         }
+        // Every byte escaped is ASCII, so the text between them is whole characters.
         let mut start = 0;
         for (i, &b) in bytes.iter().enumerate() {
-            let escape: &[u8] = match b {
-                b'"' => b"\\\"",
-                b'\\' => b"\\\\",
-                b'\n' => b"\\n",
-                b'\r' => b"\\r",
-                b'\t' => b"\\t",
-                0x08 => b"\\b",
-                0x0c => b"\\f",
-                0..=0x1f => b"",
+            let escape = match b {
+                b'"' => "\\\"",
+                b'\\' => "\\\\",
+                b'\n' => "\\n",
+                b'\r' => "\\r",
+                b'\t' => "\\t",
+                0x08 => "\\b",
+                0x0c => "\\f",
+                0..=0x1f => "",
                 _ => continue,
             };
-            self.out.extend_from_slice(&bytes[start..i]);
+            self.out.push_str(&s[start..i]);
             if escape.is_empty() {
                 const HEX: &[u8; 16] = b"0123456789abcdef";
-                self.out.extend_from_slice(b"\\u00");
-                self.out.push(HEX[usize::from(b >> 4)]);
-                self.out.push(HEX[usize::from(b & 0xf)]);
+                self.out.push_str("\\u00");
+                self.out.push(char::from(HEX[usize::from(b >> 4)]));
+                self.out.push(char::from(HEX[usize::from(b & 0xf)]));
             } else {
-                self.out.extend_from_slice(escape);
+                self.out.push_str(escape);
             }
             start = i + 1;
         }
-        self.out.extend_from_slice(&bytes[start..]);
-        self.out.push(b'"');
+        self.out.push_str(&s[start..]);
+        self.out.push('"');
     }
 }
 

@@ -44,9 +44,21 @@ pub fn adapt_document(document: &Document) -> Result<Adapted, Error> {
 /// Adapts a parsed and expanded document to JSON text, compact or tab-indented (`pretty`):
 /// the text [`adapt_document`]'s value prints as, made without building that value.
 pub fn adapt_document_to_text(document: &Document, pretty: bool) -> Result<Adapted<String>, Error> {
+    adapt_document_into(document, pretty, String::new())
+}
+
+/// [`adapt_document_to_text`], writing into `out` (which the caller may have sized).
+pub(crate) fn adapt_document_into(
+    document: &Document,
+    pretty: bool,
+    mut out: String,
+) -> Result<Adapted<String>, Error> {
     let mut warnings = Vec::new();
-    let json = build(document, &mut warnings)?.to_text(pretty);
-    Ok(Adapted { json, warnings })
+    build(document, &mut warnings)?.write_text(pretty, &mut out);
+    Ok(Adapted {
+        json: out,
+        warnings,
+    })
 }
 
 /// The JSON of a document: `{"apps": {…}}`.

@@ -176,7 +176,7 @@ impl Parser<'_> {
             .help("an import probably repeats itself many times over; simplify the snippets")
         })?;
         for token in expanded.drain(..).rev() {
-            self.pending.push_front(token);
+            self.source.tokens.push_front(token);
         }
         self.scratch.expanded = expanded;
         self.scratch.import_args = args;

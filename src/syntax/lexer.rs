@@ -11,6 +11,7 @@
 //! time. [`lex_with_grammar`] runs the grammar alone over the whole file; a property test and
 //! the `lex` fuzz target check that both give exactly the same tokens, comments and errors.
 
+use std::collections::VecDeque;
 use std::rc::Rc;
 
 use pest::Parser as _;
@@ -83,33 +84,9 @@ fn run(
     env: Option<&super::EnvLookup>,
     grammar_only: bool,
 ) -> Result<Lexed, Diagnostic> {
-    let substituted = match env {
-        // Without a `{$`, substitution would copy the text unchanged.
-        Some(lookup) if memchr::memmem::find(file.text().as_bytes(), b"{$").is_some() => {
-            Some(super::env::substitute(file, lookup)?)
-        }
-        _ => None,
-    };
-    let text = substituted
-        .as_ref()
-        .map_or(file.text(), |s| s.text.as_str());
-    // The tokens' texts are slices of this one copy.
-    let buf: Rc<str> = Rc::from(text);
-    let mut lexer = Lexer {
-        file,
-        buf: buf.clone(),
-        substituted: substituted.as_ref(),
-        line: 1,
-        skipped: 0,
-        base: 0,
-        out: Lexed {
-            // About one token in ten bytes of a typical file: grow at most a few times.
-            tokens: Vec::with_capacity(text.len() / 8),
-            comments: Vec::new(),
-        },
-        no_imports: Rc::from(Vec::new()),
-    };
+    let mut lexer = Lexer::new(file, env)?;
     if grammar_only {
+        let buf = lexer.buf.clone();
         // The grammar matches any input, so this only fails on pest's own limits.
         let pairs = Grammar::parse(Rule::file, &buf).map_err(|e| unreadable(&lexer, e))?;
         // The one top-level pair is `file`.
@@ -119,9 +96,12 @@ fn run(
             }
         }
     } else {
-        lexer.scan(&buf)?;
+        lexer.scan(usize::MAX)?;
     }
-    Ok(lexer.out)
+    Ok(Lexed {
+        tokens: lexer.tokens.into(),
+        comments: lexer.comments,
+    })
 }
 
 fn unreadable(lexer: &Lexer, error: pest::error::Error<Rule>) -> Diagnostic {
@@ -129,19 +109,33 @@ fn unreadable(lexer: &Lexer, error: pest::error::Error<Rule>) -> Diagnostic {
         .label(&lexer.location(0, 0), "here")
 }
 
-struct Lexer<'a> {
+/// Lexes one file, all at once ([`lex`]) or a few tokens at a time as the parser asks for
+/// them ([`fill`](Lexer::fill)): a large file's tokens then never all wait in a list, and
+/// each is placed in the tree soon after it is made.
+pub(super) struct Lexer<'a> {
     file: &'a SourceFile,
     /// The text being lexed (after substitution), shared by the tokens' texts.
     buf: Rc<str>,
-    substituted: Option<&'a Substituted>,
+    substituted: Option<Substituted>,
     /// Caddy's line counter and the continuation lines not yet added to it.
     line: usize,
     skipped: usize,
     /// Where in the text the input given to pest starts (the pairs' offsets are relative).
     base: usize,
-    out: Lexed,
+    /// Where scanning resumes.
+    pos: usize,
+    /// The tokens made and not yet taken. The parser reads them from the front, and puts
+    /// the tokens an import expands to there too.
+    pub(super) tokens: VecDeque<Token>,
+    comments: Vec<Comment>,
     no_imports: Rc<[super::token::ImportSite]>,
+    /// The error that stopped [`fill`](Lexer::fill), if any.
+    error: Option<Diagnostic>,
 }
+
+/// How many tokens [`Lexer::fill`] makes at a time: enough to make the call's cost small,
+/// few enough to stay in the processor's cache until the parser takes them.
+const FILL_BATCH: usize = 64;
 
 /// Whether `b` starts a blank and is ASCII (`' '` and `\t` to `\r`, as in the grammar's
 /// `blank`).
@@ -155,15 +149,78 @@ fn is_plain_word_byte(b: u8) -> bool {
     (b'!'..=b'~').contains(&b) && b != b'\\'
 }
 
-impl Lexer<'_> {
-    /// Lexes `text` from start to end: the common items here, every other one with the
-    /// grammar's `next_item` rule. Each branch matches exactly the input the grammar's
-    /// `item` would match at that position, or leaves it to the grammar.
-    fn scan(&mut self, text: &str) -> Result<(), Diagnostic> {
-        let bytes = text.as_bytes();
+impl<'a> Lexer<'a> {
+    /// A lexer at the start of `file`, after `{$VAR}` substitution with `env`.
+    pub(super) fn new(
+        file: &'a SourceFile,
+        env: Option<&super::EnvLookup>,
+    ) -> Result<Lexer<'a>, Diagnostic> {
+        let substituted = match env {
+            // Without a `{$`, substitution would copy the text unchanged.
+            Some(lookup) if memchr::memmem::find(file.text().as_bytes(), b"{$").is_some() => {
+                Some(super::env::substitute(file, lookup)?)
+            }
+            _ => None,
+        };
+        let text = substituted
+            .as_ref()
+            .map_or(file.text(), |s| s.text.as_str());
+        // The tokens' texts are slices of this one copy.
+        let buf: Rc<str> = Rc::from(text);
         // `file = SOI ~ bom? ~ item*`
-        let mut pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
-        while pos < bytes.len() {
+        let pos = if text.starts_with('\u{FEFF}') { 3 } else { 0 };
+        Ok(Lexer {
+            file,
+            buf,
+            substituted,
+            line: 1,
+            skipped: 0,
+            base: 0,
+            pos,
+            tokens: VecDeque::with_capacity(FILL_BATCH),
+            comments: Vec::new(),
+            no_imports: Rc::from(Vec::new()),
+            error: None,
+        })
+    }
+
+    /// Makes the next few tokens if none is waiting. A lexing error ends the tokens; it is
+    /// returned by [`finish`](Self::finish).
+    pub(super) fn fill(&mut self) {
+        if self.tokens.is_empty()
+            && self.error.is_none()
+            && let Err(error) = self.scan(FILL_BATCH)
+        {
+            self.error = Some(error);
+        }
+    }
+
+    /// Lexes what is left of the file (dropping its tokens) and returns the comments, or the
+    /// first lexing error: as if the whole file had been lexed before parsing, a lexing error
+    /// is reported rather than a parse error found before it.
+    pub(super) fn finish(mut self) -> Result<Vec<Comment>, Diagnostic> {
+        while self.error.is_none() && self.pos < self.buf.len() {
+            self.tokens.clear();
+            self.fill();
+        }
+        match self.error {
+            Some(error) => Err(error),
+            None => Ok(self.comments),
+        }
+    }
+
+    /// Lexes from where the last call stopped until `want` tokens wait or the text ends: the
+    /// common items here, every other one with the grammar's `next_item` rule. Each branch
+    /// matches exactly the input the grammar's `item` would match at that position, or
+    /// leaves it to the grammar.
+    fn scan(&mut self, want: usize) -> Result<(), Diagnostic> {
+        let buf = self.buf.clone();
+        let text: &str = &buf;
+        let bytes = text.as_bytes();
+        let mut pos = self.pos;
+        // On an error, scanning stops for good.
+        self.pos = bytes.len();
+        while pos < bytes.len() && self.tokens.len() < want {
             let b = bytes[pos];
             if is_ascii_blank(b) {
                 // `blank`; a run of ASCII blanks followed by a Unicode space is one blank for
@@ -198,7 +255,7 @@ impl Lexer<'_> {
                 // `comment`: up to the newline.
                 let end = memchr::memchr(b'\n', &bytes[pos..]).map_or(bytes.len(), |n| pos + n);
                 let location = self.location(pos, end);
-                self.out.comments.push(Comment {
+                self.comments.push(Comment {
                     text: text[pos..end].trim_end_matches('\r').to_owned(),
                     location,
                 });
@@ -235,6 +292,7 @@ impl Lexer<'_> {
             }
             pos = self.grammar_item(text, pos)?;
         }
+        self.pos = pos;
         Ok(())
     }
 
@@ -260,7 +318,7 @@ impl Lexer<'_> {
     }
 
     fn location(&self, start: usize, end: usize) -> Location {
-        let (start, end) = match self.substituted {
+        let (start, end) = match &self.substituted {
             Some(s) => (
                 s.original_offset(start, false),
                 s.original_offset(end, true),
@@ -300,7 +358,7 @@ impl Lexer<'_> {
             Rule::dangling_escape | Rule::EOI => {}
             Rule::comment => {
                 let location = self.pair_location(&pair);
-                self.out.comments.push(Comment {
+                self.comments.push(Comment {
                     text: pair.as_str().trim_end_matches('\r').to_owned(),
                     location,
                 });
@@ -416,7 +474,7 @@ impl Lexer<'_> {
             return;
         }
         let location = self.location(start, end);
-        self.out.tokens.push(Token {
+        self.tokens.push_back(Token {
             text,
             kind,
             location,

@@ -1,11 +1,12 @@
 //! The parser: groups tokens into blocks and directives following Caddy's brace and line
 //! rules (caddyfile-syntax.md §4), expanding snippets and imports as it goes (§5).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
 use super::import::ImportGraph;
+use super::lexer::Lexer;
 use super::token::{ImportSite, LineMark, Text, Token};
 use super::tree::{Args, Block, Body, Directive, Document};
 use crate::diagnostic::{Diagnostic, Error};
@@ -57,9 +58,10 @@ pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error>
             .help("write at least one app block, for example `profiling { … }`")
             .into());
     }
-    let lexed = super::lex(file, options.env)?;
+    let mut source = Lexer::new(file, options.env)?;
+    source.fill();
     let mut parser = Parser {
-        pending: VecDeque::from(lexed.tokens),
+        source,
         prev: None,
         options,
         snippets: HashMap::new(),
@@ -69,11 +71,12 @@ pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error>
         budget: TOKEN_BUDGET,
         scratch: Scratch::default(),
     };
-    let blocks = parser.blocks()?;
+    let blocks = parser.blocks();
+    let comments = parser.source.finish()?;
     Ok(Parsed {
         document: Document {
-            blocks,
-            comments: lexed.comments,
+            blocks: blocks?,
+            comments,
         },
         warnings: parser.warnings,
     })
@@ -107,8 +110,9 @@ pub(super) struct Scratch {
 }
 
 pub(super) struct Parser<'a> {
-    /// The tokens still to read (an import puts what it expands to at the front).
-    pub(super) pending: VecDeque<Token>,
+    /// The tokens still to read: made by the lexer as they are needed, with the tokens an
+    /// import expands to put in front.
+    pub(super) source: Lexer<'a>,
     /// The last token read.
     pub(super) prev: Option<LineMark>,
     pub(super) options: &'a ParseOptions<'a>,
@@ -123,11 +127,13 @@ pub(super) struct Parser<'a> {
 
 impl Parser<'_> {
     pub(super) fn peek(&self) -> Option<&Token> {
-        self.pending.front()
+        self.source.tokens.front()
     }
 
     pub(super) fn next(&mut self) -> Option<Token> {
-        let token = self.pending.pop_front()?;
+        let token = self.source.tokens.pop_front()?;
+        // None waiting means the end of input, for `peek` too.
+        self.source.fill();
         match &mut self.prev {
             // Same file and import chain as the last token: only the line changes (no reference
             // counts to touch).

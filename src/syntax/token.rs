@@ -187,22 +187,38 @@ pub struct Comment {
 pub struct Text {
     /// The shared text this one is a slice of.
     buf: Rc<str>,
-    range: Range<usize>,
+    /// Where the slice starts and how long it is, or [`WHOLE`] for all of `buf`. (`u32`s keep
+    /// tokens small; a slice that does not fit is copied into a buffer of its own.)
+    start: u32,
+    len: u32,
 }
 
+/// The `len` of a [`Text`] that is its whole buffer, whatever its length.
+const WHOLE: u32 = u32::MAX;
+
 impl Text {
-    /// `range` of `buf`, sharing it.
+    /// `range` of `buf`, sharing it (copied if it lies beyond 4 GiB).
+    #[inline]
     pub(crate) fn slice_of(buf: &Rc<str>, range: Range<usize>) -> Text {
         debug_assert!(buf.get(range.clone()).is_some());
-        Text {
-            buf: buf.clone(),
-            range,
+        match (u32::try_from(range.start), u32::try_from(range.len())) {
+            (Ok(start), Ok(len)) if len != WHOLE => Text {
+                buf: buf.clone(),
+                start,
+                len,
+            },
+            _ => Text::from(&buf[range]),
         }
     }
 
     /// The text as a `&str`.
+    #[inline]
     pub fn as_str(&self) -> &str {
-        &self.buf[self.range.clone()]
+        if self.len == WHOLE {
+            return &self.buf;
+        }
+        let start = self.start as usize;
+        &self.buf[start..start + self.len as usize]
     }
 }
 
@@ -246,8 +262,11 @@ impl From<String> for Text {
 
 impl From<Rc<str>> for Text {
     fn from(buf: Rc<str>) -> Self {
-        let range = 0..buf.len();
-        Text { buf, range }
+        Text {
+            buf,
+            start: 0,
+            len: WHOLE,
+        }
     }
 }
 
