@@ -32,6 +32,8 @@ pub mod syntax;
 
 use std::path::{Path, PathBuf};
 
+use crate::apps::profiling::ProfilersAhead;
+
 pub use adapt::Adapted;
 pub use config::Config;
 pub use diagnostic::{Diagnostic, Error};
@@ -138,12 +140,18 @@ pub fn adapt_source_to_text(
     options: &AdaptOptions,
     pretty: bool,
 ) -> Result<Adapted<String>, Error> {
-    let parsed = parse_to_adapt(file, options)?;
+    // Each profiler is read and written as soon as it is parsed (see `ProfilersAhead`).
+    let mut ahead = ProfilersAhead::new(pretty);
+    let parsed = parse_to_adapt(
+        file,
+        options,
+        Some(&mut |keys, place, directive| ahead.read(keys, place, directive)),
+    )?;
     // The JSON is rarely more than 1.5 times as long as the Profilingfile (a little more
     // when pretty); room for it up front saves copying it as it grows.
     let size = file.text().len();
     let out = String::with_capacity(size.saturating_add(size / 2));
-    let adapted = adapt::adapt_document_into(&parsed.document, pretty, out)?;
+    let adapted = adapt::adapt_document_into(&parsed.document, Some(&mut ahead), pretty, out)?;
     Ok(with_parse_warnings(parsed.warnings, adapted))
 }
 
@@ -153,7 +161,7 @@ pub(crate) fn adapt_keeping_document(
     file: &SourceFile,
     options: &AdaptOptions,
 ) -> Result<(Adapted, syntax::Document), Error> {
-    let parsed = parse_to_adapt(file, options)?;
+    let parsed = parse_to_adapt(file, options, None)?;
     let adapted = adapt::adapt_document(&parsed.document)?;
     Ok((
         with_parse_warnings(parsed.warnings, adapted),
@@ -162,7 +170,11 @@ pub(crate) fn adapt_keeping_document(
 }
 
 /// Parses `file` with its imports expanded and `{$VAR}` substituted, as adapting does.
-fn parse_to_adapt(file: &SourceFile, options: &AdaptOptions) -> Result<syntax::Parsed, Error> {
+fn parse_to_adapt(
+    file: &SourceFile,
+    options: &AdaptOptions,
+    hook: Option<syntax::parser::DirectiveHook>,
+) -> Result<syntax::Parsed, Error> {
     let base_dir = if options.base_dir.as_os_str().is_empty() {
         std::env::current_dir().unwrap_or_default()
     } else {
@@ -173,7 +185,7 @@ fn parse_to_adapt(file: &SourceFile, options: &AdaptOptions) -> Result<syntax::P
         env: Some(&*options.env),
         base_dir,
     };
-    syntax::parse(file, &parse_options)
+    syntax::parser::parse_with_hook(file, &parse_options, hook)
 }
 
 /// `adapted` with the parser's warnings first.

@@ -32,6 +32,11 @@ pub enum Json<'a> {
     Array(Vec<Json<'a>>),
     /// An object: its keys in order, each once.
     Object(Vec<(&'a str, Json<'a>)>),
+    /// A value already written as JSON text, at the place in the tree it goes (pretty text
+    /// indented for that place): [`to_text`](Self::to_text) copies it as it is, and
+    /// [`to_value`](Self::to_value) reads it (text that is not JSON becomes a string).
+    /// Adapting a large file to text writes each profiler this way as soon as it is read.
+    Raw(&'a str),
 }
 
 impl Json<'_> {
@@ -55,12 +60,13 @@ impl Json<'_> {
     /// assert_eq!(out, "[\n\tnull,\n\ttrue\n]");
     /// ```
     pub fn write_text(&self, pretty: bool, out: &mut String) {
-        TextWriter {
-            out,
-            pretty,
-            depth: 0,
-        }
-        .value(self);
+        self.write_text_at(pretty, 0, out);
+    }
+
+    /// [`write_text`](Self::write_text) for a value inside `depth` arrays and objects: pretty
+    /// text is indented for that place, as a [`Raw`](Json::Raw) value must be.
+    pub(crate) fn write_text_at(&self, pretty: bool, depth: usize, out: &mut String) {
+        TextWriter { out, pretty, depth }.value(self);
     }
 
     /// The same JSON as a `serde_json::Value` (keys in order: serde_json's
@@ -71,6 +77,7 @@ impl Json<'_> {
             Json::Bool(b) => Value::Bool(*b),
             Json::Number(n) => Value::from(*n),
             Json::String(s) => Value::from(*s),
+            Json::Raw(text) => serde_json::from_str(text).unwrap_or_else(|_| Value::from(*text)),
             Json::Array(items) => Value::Array(items.iter().map(Json::to_value).collect()),
             Json::Object(entries) => Value::Object(object_of(entries)),
         }
@@ -155,6 +162,7 @@ impl TextWriter<'_> {
                 write!(self.out, "{n}").expect("writing to a String");
             }
             Json::String(s) => self.string(s),
+            Json::Raw(text) => self.out.push_str(text),
             Json::Array(items) => {
                 self.open('[', items.is_empty());
                 for (i, item) in items.iter().enumerate() {

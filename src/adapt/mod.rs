@@ -15,6 +15,7 @@ use serde_json::Value;
 use self::json::Json;
 
 use crate::apps;
+use crate::apps::profiling::ProfilersAhead;
 use crate::diagnostic::{Diagnostic, Error, did_you_mean};
 use crate::syntax::parser::error_at;
 use crate::syntax::{Block, Document, Token};
@@ -37,24 +38,26 @@ pub const APP_NAMES: &[&str] = &["profiling", "pyroscope", "profefe"];
 /// Adapts a parsed and expanded document.
 pub fn adapt_document(document: &Document) -> Result<Adapted, Error> {
     let mut warnings = Vec::new();
-    let json = build(document, &mut warnings)?.to_value();
+    let json = build(document, None, &mut warnings)?.to_value();
     Ok(Adapted { json, warnings })
 }
 
 /// Adapts a parsed and expanded document to JSON text, compact or tab-indented (`pretty`):
 /// the text [`adapt_document`]'s value prints as, made without building that value.
 pub fn adapt_document_to_text(document: &Document, pretty: bool) -> Result<Adapted<String>, Error> {
-    adapt_document_into(document, pretty, String::new())
+    adapt_document_into(document, None, pretty, String::new())
 }
 
-/// [`adapt_document_to_text`], writing into `out` (which the caller may have sized).
+/// [`adapt_document_to_text`] for a document whose profilers were read `ahead` while it was
+/// parsed, writing into `out` (which the caller may have sized).
 pub(crate) fn adapt_document_into(
     document: &Document,
+    ahead: Option<&mut ProfilersAhead>,
     pretty: bool,
     mut out: String,
 ) -> Result<Adapted<String>, Error> {
     let mut warnings = Vec::new();
-    build(document, &mut warnings)?.write_text(pretty, &mut out);
+    build(document, ahead, &mut warnings)?.write_text(pretty, &mut out);
     Ok(Adapted {
         json: out,
         warnings,
@@ -62,10 +65,14 @@ pub(crate) fn adapt_document_into(
 }
 
 /// The JSON of a document: `{"apps": {…}}`.
-fn build<'a>(document: &'a Document, warnings: &mut Vec<Diagnostic>) -> Result<Json<'a>, Error> {
+fn build<'a>(
+    document: &'a Document,
+    mut ahead: Option<&'a mut ProfilersAhead>,
+    warnings: &mut Vec<Diagnostic>,
+) -> Result<Json<'a>, Error> {
     let mut apps = Vec::with_capacity(document.blocks.len());
     let mut seen: Vec<&Token> = Vec::new();
-    for block in &document.blocks {
+    for (index, block) in document.blocks.iter().enumerate() {
         let key = app_key(block)?;
         if let Some(first) = seen.iter().find(|t| t.text == key.text) {
             return Err(error_at(
@@ -84,7 +91,9 @@ fn build<'a>(document: &'a Document, warnings: &mut Vec<Diagnostic>) -> Result<J
                 if let Some(extra) = address {
                     return Err(extra_key(extra, "the profiling app takes no address").into());
                 }
-                apps::profiling::adapt(&block.body.directives, warnings)?
+                // Only the first profiling block gets here (a second is an error above).
+                let ahead = ahead.take().map(|ahead| ahead.for_block(index));
+                apps::profiling::adapt_with(&block.body.directives, warnings, ahead)?
             }
             "pyroscope" => reader::read_profiler(
                 &apps::pyroscope::SPEC,

@@ -6,9 +6,11 @@ use crate::adapt::reader::{
     Fields, PARAMETERS, ProfilerSpec, read_parameter, read_profiler, unknown_directive,
 };
 use crate::diagnostic::Error;
-use crate::syntax::Directive;
 use crate::syntax::parser::error_at;
+use crate::syntax::{Directive, Token};
 use serde_json::{Map, Value};
+use std::collections::VecDeque;
+use std::ops::Range;
 
 use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
 use crate::config::Parameters;
@@ -260,9 +262,18 @@ pub fn adapt<'a>(
     directives: &'a [Directive],
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Json<'a>, Error> {
+    adapt_with(directives, warnings, None)
+}
+
+/// [`adapt`], taking the profilers [`ProfilersAhead`] read for this block from `ahead`.
+pub(crate) fn adapt_with<'a>(
+    directives: &'a [Directive],
+    warnings: &mut Vec<Diagnostic>,
+    mut ahead: Option<Ahead<'a, '_>>,
+) -> Result<Json<'a>, Error> {
     let mut fields = Fields::default();
     let mut profilers = Vec::new();
-    for directive in directives {
+    for (i, directive) in directives.iter().enumerate() {
         let name = directive.name.text.as_str();
         if PARAMETERS.contains(&name) {
             read_parameter(directive, &mut fields, warnings)?;
@@ -290,13 +301,19 @@ pub fn adapt<'a>(
                     .label(&directive.name.location, "caddyprof extension"),
                 );
             }
-            let child = read_profiler(
-                spec,
-                directive.args.first(),
-                directive.children(),
-                true,
-                warnings,
-            )?;
+            let child = match ahead.as_mut().and_then(|ahead| ahead.take(i)) {
+                Some((read, read_warnings)) => {
+                    warnings.extend(read_warnings);
+                    read?
+                }
+                None => read_profiler(
+                    spec,
+                    directive.args.first(),
+                    directive.children(),
+                    true,
+                    warnings,
+                )?,
+            };
             profilers.push(child);
         } else {
             let mut valid: Vec<&str> = PARAMETERS.to_vec();
@@ -312,6 +329,121 @@ pub fn adapt<'a>(
         *slot = Json::Array(profilers);
     }
     Ok(fields.into_json())
+}
+
+/// How deep a child profiler sits in the JSON: `{"apps": {"profiling": {"profilers": [`.
+const CHILD_DEPTH: usize = 4;
+
+/// The profilers of `profiling` blocks, read while the file is parsed (as a
+/// [`DirectiveHook`](crate::syntax::parser::DirectiveHook)) and written as JSON text at once.
+///
+/// The block of each is then dropped, while still in the processor's cache: the syntax tree
+/// of a large file stays small, and adapting it is a third faster than reading every
+/// profiler from a complete tree (see the README's Benchmark). [`adapt_with`] then reads the
+/// block as usual and takes each profiler read here in its turn, so the JSON, the warnings
+/// and the first error are the same.
+pub(crate) struct ProfilersAhead {
+    pretty: bool,
+    /// The JSON text of every profiler read, one after the other.
+    text: String,
+    /// The profilers read, in order.
+    read: VecDeque<ReadAhead>,
+    /// Whether a profiler failed: adapting stops there, so later ones are left to the tree.
+    failed: bool,
+}
+
+/// One profiler read ahead.
+struct ReadAhead {
+    /// The block's index in the document, and the profiler's in the block.
+    place: (usize, usize),
+    /// Its JSON text's range in [`ProfilersAhead::text`], or why it is invalid.
+    json: Result<Range<usize>, Error>,
+    warnings: Vec<Diagnostic>,
+}
+
+/// The profilers read ahead for one block, handed to [`adapt_with`].
+pub(crate) struct Ahead<'a, 'r> {
+    block: usize,
+    text: &'a str,
+    read: &'r mut VecDeque<ReadAhead>,
+}
+
+impl ProfilersAhead {
+    /// Nothing read yet; the JSON text will be compact or `pretty`.
+    pub(crate) fn new(pretty: bool) -> Self {
+        ProfilersAhead {
+            pretty,
+            text: String::new(),
+            read: VecDeque::new(),
+            failed: false,
+        }
+    }
+
+    /// The hook: reads `directive` if it is a profiler with a block, in a block whose only
+    /// key is `profiling`, and takes its block.
+    pub(crate) fn read(
+        &mut self,
+        keys: &[Token],
+        place: (usize, usize),
+        directive: &mut Directive,
+    ) {
+        if self.failed
+            || directive.block.is_none()
+            || !matches!(keys, [key] if key.text == "profiling")
+        {
+            return;
+        }
+        let Some(spec) = CHILDREN
+            .iter()
+            .find(|spec| spec.name == directive.name.text)
+        else {
+            return;
+        };
+        let mut warnings = Vec::new();
+        let json = read_profiler(
+            spec,
+            directive.args.first(),
+            directive.children(),
+            true,
+            &mut warnings,
+        )
+        .map(|json| {
+            let start = self.text.len();
+            json.write_text_at(self.pretty, CHILD_DEPTH, &mut self.text);
+            start..self.text.len()
+        });
+        self.failed = json.is_err();
+        self.read.push_back(ReadAhead {
+            place,
+            json,
+            warnings,
+        });
+        directive.block = None;
+    }
+
+    /// The profilers read in the block at `block` (the index in the document).
+    pub(crate) fn for_block(&mut self, block: usize) -> Ahead<'_, '_> {
+        Ahead {
+            block,
+            text: &self.text,
+            read: &mut self.read,
+        }
+    }
+}
+
+impl<'a> Ahead<'a, '_> {
+    /// The profiler at `index` in the block, if it was read ahead: its JSON and warnings.
+    fn take(&mut self, index: usize) -> Option<(Result<Json<'a>, Error>, Vec<Diagnostic>)> {
+        if self.read.front()?.place != (self.block, index) {
+            return None;
+        }
+        let read = self.read.pop_front()?;
+        let text = self.text;
+        Some((
+            read.json.map(|range| Json::Raw(&text[range])),
+            read.warnings,
+        ))
+    }
 }
 
 #[cfg(test)]

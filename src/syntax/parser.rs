@@ -53,6 +53,22 @@ const TOKEN_BUDGET: usize = 20_000_000;
 /// assert_eq!(child.args[0].location.line_col(), (2, 10));
 /// ```
 pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error> {
+    parse_with_hook(file, options, None)
+}
+
+/// Called with each directive of a top-level block as soon as it is read, with the block's
+/// keys and the directive's place (the block's index in the document, the directive's in
+/// the block). It may take parts of the directive; the rest goes into the tree. Adapting a
+/// large file to text reads each profiler's block this way, while it is still in the
+/// processor's cache, instead of keeping all of them in the tree until the end.
+pub(crate) type DirectiveHook<'h> = &'h mut dyn FnMut(&[Token], (usize, usize), &mut Directive);
+
+/// [`parse`], showing each top-level block's directives to `hook` as they are read.
+pub(crate) fn parse_with_hook(
+    file: &SourceFile,
+    options: &ParseOptions,
+    mut hook: Option<DirectiveHook>,
+) -> Result<Parsed, Error> {
     if file.text().is_empty() {
         return Err(Diagnostic::error(format!("{} is empty", file.name()))
             .help("write at least one app block, for example `profiling { … }`")
@@ -70,6 +86,10 @@ pub fn parse(file: &SourceFile, options: &ParseOptions) -> Result<Parsed, Error>
         warnings: Vec::new(),
         budget: TOKEN_BUDGET,
         scratch: Scratch::default(),
+        // Reborrowed for as long as the parser lives.
+        hook: hook.as_mut().map(|hook| &mut **hook as DirectiveHook),
+        depth: 0,
+        top: (0, Vec::new()),
     };
     let blocks = parser.blocks();
     let comments = parser.source.finish()?;
@@ -123,6 +143,11 @@ pub(super) struct Parser<'a> {
     pub(super) warnings: Vec<Diagnostic>,
     pub(super) budget: usize,
     pub(super) scratch: Scratch,
+    hook: Option<DirectiveHook<'a>>,
+    /// How many blocks are open, the top-level one included.
+    depth: usize,
+    /// The index and keys of the top-level block being read.
+    top: (usize, Vec<Token>),
 }
 
 impl Parser<'_> {
@@ -183,6 +208,7 @@ impl Parser<'_> {
                 self.snippet(keys.into_iter().next().expect("one key"))?;
                 continue;
             }
+            self.top = (blocks.len(), keys);
             // A `{` after the keys opens the block even when it starts the next line, as in
             // Caddy (`blockContents` only checks that the next token is `{`).
             let body = if self.peek().is_some_and(Token::is_open_brace) {
@@ -195,6 +221,7 @@ impl Parser<'_> {
                     close: None,
                 }
             };
+            let keys = std::mem::take(&mut self.top.1);
             // Caddy keeps a block only if it has keys or directives (`parseAll`); an empty
             // `{ }` is kept when not expanding, so that the formatter writes it back.
             if self.options.expand && keys.is_empty() && body.directives.is_empty() {
@@ -309,13 +336,16 @@ impl Parser<'_> {
     /// the end of input or a `}`.
     fn directives(&mut self, open: Option<&Token>) -> Result<Vec<Directive>, Error> {
         let start = self.scratch.directives.len();
-        let read = self.read_directives(open);
+        self.depth += 1;
+        let read = self.read_directives(open, start);
+        self.depth -= 1;
         let directives = self.scratch.directives.drain(start..);
         read.map(|()| directives.collect())
     }
 
-    /// Reads the directives of a block onto `scratch.directives`, up to its `}`.
-    fn read_directives(&mut self, open: Option<&Token>) -> Result<(), Error> {
+    /// Reads the directives of a block onto `scratch.directives` (from `start`), up to its
+    /// `}`.
+    fn read_directives(&mut self, open: Option<&Token>, start: usize) -> Result<(), Error> {
         loop {
             let Some(token) = self.peek() else {
                 return match open {
@@ -336,7 +366,13 @@ impl Parser<'_> {
                 self.import(false)?;
                 continue;
             }
-            let directive = self.directive()?;
+            let mut directive = self.directive()?;
+            if self.depth == 1
+                && let Some(hook) = &mut self.hook
+            {
+                let place = (self.top.0, self.scratch.directives.len() - start);
+                hook(&self.top.1, place, &mut directive);
+            }
             self.scratch.directives.push(directive);
         }
     }
