@@ -157,10 +157,7 @@ impl TextWriter<'_> {
             Json::Null => self.out.push_str("null"),
             Json::Bool(true) => self.out.push_str("true"),
             Json::Bool(false) => self.out.push_str("false"),
-            Json::Number(n) => {
-                use std::fmt::Write;
-                write!(self.out, "{n}").expect("writing to a String");
-            }
+            Json::Number(n) => self.number(*n),
             Json::String(s) => self.string(s),
             Json::Raw(text) => self.out.push_str(text),
             Json::Array(items) => {
@@ -182,6 +179,22 @@ impl TextWriter<'_> {
                 self.close('}', entries.is_empty());
             }
         }
+    }
+
+    /// A whole number in decimal (without `fmt`'s machinery: one per profiler or so).
+    fn number(&mut self, mut n: u64) {
+        let mut digits = [0u8; 20];
+        let mut start = digits.len();
+        loop {
+            start -= 1;
+            digits[start] = b'0' + (n % 10) as u8;
+            n /= 10;
+            if n == 0 {
+                break;
+            }
+        }
+        self.out
+            .push_str(std::str::from_utf8(&digits[start..]).expect("ASCII digits"));
     }
 
     /// An opening bracket; serde_json writes an empty array or object as `[]`/`{}` on one
@@ -221,11 +234,7 @@ impl TextWriter<'_> {
         let bytes = s.as_bytes();
         self.out.reserve(bytes.len() + 2);
         self.out.push('"');
-        // Most strings need no escape; this check has no early exit, so it vectorizes.
-        let plain = bytes.iter().fold(true, |plain, &b| {
-            plain & (b >= 0x20) & (b != b'"') & (b != b'\\')
-        });
-        if plain {
+        if !needs_escape(bytes) {
             self.out.push_str(s);
             self.out.push('"');
             return;
@@ -258,6 +267,40 @@ impl TextWriter<'_> {
         self.out.push_str(&s[start..]);
         self.out.push('"');
     }
+}
+
+/// Whether any byte of `bytes` is escaped in a JSON string: `"`, `\\` or a control
+/// character. Most strings need no escape, and most are short (keys, names, addresses):
+/// this looks at eight bytes at a time.
+fn needs_escape(bytes: &[u8]) -> bool {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // Whether a byte of `word` is below `n` (n <= 0x80), or equals `b`: the classic
+    // "has a zero byte" test, `(x - 0x01…) & !x & 0x80…`, exact as a yes or no.
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH != 0;
+    let has = |word: u64, b: u8| below(word ^ (ONES * u64::from(b)), 1);
+    let escaped = |word: u64| below(word, 0x20) | has(word, b'"') | has(word, b'\\');
+    let word = |eight: &[u8]| u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+    let len = bytes.len();
+    if len < 8 {
+        // Padded with a byte that needs no escape.
+        let padded = bytes
+            .iter()
+            .rev()
+            .fold(u64::from_le_bytes([b'a'; 8]), |word, &b| {
+                word << 8 | u64::from(b)
+            });
+        return escaped(padded);
+    }
+    // Eight bytes at a time, and the last eight (which may overlap the ones before).
+    let mut start = 0;
+    while start + 8 <= len {
+        if escaped(word(&bytes[start..start + 8])) {
+            return true;
+        }
+        start += 8;
+    }
+    escaped(word(&bytes[len - 8..]))
 }
 
 #[cfg(test)]
@@ -298,6 +341,34 @@ mod tests {
         let value = json.to_value();
         for pretty in [false, true] {
             assert_eq!(json.to_text(pretty), text_of(&value, pretty));
+        }
+    }
+
+    /// The eight-bytes-at-a-time check finds every byte that needs an escape, wherever it
+    /// is in a string of any length, and no other byte.
+    #[test]
+    fn needs_escape_finds_every_escaped_byte() {
+        let escaped = |b: u8| b < 0x20 || b == b'"' || b == b'\\';
+        for len in 0..=20 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'x'; len];
+                    bytes[at] = byte;
+                    assert_eq!(
+                        needs_escape(&bytes),
+                        escaped(byte),
+                        "{byte:#x} at {at} of {len}"
+                    );
+                    // Bytes that need none around it, on both sides, change nothing.
+                    bytes.fill(0xe9);
+                    bytes[at] = byte;
+                    assert_eq!(
+                        needs_escape(&bytes),
+                        escaped(byte),
+                        "{byte:#x} at {at} of {len}"
+                    );
+                }
+            }
         }
     }
 }

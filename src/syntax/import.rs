@@ -14,12 +14,36 @@ use crate::source::SourceFile;
 #[derive(Default)]
 pub(super) struct ImportGraph {
     edges: HashMap<String, HashSet<String>>,
+    /// The last edge added: a file that imports a snippet many times adds the same edge
+    /// each time, and this spares hashing its two names again.
+    last: Option<(String, String)>,
 }
 
 impl ImportGraph {
     /// Records that `from` imports `to`; fails if `to` already (transitively) imports
     /// `from`. As in Caddy, a node may import itself once before this fires.
     fn add_edge(&mut self, from: &str, to: &str) -> bool {
+        if from != to
+            && self
+                .last
+                .as_ref()
+                .is_some_and(|(last_from, last_to)| last_from == from && last_to == to)
+        {
+            return true;
+        }
+        let added = self.add_new_edge(from, to);
+        if added && from != to {
+            let (last_from, last_to) = self.last.get_or_insert_default();
+            last_from.clear();
+            last_from.push_str(from);
+            last_to.clear();
+            last_to.push_str(to);
+        }
+        added
+    }
+
+    /// [`add_edge`](Self::add_edge), looking at the whole graph.
+    fn add_new_edge(&mut self, from: &str, to: &str) -> bool {
         // An edge between two nodes that is already there was accepted once, so `to` did not
         // reach `from`; it still does not, since an edge closing that path would have been
         // refused. (A self-import must be looked at again: the second one is refused.)
