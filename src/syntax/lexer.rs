@@ -149,6 +149,33 @@ fn is_plain_word_byte(b: u8) -> bool {
     (b'!'..=b'~').contains(&b) && b != b'\\'
 }
 
+/// Where the run of [plain word bytes](is_plain_word_byte) from `start` ends: eight bytes at
+/// a time (words are mostly names and addresses of a few to a few dozen bytes).
+fn plain_word_end(bytes: &[u8], start: usize) -> usize {
+    const ONES: u64 = u64::from_le_bytes([1; 8]);
+    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
+    // The high bit of each byte below `n` (n <= 0x80) is set, and maybe of bytes after such
+    // a byte, never before: the first byte marked is the first below `n`.
+    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
+    let mut at = start;
+    while let Some(eight) = bytes.get(at..at + 8) {
+        let word = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+        // Below `!`, non-ASCII (the high bit), DEL, or a backslash.
+        let other = below(word, b'!')
+            | word & HIGH
+            | below(word ^ (ONES * 0x7f), 1)
+            | below(word ^ (ONES * u64::from(b'\\')), 1);
+        if other != 0 {
+            return at + (other.trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    bytes[at..]
+        .iter()
+        .position(|&b| !is_plain_word_byte(b))
+        .map_or(bytes.len(), |n| at + n)
+}
+
 impl<'a> Lexer<'a> {
     /// A lexer at the start of `file`, after `{$VAR}` substitution with `env`.
     pub(super) fn new(
@@ -241,10 +268,7 @@ impl<'a> Lexer<'a> {
                 && !matches!(b, b'"' | b'`' | b'#')
                 && (b != b'<' || bytes.get(pos + 1) != Some(&b'<'));
             if word_first {
-                let end = bytes[pos + 1..]
-                    .iter()
-                    .position(|&b| !is_plain_word_byte(b))
-                    .map_or(bytes.len(), |n| pos + 1 + n);
+                let end = plain_word_end(bytes, pos + 1);
                 if end == bytes.len() || is_ascii_blank(bytes[end]) && bytes[end] != b'\r' {
                     let text = Text::slice_of(&self.buf, pos..end);
                     self.push_token(TokenKind::Word, text, pos, end, 0);
@@ -695,6 +719,37 @@ fn quoted_value(body: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The eight-bytes-at-a-time scan ends a word at the same byte as a byte-by-byte one,
+    /// for every byte value at every place, from any start.
+    #[test]
+    fn plain_word_end_stops_at_the_first_other_byte() {
+        let scalar = |bytes: &[u8], start: usize| {
+            bytes[start..]
+                .iter()
+                .position(|&b| !is_plain_word_byte(b))
+                .map_or(bytes.len(), |n| start + n)
+        };
+        for len in 0..=20 {
+            for at in 0..len {
+                for byte in 0..=255u8 {
+                    let mut bytes = vec![b'w'; len];
+                    bytes[at] = byte;
+                    // A second byte after it, which must not be found instead.
+                    if at + 3 < len {
+                        bytes[at + 3] = b' ';
+                    }
+                    for start in 0..=len {
+                        assert_eq!(
+                            plain_word_end(&bytes, start),
+                            scalar(&bytes, start),
+                            "{byte:#x} at {at} of {len}, from {start}"
+                        );
+                    }
+                }
+            }
+        }
+    }
 
     /// Lexes `input` and groups the token texts by logical line.
     fn lines(input: &str) -> Result<Vec<Vec<String>>, String> {
