@@ -15,66 +15,15 @@
 //! `ADAPT_ONCE=1048576 valgrind --tool=callgrind --toggle-collect='caddyprof::adapt_source_to_text' target/release/deps/adapt-…`
 //! (`--toggle-collect='caddyprof::adapt'` for the Value).
 
-use std::fmt::Write;
 use std::hint::black_box;
 
 use caddyprof::{AdaptOptions, SourceFile};
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group};
 
-/// A Profilingfile of at least `target` bytes.
-fn generate(target: usize) -> String {
-    let mut out = String::from(
-        "# generated for the adapt benchmark\n\
-         (team) {\n\
-         \tapplication_name \"{args[0]} service\"\n\
-         \ttenant_id {args[1]}\n\
-         \tupload_rate 10s\n\
-         \tprofile_types {args[2:]}\n\
-         }\n\n\
-         profiling {\n\
-         \tcpu_profile_rate 100\n\
-         \tprofile_types cpu heap allocs goroutine\n",
-    );
-    let mut i = 0;
-    while out.len() < target {
-        match i % 4 {
-            0 => writeln!(
-                out,
-                "\tpyroscope http://pyroscope-{i}.internal:4040 {{\n\
-                 \t\timport team app-{i} tenant-{i} cpu heap\n\
-                 \t\tbasic_auth_user \"user {i}\"\n\
-                 \t}}"
-            ),
-            1 => writeln!(
-                out,
-                "\tpyroscope {{\n\
-                 \t\tserver_address https://pyroscope.example.com:{}\n\
-                 \t\tauth_token <<TOKEN\n\
-                 \t\t\tsecret-token-{i}\n\
-                 \t\t\tTOKEN\n\
-                 \t\tparameters {{\n\
-                 \t\t\tblock_profile_rate {i}\n\
-                 \t\t\tprofile_types block mutex\n\
-                 \t\t}}\n\
-                 \t}}",
-                4000 + i % 1000
-            ),
-            2 => writeln!(
-                out,
-                "\t# profefe collector {i}\n\
-                 \tprofefe http://profefe-{i}.internal:10100 {{\n\
-                 \t\tservice `svc-{i}`\n\
-                 \t\ttimeout 30s\n\
-                 \t}}"
-            ),
-            _ => writeln!(out, "\tprofefe"),
-        }
-        .expect("writing to a String");
-        i += 1;
-    }
-    out.push_str("}\n");
-    out
-}
+#[path = "adapt-ab/input.rs"]
+mod input;
+
+use input::generate;
 
 fn adapt(c: &mut Criterion) {
     let options = AdaptOptions::default();

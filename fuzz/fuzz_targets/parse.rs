@@ -1,6 +1,7 @@
 //! Feeds arbitrary UTF-8 to the parser (with imports expanded against an empty temporary
 //! folder, and a fixed environment), the adapter, the JSON loader and the formatter. None may
-//! panic, and the adapter's JSON text must be what its `serde_json::Value` prints.
+//! panic, the adapter's JSON text must be what its `serde_json::Value` prints, and
+//! `adapt_source_to_text` must give what adapting the whole tree gives.
 
 #![no_main]
 
@@ -43,6 +44,33 @@ fuzz_target!(|text: &str| {
         assert_eq!(direct.json, text);
         let json = SourceFile::new("adapted.json", text);
         let _ = caddyprof::Config::load_json(&json);
+    }
+    // What `caddyprof adapt` does (each profiler adapted and written as soon as it is parsed)
+    // must give the same JSON, warnings and first error as adapting the whole tree.
+    let adapt_options = || caddyprof::AdaptOptions {
+        env: Box::new(lookup),
+        base_dir: base_dir().to_path_buf(),
+    };
+    let render = |warnings: &[caddyprof::Diagnostic]| {
+        warnings
+            .iter()
+            .map(|w| w.render_plain())
+            .collect::<Vec<_>>()
+    };
+    match (
+        caddyprof::adapt_source(&file, &adapt_options()),
+        caddyprof::adapt_source_to_text(&file, &adapt_options(), false),
+    ) {
+        (Ok(tree), Ok(read)) => {
+            assert_eq!(read.json, tree.json.to_string());
+            assert_eq!(render(&read.warnings), render(&tree.warnings));
+        }
+        (Err(tree), Err(read)) => assert_eq!(read.render_plain(), tree.render_plain()),
+        (tree, read) => panic!(
+            "the tree gave {:?}, reading ahead {:?}",
+            tree.map(|a| a.json),
+            read.map(|a| a.json)
+        ),
     }
     // Formatting must not panic either (its idempotence is the `format` target's job).
     let _ = syntax::format::format(&file);
