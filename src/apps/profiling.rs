@@ -338,10 +338,10 @@ const CHILD_DEPTH: usize = 4;
 /// [`DirectiveHook`](crate::syntax::parser::DirectiveHook)) and written as JSON text at once.
 ///
 /// The block of each is then dropped, while still in the processor's cache: the syntax tree
-/// of a large file stays small, and adapting it is a third faster than reading every
-/// profiler from a complete tree (see the README's Benchmark). [`adapt_with`] then reads the
-/// block as usual and takes each profiler read here in its turn, so the JSON, the warnings
-/// and the first error are the same.
+/// of a large file stays small, and is never walked again once it has left the cache (see
+/// the README's Benchmark). [`adapt_with`] then reads the block as usual and takes each
+/// profiler read here in its turn, so the JSON, the warnings and the first error are the
+/// same.
 pub(crate) struct ProfilersAhead {
     pretty: bool,
     /// The JSON text of every profiler read, one after the other.
