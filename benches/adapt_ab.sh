@@ -22,6 +22,8 @@ if [ -e "$base" ]; then
 fi
 git -C "$root" worktree prune
 git -C "$root" worktree add --detach --quiet "$base" "$rev"
+# The checkout goes when done; the build directory stays, for a quicker next run.
+trap 'git -C "$root" worktree remove --force "$base"' EXIT
 # One build may hold two versions of a package only if their versions differ.
 sed -i '0,/^version = /s/^version = .*/version = "0.0.0-base"/' "$base/Cargo.toml"
 
