@@ -27,6 +27,7 @@ pub mod load;
 pub mod profile;
 pub mod runtime;
 pub mod source;
+mod swar;
 pub mod sync;
 pub mod syntax;
 

@@ -273,14 +273,8 @@ impl TextWriter<'_> {
 /// character. Most strings need no escape, and most are short (keys, names, addresses):
 /// this looks at eight bytes at a time.
 fn needs_escape(bytes: &[u8]) -> bool {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    // Whether a byte of `word` is below `n` (n <= 0x80), or equals `b`: the classic
-    // "has a zero byte" test, `(x - 0x01…) & !x & 0x80…`, exact as a yes or no.
-    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH != 0;
-    let has = |word: u64, b: u8| below(word ^ (ONES * u64::from(b)), 1);
-    let escaped = |word: u64| below(word, 0x20) | has(word, b'"') | has(word, b'\\');
-    let word = |eight: &[u8]| u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+    use crate::swar::{below, equal, word_at};
+    let escaped = |word: u64| below(word, 0x20) | equal(word, b'"') | equal(word, b'\\') != 0;
     let len = bytes.len();
     if len < 8 {
         // Padded with a byte that needs no escape.
@@ -294,13 +288,13 @@ fn needs_escape(bytes: &[u8]) -> bool {
     }
     // Eight bytes at a time, and the last eight (which may overlap the ones before).
     let mut start = 0;
-    while start + 8 <= len {
-        if escaped(word(&bytes[start..start + 8])) {
+    while let Some(word) = word_at(bytes, start) {
+        if escaped(word) {
             return true;
         }
         start += 8;
     }
-    escaped(word(&bytes[len - 8..]))
+    word_at(bytes, len - 8).is_some_and(escaped)
 }
 
 #[cfg(test)]

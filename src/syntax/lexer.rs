@@ -152,19 +152,11 @@ fn is_plain_word_byte(b: u8) -> bool {
 /// Where the run of [plain word bytes](is_plain_word_byte) from `start` ends: eight bytes at
 /// a time (words are mostly names and addresses of a few to a few dozen bytes).
 fn plain_word_end(bytes: &[u8], start: usize) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGH: u64 = u64::from_le_bytes([0x80; 8]);
-    // The high bit of each byte below `n` (n <= 0x80) is set, and maybe of bytes after such
-    // a byte, never before: the first byte marked is the first below `n`.
-    let below = |word: u64, n: u8| word.wrapping_sub(ONES * u64::from(n)) & !word & HIGH;
+    use crate::swar::{HIGH, below, equal, word_at};
     let mut at = start;
-    while let Some(eight) = bytes.get(at..at + 8) {
-        let word = u64::from_le_bytes(eight.try_into().expect("8 bytes"));
+    while let Some(word) = word_at(bytes, at) {
         // Below `!`, non-ASCII (the high bit), DEL, or a backslash.
-        let other = below(word, b'!')
-            | word & HIGH
-            | below(word ^ (ONES * 0x7f), 1)
-            | below(word ^ (ONES * u64::from(b'\\')), 1);
+        let other = below(word, b'!') | word & HIGH | equal(word, 0x7f) | equal(word, b'\\');
         if other != 0 {
             return at + (other.trailing_zeros() / 8) as usize;
         }
