@@ -46,9 +46,7 @@ impl SourceMap {
                     let mut children = 0;
                     for directive in &block.body.directives {
                         let name = directive.name.text.as_str();
-                        if let Some(spec) =
-                            apps::profiling::CHILDREN.iter().find(|s| s.name == name)
-                        {
+                        if let Some(spec) = apps::profiling::child_spec(name) {
                             let child = format!("{path}.profilers[{children}]");
                             children += 1;
                             map.add(&child, &directive.name);
@@ -65,7 +63,7 @@ impl SourceMap {
                     }
                 }
                 name => {
-                    if let Some(spec) = apps::profiling::CHILDREN.iter().find(|s| s.name == name) {
+                    if let Some(spec) = apps::profiling::child_spec(name) {
                         map.profiler(&path, spec, block.keys.get(1), &block.body.directives);
                     }
                 }

@@ -256,6 +256,11 @@ fn child_parameters(child: &mut ChildProfiler) -> &mut Parameters {
 /// The profilers a `profiling` block may hold, as directives.
 pub const CHILDREN: &[&ProfilerSpec] = &[&pyroscope::SPEC, &profefe::SPEC, &file::SPEC];
 
+/// The spec of the child profiler named `name`, if there is one.
+pub(crate) fn child_spec(name: &str) -> Option<&'static ProfilerSpec> {
+    CHILDREN.iter().copied().find(|spec| spec.name == name)
+}
+
 /// Reads the directives of a `profiling { … }` block: the parameters directly, and each
 /// profiler as a directive whose optional argument is its address.
 pub fn adapt<'a>(
@@ -277,7 +282,7 @@ pub(crate) fn adapt_with<'a>(
         let name = directive.name.text.as_str();
         if PARAMETERS.contains(&name) {
             read_parameter(directive, &mut fields, warnings)?;
-        } else if let Some(spec) = CHILDREN.iter().find(|spec| spec.name == name) {
+        } else if let Some(spec) = child_spec(name) {
             if let Some(extra) = directive.args.get(1) {
                 return Err(error_at(
                     extra,
@@ -393,10 +398,7 @@ impl ProfilersAhead {
         {
             return;
         }
-        let Some(spec) = CHILDREN
-            .iter()
-            .find(|spec| spec.name == directive.name.text)
-        else {
+        let Some(spec) = child_spec(&directive.name.text) else {
             return;
         };
         let mut warnings = Vec::new();
