@@ -351,10 +351,9 @@ pub(crate) struct ProfilersAhead {
     pretty: bool,
     /// The JSON text of every profiler read, one after the other.
     text: String,
-    /// The profilers read, in order.
+    /// The profilers read, in order. Once one is invalid, adapting stops there: later ones
+    /// are left to the tree.
     read: VecDeque<ReadAhead>,
-    /// Whether a profiler failed: adapting stops there, so later ones are left to the tree.
-    failed: bool,
 }
 
 /// One profiler read ahead.
@@ -380,7 +379,6 @@ impl ProfilersAhead {
             pretty,
             text: String::new(),
             read: VecDeque::new(),
-            failed: false,
         }
     }
 
@@ -392,7 +390,7 @@ impl ProfilersAhead {
         place: (usize, usize),
         directive: &mut Directive,
     ) {
-        if self.failed
+        if self.read.back().is_some_and(|read| read.json.is_err())
             || directive.block.is_none()
             || !matches!(keys, [key] if key.text == "profiling")
         {
@@ -414,7 +412,6 @@ impl ProfilersAhead {
             json.write_text_at(self.pretty, CHILD_DEPTH, &mut self.text);
             start..self.text.len()
         });
-        self.failed = json.is_err();
         self.read.push_back(ReadAhead {
             place,
             json,
