@@ -556,6 +556,29 @@ fn cli_run_stops_on_sigterm_with_a_final_upload() {
     assert_eq!(requests[0].query_value("units").as_deref(), Some("samples"));
 }
 
+/// A server that is down is said at the first failed upload, not when the retries give up
+/// minutes later.
+#[test]
+fn cli_run_says_at_once_that_the_server_is_down() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let down = rt.block_on(FakeServer::free_addr());
+    let dir = tempfile::tempdir().unwrap();
+    let file = pyroscope_profilingfile(dir.path(), &format!("http://{down}"), "1s");
+    let mut child = caddyprof(&["run"], &file);
+    let lines = stderr_lines(&mut child);
+    // The first window ends within a second; its upload fails at once.
+    let mut log = read_until(&mut child, &lines, "failed", "no word of the failed upload");
+    let (status, _) = terminate(&mut child);
+    log.push_str(&collect_lines(&lines));
+    let line = log.lines().find(|l| l.contains("failed")).unwrap();
+    assert!(line.contains("WARN"), "{log}");
+    assert!(line.contains("cannot connect"), "{log}");
+    assert!(line.contains("retrying in"), "{log}");
+    assert!(line.contains(&format!("http://{down}/ingest")), "{log}");
+    assert!(status.success(), "{status:?}\n{log}");
+}
+
 /// What resolving a Profilingfile's config warns about points at the line that configured
 /// it, not only at a JSON path.
 #[test]

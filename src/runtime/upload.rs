@@ -7,9 +7,14 @@
 //! - **Retries**: transport errors, timeouts, `429` and `5xx` are retried with exponential
 //!   backoff and jitter ([`RetryPolicy`]); `Retry-After` (in seconds) is honoured up to the
 //!   maximum backoff. Every attempt builds a fresh request from the shared [`Bytes`] body.
-//!   Other statuses (`3xx`, since redirects are never followed, and `4xx`) are final and logged
-//!   at warn with the status and a short excerpt of the response body. Headers are never
-//!   logged (they may carry credentials), and URLs are logged without their query.
+//!   Other statuses (`3xx`, since redirects are never followed, and `4xx`) are final.
+//! - **Failures are visible at once, and only once a minute**: the first failed attempt of an
+//!   outage is logged at warn right away (the server, the status or kind of error, what
+//!   happens next); while the failures go on, at most one line per
+//!   [`UploaderOptions::warn_interval`] sums them up; the first delivery after them is logged
+//!   at info with how many attempts failed and how many profiles were lost. An attempt that
+//!   has had no answer for [`SLOW_ANSWER`] is said at once too. Headers are never logged
+//!   (they may carry credentials), and URLs are logged without their query.
 //! - **Timeout**: [`UploaderOptions::timeout`] bounds each attempt (`None` = no timeout).
 //! - **Stop**: [`Uploader::stop`] refuses new requests, makes one best-effort attempt for each
 //!   queued request (a request waiting for its next retry is tried at once), and returns
@@ -127,7 +132,7 @@ pub struct UploaderOptions {
     pub timeout: Option<Duration>,
     /// How failed attempts are retried.
     pub retry: RetryPolicy,
-    /// At most one warning about dropped requests per this interval.
+    /// At most one warning per this interval (the first failure of an outage is always said).
     pub warn_interval: Duration,
 }
 
@@ -137,6 +142,10 @@ pub const DEFAULT_QUEUE_CAPACITY: usize = 64;
 
 /// The default deadline of a stop (`stop()`, SIGINT, SIGTERM).
 pub const STOP_DEADLINE: Duration = Duration::from_secs(2);
+
+/// How long an attempt may go without an answer before the sink says so (once per
+/// [`UploaderOptions::warn_interval`], and only when its timeout is longer).
+pub const SLOW_ANSWER: Duration = Duration::from_secs(5);
 
 impl UploaderOptions {
     /// The defaults for a sink named `sink`: [`DEFAULT_QUEUE_CAPACITY`], a 30 s timeout (the
@@ -214,12 +223,64 @@ fn bump(counter: &AtomicU64) {
     counter.fetch_add(1, Ordering::Relaxed);
 }
 
+impl Counters {
+    /// Requests lost so far: given up, refused or dropped from a full queue.
+    fn lost(&self) -> u64 {
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        get(&self.failed) + get(&self.rejected) + get(&self.dropped)
+    }
+}
+
 #[derive(Default)]
 struct State {
     queue: VecDeque<UploadRequest>,
     closed: bool,
-    last_drop_warning: Option<Instant>,
+    /// When the sink last logged a warning (see [`UploaderOptions::warn_interval`]).
+    last_warning: Option<Instant>,
     dropped_since_warning: u64,
+    /// The failures since the last delivery, while there are some.
+    outage: Option<Outage>,
+}
+
+impl State {
+    /// Whether a warning may be logged now; if so, it counts as logged.
+    fn warning_due(&mut self, interval: Duration) -> bool {
+        let due = self.last_warning.is_none_or(|at| at.elapsed() >= interval);
+        if due {
+            self.last_warning = Some(Instant::now());
+        }
+        due
+    }
+}
+
+/// A run of failed attempts, from the first one to the next delivery.
+struct Outage {
+    began: Instant,
+    failed_attempts: u64,
+    /// [`Counters::lost`] when it began.
+    lost_before: u64,
+}
+
+/// What follows a failed attempt, for its log line.
+enum AfterFailure {
+    /// Another attempt after this wait.
+    Retry(Duration),
+    /// None: the request was given up after this many attempts.
+    GaveUp(u32),
+    /// None: the server refused the request for good.
+    Refused,
+}
+
+impl std::fmt::Display for AfterFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            AfterFailure::Retry(wait) => write!(f, "retrying in {:.1}s", wait.as_secs_f64()),
+            AfterFailure::GaveUp(attempts) => {
+                write!(f, "profile given up after {attempts} attempts")
+            }
+            AfterFailure::Refused => f.write_str("profile not retried"),
+        }
+    }
 }
 
 struct Shared {
@@ -236,6 +297,84 @@ impl Shared {
     fn state(&self) -> MutexGuard<'_, State> {
         // A panic while holding this lock cannot leave the queue inconsistent.
         self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Counts a failed attempt (and the request, if it is lost); logs it at once if it
+    /// begins an outage, else at most once per warn interval.
+    fn attempt_failed(&self, request: &UploadRequest, reason: &str, next: AfterFailure) {
+        let mut state = self.state();
+        let lost_before = self.counters.lost();
+        match next {
+            AfterFailure::Retry(_) => {}
+            AfterFailure::GaveUp(_) => bump(&self.counters.failed),
+            AfterFailure::Refused => bump(&self.counters.rejected),
+        }
+        let lost = self.counters.lost();
+        let began = state.outage.is_none();
+        let outage = state.outage.get_or_insert_with(|| Outage {
+            began: Instant::now(),
+            failed_attempts: 0,
+            lost_before,
+        });
+        outage.failed_attempts += 1;
+        let (failed_attempts, lost, lasting) = (
+            outage.failed_attempts,
+            lost - outage.lost_before,
+            outage.began.elapsed(),
+        );
+        let interval = self.options.warn_interval;
+        if began {
+            state.warning_due(Duration::ZERO);
+            tracing::warn!(
+                sink = %self.options.sink,
+                url = %loggable_url(&request.url),
+                "upload of a {} failed: {reason}; {next}",
+                request.what,
+            );
+        } else if state.warning_due(interval) {
+            tracing::warn!(
+                sink = %self.options.sink,
+                url = %loggable_url(&request.url),
+                failed_attempts,
+                lost,
+                "uploads still failing after {:.0}s: {failed_attempts} failed attempts, \
+                 {lost} profiles lost so far; last: {reason}; {next}",
+                lasting.as_secs_f64(),
+            );
+        }
+    }
+
+    /// Ends an outage, if there was one, with a line at info.
+    fn delivered(&self, request: &UploadRequest) {
+        let mut state = self.state();
+        if let Some(outage) = state.outage.take() {
+            let dropped = self.counters.lost() - outage.lost_before;
+            state.dropped_since_warning = 0;
+            tracing::info!(
+                sink = %self.options.sink,
+                url = %loggable_url(&request.url),
+                "delivered again after {} failed attempts, {dropped} profiles dropped",
+                outage.failed_attempts,
+            );
+        }
+    }
+
+    /// Says that an attempt has had no answer for [`SLOW_ANSWER`] (unless an outage is
+    /// being reported already, or a warning was logged within the interval).
+    fn no_answer_yet(&self, request: &UploadRequest) {
+        let mut state = self.state();
+        if state.outage.is_none() && state.warning_due(self.options.warn_interval) {
+            let limit = match self.options.timeout {
+                Some(timeout) => format!("timeout {:.1}s", timeout.as_secs_f64()),
+                None => "no timeout".to_owned(),
+            };
+            tracing::warn!(
+                sink = %self.options.sink,
+                url = %loggable_url(&request.url),
+                "no answer from the server after {}s ({limit}); still waiting",
+                SLOW_ANSWER.as_secs(),
+            );
+        }
     }
 }
 
@@ -282,10 +421,8 @@ impl Uploader {
             state.queue.pop_front();
             bump(&self.shared.counters.dropped);
             state.dropped_since_warning += 1;
-            let due = state
-                .last_drop_warning
-                .is_none_or(|at| at.elapsed() >= options.warn_interval);
-            if due {
+            // During an outage the outage's own lines count what is dropped.
+            if state.outage.is_none() && state.warning_due(options.warn_interval) {
                 tracing::warn!(
                     sink = %options.sink,
                     capacity = options.queue_capacity,
@@ -293,7 +430,6 @@ impl Uploader {
                     dropped_total = self.shared.counters.dropped.load(Ordering::Relaxed),
                     "upload queue full: dropped the oldest profiles",
                 );
-                state.last_drop_warning = Some(Instant::now());
                 state.dropped_since_warning = 0;
             }
         }
@@ -399,36 +535,25 @@ async fn deliver(shared: &Shared, request: &UploadRequest) {
     loop {
         attempt += 1;
         let last_chance = *closing.borrow_and_update();
-        let wait = match attempt_once(shared, request).await {
+        let wait = match attempt_watched(shared, request).await {
             Outcome::Delivered => {
                 bump(&shared.counters.delivered);
+                shared.delivered(request);
                 tracing::debug!(sink = %options.sink, what = %request.what, attempt, "uploaded");
                 return;
             }
             Outcome::Final(reason) => {
-                bump(&shared.counters.rejected);
-                tracing::warn!(
-                    sink = %options.sink,
-                    what = %request.what,
-                    url = %loggable_url(&request.url),
-                    "upload refused, not retried: {reason}",
-                );
+                shared.attempt_failed(request, &reason, AfterFailure::Refused);
                 return;
             }
             Outcome::Retry(reason, retry_after) => {
                 let delay = policy.delay(attempt, retry_after);
                 let out_of_time = started.elapsed() + delay > policy.max_elapsed;
                 if last_chance || attempt >= policy.max_attempts.max(1) || out_of_time {
-                    bump(&shared.counters.failed);
-                    tracing::warn!(
-                        sink = %options.sink,
-                        what = %request.what,
-                        url = %loggable_url(&request.url),
-                        attempts = attempt,
-                        "upload failed, giving up: {reason}",
-                    );
+                    shared.attempt_failed(request, &reason, AfterFailure::GaveUp(attempt));
                     return;
                 }
+                shared.attempt_failed(request, &reason, AfterFailure::Retry(delay));
                 tracing::debug!(
                     sink = %options.sink,
                     what = %request.what,
@@ -443,6 +568,23 @@ async fn deliver(shared: &Shared, request: &UploadRequest) {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
             _ = closing.wait_for(|&c| c) => {}
+        }
+    }
+}
+
+/// One attempt, saying so if it goes [`SLOW_ANSWER`] without an answer and its timeout is
+/// longer.
+async fn attempt_watched(shared: &Shared, request: &UploadRequest) -> Outcome {
+    let attempt = attempt_once(shared, request);
+    if shared.options.timeout.is_some_and(|t| t <= SLOW_ANSWER) {
+        return attempt.await;
+    }
+    tokio::pin!(attempt);
+    tokio::select! {
+        outcome = &mut attempt => outcome,
+        () = tokio::time::sleep(SLOW_ANSWER) => {
+            shared.no_answer_yet(request);
+            attempt.await
         }
     }
 }
