@@ -342,6 +342,11 @@ fn run_config(
         .map(|w| sources.locate(w.clone()))
         .collect();
     print_diagnostics(&warnings);
+    tracing::info!(
+        "caddyprof run profiles its own process, which does nothing but profile: expect \
+         empty CPU profiles. To profile a program, embed caddyprof in it (README, \"Running \
+         profiles\") or try the demo: cargo run --release --example demo"
+    );
     let waited = match early {
         // Listening failed, or (on some platforms) a signal was already there.
         Poll::Ready(result) => result,
@@ -364,6 +369,7 @@ fn run_config(
     let mut clean = true;
     for report in &reports {
         clean &= report.is_clean();
+        // Every profile is counted once: delivered, failed, dropped or skipped.
         match &report.uploads {
             Some(uploads) => tracing::info!(
                 sink = %report.path,
@@ -371,12 +377,16 @@ fn run_config(
                 delivered = uploads.delivered,
                 failed = uploads.failed + uploads.rejected + uploads.abandoned,
                 dropped = uploads.dropped,
+                skipped_empty = report.skipped_empty,
+                skipped_unsupported = report.skipped_unsupported,
+                windows_lost = report.windows_lost,
                 "sink stopped"
             ),
             None => tracing::info!(
                 sink = %report.path,
                 profiles = report.profiles,
                 files = report.files.len(),
+                windows_lost = report.windows_lost,
                 "sink stopped"
             ),
         }

@@ -579,6 +579,71 @@ fn cli_run_says_at_once_that_the_server_is_down() {
     assert!(status.success(), "{status:?}\n{log}");
 }
 
+/// The value of `name=N` in a log line.
+fn field(line: &str, name: &str) -> u64 {
+    let key = format!(" {name}=");
+    let at = line
+        .find(&key)
+        .unwrap_or_else(|| panic!("no {name} in {line}"));
+    line[at + key.len()..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{name} is not a number in {line}"))
+}
+
+/// The summary of `run --once` accounts for every profile: the idle process's empty CPU
+/// profile, which profefe would refuse, is counted as skipped, and the run says why its CPU
+/// profiles are empty.
+#[test]
+fn cli_run_summary_accounts_for_every_profile() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let profefe = rt.block_on(FakeServer::start(Kind::Profefe));
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("Profilingfile");
+    std::fs::write(
+        &file,
+        format!(
+            "profefe {} {{\n\tservice idle\n\tparameters {{\n\t\tprofile_types cpu heap goroutine threadcreate\n\t}}\n}}\n",
+            profefe.url()
+        ),
+    )
+    .unwrap();
+    let mut child = caddyprof(&["run", "--once", "--window", "1s"], &file);
+    let lines = stderr_lines(&mut child);
+    let (status, _) = wait_bounded(&mut child, Duration::from_secs(20));
+    let log = collect_lines(&lines);
+    assert!(status.success(), "{status:?}\n{log}");
+    assert!(
+        log.contains("its own process") && log.contains("--example demo"),
+        "no word of the idle process:\n{log}"
+    );
+    let summary = log
+        .lines()
+        .find(|l| l.contains("sink stopped"))
+        .unwrap_or_else(|| panic!("no summary:\n{log}"));
+    let profiles = field(summary, "profiles");
+    let accounted = [
+        "delivered",
+        "failed",
+        "dropped",
+        "skipped_empty",
+        "skipped_unsupported",
+    ]
+    .iter()
+    .map(|name| field(summary, name))
+    .sum::<u64>();
+    assert_eq!(profiles, 4, "{summary}");
+    assert_eq!(accounted, profiles, "{summary}");
+    assert!(field(summary, "skipped_empty") >= 1, "{summary}");
+    assert_eq!(
+        field(summary, "delivered"),
+        profefe.requests().len() as u64,
+        "{summary}"
+    );
+}
+
 /// What resolving a Profilingfile's config warns about points at the line that configured
 /// it, not only at a JSON path.
 #[test]

@@ -10,7 +10,7 @@ use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::profefe::sink::ProfefeSink;
 use caddyprof::apps::pyroscope::sink::PyroscopeSink;
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{RetryPolicy, UploaderOptions};
+use caddyprof::runtime::upload::{RetryPolicy, Submitted, UploaderOptions};
 use support::{FakeServer, Fault, Kind, profile};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -165,7 +165,10 @@ async fn a_full_queue_drops_the_oldest_and_an_outage_is_survived() {
     sink.submit(&profile(ProfileType::Cpu, 1, 1, 1_700_000_000));
     tokio::time::sleep(Duration::from_millis(100)).await;
     for marker in 2..=6 {
-        assert!(sink.submit(&profile(ProfileType::Cpu, 1, marker, 1_700_000_000)));
+        assert_eq!(
+            sink.submit(&profile(ProfileType::Cpu, 1, marker, 1_700_000_000)),
+            Submitted::Queued
+        );
     }
     let stats = sink.stats();
     assert_eq!((stats.queued, stats.dropped, stats.delivered), (6, 2, 0));
@@ -218,7 +221,10 @@ async fn stop_mid_retry_makes_a_last_attempt_and_returns_in_time() {
         "one last attempt instead of the 30 s wait"
     );
     assert_eq!((stats.failed, stats.delivered), (1, 0));
-    assert!(!sink.submit(&profile(ProfileType::Cpu, 1, 1, 1_700_000_000)));
+    assert_eq!(
+        sink.submit(&profile(ProfileType::Cpu, 1, 1, 1_700_000_000)),
+        Submitted::Closed
+    );
 }
 
 #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::pyroscope::sink::PyroscopeSink;
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{RetryPolicy, UploaderOptions};
+use caddyprof::runtime::upload::{RetryPolicy, Submitted, UploaderOptions};
 use support::{FakeServer, Fault, Kind, profile};
 
 /// Every line logged by this test binary.
@@ -126,15 +126,24 @@ async fn an_outage_is_said_at_once_then_summed_up_when_deliveries_resume() {
     );
 
     // Nothing listens: the first refused connection is said at once.
-    assert!(sink.submit(&profile(ProfileType::Cpu, 3, 1, 1_000)));
+    assert_eq!(
+        sink.submit(&profile(ProfileType::Cpu, 3, 1, 1_000)),
+        Submitted::Queued
+    );
     let first = wait_for_line(sink_name, "failed", Duration::from_secs(5)).await;
     assert!(first.contains(" WARN "), "{first}");
     assert!(first.contains("cannot connect"), "{first}");
     assert!(first.contains("retrying in 0."), "{first}");
-    assert!(first.contains(&format!("url=http://{addr}/ingest")), "{first}");
+    assert!(
+        first.contains(&format!("url=http://{addr}/ingest")),
+        "{first}"
+    );
     // Four more profiles into a queue of two (one is in flight): two are dropped.
     for marker in 2..6 {
-        assert!(sink.submit(&profile(ProfileType::Cpu, 3, marker, 1_000)));
+        assert_eq!(
+            sink.submit(&profile(ProfileType::Cpu, 3, marker, 1_000)),
+            Submitted::Queued
+        );
     }
 
     // The server comes up but hangs twice past the timeout, then answers.
@@ -179,7 +188,10 @@ async fn a_lasting_outage_is_summed_up_once_per_interval() {
         },
     );
     let started = Instant::now();
-    assert!(sink.submit(&profile(ProfileType::Cpu, 3, 1, 1_000)));
+    assert_eq!(
+        sink.submit(&profile(ProfileType::Cpu, 3, 1, 1_000)),
+        Submitted::Queued
+    );
     wait_for_line(sink_name, "still failing", Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let warned = warnings(sink_name);
@@ -196,7 +208,11 @@ async fn a_lasting_outage_is_summed_up_once_per_interval() {
     }
     // The first line, then at most one per interval (attempts come every 200 ms).
     let most = 1 + (elapsed.as_millis() / interval.as_millis()) as usize;
-    assert!(warned.len() <= most, "{} lines in {elapsed:?}", warned.len());
+    assert!(
+        warned.len() <= most,
+        "{} lines in {elapsed:?}",
+        warned.len()
+    );
 }
 
 #[tokio::test]
@@ -216,7 +232,10 @@ async fn a_refusal_is_said_once_and_a_later_delivery_ends_it() {
         },
     );
     for marker in 1..4 {
-        assert!(sink.submit(&profile(ProfileType::Cpu, 3, marker, 1_000)));
+        assert_eq!(
+            sink.submit(&profile(ProfileType::Cpu, 3, marker, 1_000)),
+            Submitted::Queued
+        );
     }
     let recovered = wait_for_line(sink_name, "delivered again", Duration::from_secs(5)).await;
     assert!(

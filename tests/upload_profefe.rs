@@ -7,7 +7,7 @@ use std::time::Duration;
 use caddyprof::apps::ProfefeApp;
 use caddyprof::apps::profefe::sink::{self, ProfefeSink};
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{RetryPolicy, UploaderOptions};
+use caddyprof::runtime::upload::{NotSent, RetryPolicy, Submitted, UploaderOptions};
 use support::{FakeServer, Kind, decode_pprof, profile};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -43,7 +43,7 @@ async fn every_type_as_the_go_agent_sends_it() {
         .map(|(t, _)| profile(*t, 2, 5, 1_700_000_000))
         .collect();
     for p in &profiles {
-        assert!(sink.submit(p));
+        assert_eq!(sink.submit(p), Submitted::Queued);
     }
     let requests = server.wait_for(cases.len(), WAIT).await;
     for ((r, (t, name)), p) in requests.iter().zip(&cases).zip(&profiles) {
@@ -68,11 +68,20 @@ async fn every_type_as_the_go_agent_sends_it() {
 async fn empty_profiles_are_never_sent() {
     let server = FakeServer::start(Kind::Profefe).await;
     let sink = start(&server);
-    assert!(!sink.submit(&profile(ProfileType::Mutex, 0, 0, 1_700_000_000)));
+    assert_eq!(
+        sink.submit(&profile(ProfileType::Mutex, 0, 0, 1_700_000_000)),
+        Submitted::Skipped(NotSent::Empty)
+    );
     let mut not_pprof = profile(ProfileType::Cpu, 1, 1, 1_700_000_000);
     not_pprof.pprof_gz = vec![0x1f, 0x8b, 0, 0].into();
-    assert!(!sink.submit(&not_pprof));
-    assert!(sink.submit(&profile(ProfileType::Block, 1, 1, 1_700_000_000)));
+    assert!(matches!(
+        sink.submit(&not_pprof),
+        Submitted::Skipped(NotSent::Invalid(_))
+    ));
+    assert_eq!(
+        sink.submit(&profile(ProfileType::Block, 1, 1, 1_700_000_000)),
+        Submitted::Queued
+    );
     sink.stop(Duration::from_secs(2)).await;
     let requests = server.requests();
     assert_eq!(requests.len(), 1);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::pyroscope::sink::{self, PyroscopeSink};
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{RetryPolicy, UploaderOptions};
+use caddyprof::runtime::upload::{NotSent, RetryPolicy, Submitted, UploaderOptions};
 use support::{FakeServer, Kind, decode_pprof, profile};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -44,7 +44,10 @@ async fn cpu_upload_is_byte_for_byte_the_go_agents() {
         options(),
     )
     .unwrap();
-    assert!(sink.submit(&profile(ProfileType::Cpu, 3, 7, 1_795_639_350)));
+    assert_eq!(
+        sink.submit(&profile(ProfileType::Cpu, 3, 7, 1_795_639_350)),
+        Submitted::Queued
+    );
     let r = &server.wait_for(1, WAIT).await[0];
     assert_eq!(r.status, 200);
     assert_eq!(r.method, "POST");
@@ -149,9 +152,15 @@ async fn every_type_gets_the_go_query_and_sample_type_config() {
         (ProfileType::Cpu, "sum", "100", "samples", None),
     ];
     for (t, ..) in &cases {
-        assert!(sink.submit(&profile(*t, 1, 1, 1_700_000_000)));
+        assert_eq!(
+            sink.submit(&profile(*t, 1, 1, 1_700_000_000)),
+            Submitted::Queued
+        );
     }
-    assert!(!sink.submit(&profile(ProfileType::ThreadCreate, 1, 1, 1_700_000_000)));
+    assert_eq!(
+        sink.submit(&profile(ProfileType::ThreadCreate, 1, 1, 1_700_000_000)),
+        Submitted::Skipped(NotSent::Unsupported)
+    );
     let requests = server.wait_for(cases.len(), WAIT).await;
     for (r, (t, aggregation, rate, units, config)) in requests.iter().zip(&cases) {
         assert_eq!(r.status, 200, "{t}");
@@ -260,7 +269,10 @@ async fn auth_headers() {
     ];
     for (i, (app, authorization, status)) in variants.iter().enumerate() {
         let sink = PyroscopeSink::start(&support::pyroscope_settings(app, 100), options()).unwrap();
-        assert!(sink.submit(&profile(ProfileType::Heap, 1, 1, 1_700_000_000)));
+        assert_eq!(
+            sink.submit(&profile(ProfileType::Heap, 1, 1, 1_700_000_000)),
+            Submitted::Queued
+        );
         let stats = sink.stop(Duration::from_secs(2)).await;
         let requests = server.requests();
         assert_eq!(requests.len(), i + 1, "one request each, no retry");

@@ -17,7 +17,7 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::symbolize::{ProfileLocations, symbolizer};
@@ -91,9 +91,8 @@ struct Values {
 }
 
 struct Stack {
-    addresses: Box<[usize]>,
+    addresses: Arc<[usize]>,
     values: Values,
-    resolved: Option<Vec<usize>>,
 }
 
 #[derive(Default)]
@@ -196,7 +195,6 @@ fn record(kind: Kind, values: Values) {
             table.stacks.push(Stack {
                 addresses: stack.into(),
                 values: Values::default(),
-                resolved: None,
             });
             table.stacks.len() - 1
         }
@@ -268,8 +266,20 @@ impl ContentionSubscription {
         self.kind
     }
 
-    /// Ends the current window and returns its profile.
+    /// Ends the current window and returns its profile: [`cut`](Self::cut) then
+    /// [`ContentionWindow::build`].
     pub fn collect(&mut self) -> Contentions {
+        let window = self.cut();
+        let samples = window.samples();
+        Contentions {
+            profile: window.build(),
+            samples,
+        }
+    }
+
+    /// Ends the current window and returns its events per stack, not yet symbolized (quick:
+    /// the instrumented locks wait for the registry only while it is read).
+    pub fn cut(&mut self) -> ContentionWindow {
         // Libraries loaded or unloaded since: a new module list for the unwinder.
         super::unwind::refresh();
         let end = SystemTime::now();
@@ -277,29 +287,66 @@ impl ContentionSubscription {
             .duration_since(self.start)
             .unwrap_or_default()
             .max(Duration::from_nanos(1));
+        let mut registry = registry();
+        let table = registry.table(self.kind);
+        let mut stacks = Vec::new();
+        for (i, stack) in table.stacks.iter().enumerate() {
+            let before = self.baseline.get(i).copied().unwrap_or_default();
+            let count = stack.values.count - before.count;
+            let delay = stack.values.delay - before.delay;
+            if count > 0 || delay > 0 {
+                stacks.push((Arc::clone(&stack.addresses), count, delay));
+            }
+        }
+        if !self.cumulative {
+            self.baseline = table.stacks.iter().map(|s| s.values).collect();
+        }
+        drop(registry);
+        let start = self.start;
+        if !self.cumulative {
+            self.start = end;
+        }
+        ContentionWindow {
+            kind: self.kind,
+            start,
+            duration,
+            stacks,
+        }
+    }
+}
+
+/// A `block` or `mutex` window's events per stack, cut and not yet symbolized.
+#[derive(Debug)]
+pub struct ContentionWindow {
+    kind: Kind,
+    start: SystemTime,
+    duration: Duration,
+    /// Each stack with events: its addresses, contentions and delay.
+    stacks: Vec<(Arc<[usize]>, i64, i64)>,
+}
+
+impl ContentionWindow {
+    /// The number of samples its profile has (0: nothing to report).
+    pub fn samples(&self) -> usize {
+        self.stacks.len()
+    }
+
+    /// The window's profile: sample types `contentions/count` and `delay/nanoseconds`,
+    /// period type `contentions/count`, period 1, one sample per stack, the lock's own frames
+    /// cut.
+    pub fn build(self) -> Profile {
         let mut builder = ProfileBuilder::new();
         builder
             .sample_type("contentions", "count")
             .sample_type("delay", "nanoseconds")
             .default_sample_type("delay")
             .period("contentions", "count", 1)
-            .window(self.start, duration);
-        let mut registry = registry();
-        let table = registry.table(self.kind);
+            .window(self.start, self.duration);
         let mut symbolizer = symbolizer();
         let mut ids = ProfileLocations::default();
-        let mut samples = 0;
-        for (i, stack) in table.stacks.iter_mut().enumerate() {
-            let before = self.baseline.get(i).copied().unwrap_or_default();
-            let count = stack.values.count - before.count;
-            let delay = stack.values.delay - before.delay;
-            if count <= 0 && delay <= 0 {
-                continue;
-            }
-            let resolved = stack
-                .resolved
-                .get_or_insert_with(|| symbolizer.resolve(&stack.addresses));
-            let frames = symbolizer.frames(resolved);
+        for (addresses, count, delay) in &self.stacks {
+            let resolved = symbolizer.resolve(addresses);
+            let frames = symbolizer.frames(&resolved);
             // Up to the outermost frame of the lock's (inlined standard-library frames may
             // sit between its own).
             let cut = frames
@@ -308,19 +355,10 @@ impl ContentionSubscription {
                 .map_or(0, |last| last + 1);
             let cut = if cut < frames.len() { cut } else { 0 };
             let locations = ids.of_frames(&frames, cut, &symbolizer, &mut builder);
-            builder.add_sample_at(&locations, &[count, delay], &[]);
-            samples += 1;
+            builder.add_sample_at(&locations, &[*count, *delay], &[]);
         }
         symbolizer.end_batch();
-        if !self.cumulative {
-            self.baseline = table.stacks.iter().map(|s| s.values).collect();
-        }
         drop(symbolizer);
-        drop(registry);
-        let profile = builder.into_profile(self.kind.profile_type());
-        if !self.cumulative {
-            self.start = end;
-        }
-        Contentions { profile, samples }
+        builder.into_profile(self.kind.profile_type())
     }
 }

@@ -19,8 +19,10 @@
 //!
 //! The ring is about 0.5 MiB. Distinct stacks are kept (as addresses) while a window still
 //! counts them; when there are more than [`MAX_STACKS`], the ones no open window holds are
-//! forgotten. A stack is symbolized the first time a profile contains it, each address once
-//! ([`super::symbolize`]).
+//! forgotten. Addresses are symbolized when a window's profile is built
+//! ([`CpuWindow::build`]), each address once ([`super::symbolize`]); cutting a window
+//! ([`CpuSubscription::cut`]) only takes its counts, so windows end on time whatever
+//! symbolizing costs.
 
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -100,19 +102,13 @@ pub const MAX_STACKS: usize = 4096;
 /// A distinct stack: the `thread` label (the thread's name, or its id) and the addresses.
 type StackKey = (Box<str>, Box<[usize]>);
 
-struct Stack {
-    key: Arc<StackKey>,
-    /// The symbolized locations (indexes into the symbolizer), once needed.
-    resolved: Option<Vec<usize>>,
-}
-
 struct Collector {
     frequency: u32,
     /// The live subscriptions' windows: stack index → samples.
     windows: HashMap<u64, HashMap<usize, i64>>,
     next_subscription: u64,
     index: HashMap<Arc<StackKey>, usize>,
-    stacks: Vec<Stack>,
+    stacks: Vec<Arc<StackKey>>,
     /// Samples dropped by the sampler, as last reported.
     dropped: sampler::Dropped,
     drainer: Option<std::thread::Thread>,
@@ -267,12 +263,15 @@ impl CpuSubscription {
         self.start
     }
 
-    /// Ends the current window and returns its profile: a gzip pprof with sample types
-    /// `samples/count` and `cpu/nanoseconds`, period type `cpu/nanoseconds`, period
-    /// 1e9/frequency, the window's start and length, and a `thread` label on every sample.
-    /// The next window starts now.
+    /// Ends the current window and returns its profile: [`cut`](Self::cut) then
+    /// [`CpuWindow::build`].
     pub fn collect(&mut self) -> Profile {
-        let period = 1_000_000_000 / i64::from(self.frequency);
+        self.cut().build()
+    }
+
+    /// Ends the current window and returns its samples, not yet symbolized (quick: no
+    /// symbolization, no encoding). The next window starts now.
+    pub fn cut(&mut self) -> CpuWindow {
         let mut guard = lock();
         let collector = guard
             .as_mut()
@@ -290,34 +289,64 @@ impl CpuSubscription {
             .unwrap_or_default();
         let mut counts: Vec<(usize, i64)> = window.into_iter().collect();
         counts.sort_unstable();
+        let stacks = counts
+            .into_iter()
+            .map(|(i, count)| (Arc::clone(&collector.stacks[i]), count))
+            .collect();
+        collector.forget_old_stacks();
+        drop(guard);
+        let start = std::mem::replace(&mut self.start, end);
+        self.started = Instant::now();
+        CpuWindow {
+            frequency: self.frequency,
+            start,
+            duration,
+            stacks,
+        }
+    }
+}
 
+/// A CPU window's samples, cut and not yet symbolized.
+#[derive(Debug)]
+pub struct CpuWindow {
+    frequency: u32,
+    start: SystemTime,
+    duration: Duration,
+    /// Each distinct stack and its samples.
+    stacks: Vec<(Arc<StackKey>, i64)>,
+}
+
+impl CpuWindow {
+    /// The samples in the window.
+    pub fn samples(&self) -> i64 {
+        self.stacks.iter().map(|(_, n)| n).sum()
+    }
+
+    /// The window's profile: a gzip pprof with sample types `samples/count` and
+    /// `cpu/nanoseconds`, period type `cpu/nanoseconds`, period 1e9/frequency, the window's
+    /// start and length, and a `thread` label on every sample.
+    pub fn build(self) -> Profile {
+        let period = 1_000_000_000 / i64::from(self.frequency);
         let mut builder = ProfileBuilder::new();
         builder
             .sample_type("samples", "count")
             .sample_type("cpu", "nanoseconds")
             .default_sample_type("cpu")
             .period("cpu", "nanoseconds", period)
-            .window(self.start, duration);
+            .window(self.start, self.duration);
         let mut symbolizer = symbolizer();
         let mut ids = ProfileLocations::default();
-        for (i, count) in counts {
-            let stack = &mut collector.stacks[i];
-            let resolved = stack
-                .resolved
-                .get_or_insert_with(|| symbolizer.resolve(&stack.key.1));
-            let locations = ids.of(resolved, &symbolizer, &mut builder);
+        for (key, count) in &self.stacks {
+            let resolved = symbolizer.resolve(&key.1);
+            let locations = ids.of(&resolved, &symbolizer, &mut builder);
             builder.add_sample_at(
                 &locations,
-                &[count, count * period],
-                &[Label::str("thread", &stack.key.0)],
+                &[*count, count * period],
+                &[Label::str("thread", &key.0)],
             );
         }
         symbolizer.end_batch();
         drop(symbolizer);
-        collector.forget_old_stacks();
-        drop(guard);
-        self.start = end;
-        self.started = Instant::now();
         builder.into_profile(ProfileType::Cpu)
     }
 }
@@ -364,10 +393,7 @@ impl Collector {
                 None => {
                     let key = Arc::new(key);
                     index.insert(Arc::clone(&key), stacks.len());
-                    stacks.push(Stack {
-                        key,
-                        resolved: None,
-                    });
+                    stacks.push(key);
                     stacks.len() - 1
                 }
             };
@@ -400,7 +426,7 @@ impl Collector {
                 });
             }
         }
-        let mut old: Vec<Option<Stack>> = std::mem::take(&mut self.stacks)
+        let mut old: Vec<Option<Arc<StackKey>>> = std::mem::take(&mut self.stacks)
             .into_iter()
             .map(Some)
             .collect();
@@ -412,7 +438,7 @@ impl Collector {
             .stacks
             .iter()
             .enumerate()
-            .map(|(i, s)| (Arc::clone(&s.key), i))
+            .map(|(i, s)| (Arc::clone(s), i))
             .collect();
         for window in self.windows.values_mut() {
             *window = window.drain().map(|(i, n)| (renumbered[&i], n)).collect();
@@ -442,10 +468,7 @@ mod tests {
         for i in 0..MAX_STACKS + 10 {
             let key = Arc::new(key(i));
             collector.index.insert(Arc::clone(&key), i);
-            collector.stacks.push(Stack {
-                key,
-                resolved: None,
-            });
+            collector.stacks.push(key);
         }
         collector
             .windows
@@ -461,7 +484,7 @@ mod tests {
         let counts = |window: u64| -> Vec<(StackKey, i64)> {
             let mut counts: Vec<_> = collector.windows[&window]
                 .iter()
-                .map(|(&i, &n)| ((*collector.stacks[i].key).clone(), n))
+                .map(|(&i, &n)| ((*collector.stacks[i]).clone(), n))
                 .collect();
             counts.sort();
             counts
@@ -476,7 +499,7 @@ mod tests {
         );
         assert_eq!(counts(1), sorted(vec![(key(5), 1), (key(42), 9)]));
         for (i, stack) in collector.stacks.iter().enumerate() {
-            assert_eq!(collector.index[&stack.key], i);
+            assert_eq!(collector.index[stack], i);
         }
     }
 }

@@ -108,9 +108,15 @@ impl HeapSubscription {
     }
 
     /// Ends the current window and returns its profile (see the [module docs](self)),
-    /// tagged `profile_type` (`heap` shows `inuse_space` by default, `allocs` `alloc_space`).
-    /// The next window starts now.
+    /// tagged `profile_type` (`heap` shows `inuse_space` by default, `allocs` `alloc_space`):
+    /// [`cut`](Self::cut) then [`HeapWindow::build`]. The next window starts now.
     pub fn collect(&mut self, profile_type: ProfileType, accumulation: Accumulation) -> Profile {
+        self.cut(profile_type, accumulation).build()
+    }
+
+    /// Ends the current window and returns its values per stack, not yet symbolized
+    /// (quick: a read of the sampler's tables). The next window starts now.
+    pub fn cut(&mut self, profile_type: ProfileType, accumulation: Accumulation) -> HeapWindow {
         // Libraries loaded or unloaded since: the sampler's unwinder gets a new module list.
         super::unwind::refresh();
         let end = SystemTime::now();
@@ -118,7 +124,6 @@ impl HeapSubscription {
             .duration_since(self.start)
             .unwrap_or(self.started.elapsed())
             .max(Duration::from_nanos(1));
-        let rate = allocator::rate();
         let mut rows: Vec<(usize, Vec<usize>, [i64; 4])> = Vec::new();
         allocator::for_each_stack(|slot, addresses, totals| {
             let (objects, bytes) = match accumulation {
@@ -142,20 +147,50 @@ impl HeapSubscription {
                 rows.push((slot, addresses.to_vec(), values));
             }
         });
+        report_lost();
+        let start = std::mem::replace(&mut self.start, end);
+        self.started = Instant::now();
+        HeapWindow {
+            profile_type,
+            rate: allocator::rate(),
+            start,
+            duration,
+            rows,
+        }
+    }
+}
 
+/// A heap window's values per stack, cut and not yet symbolized.
+#[derive(Debug)]
+pub struct HeapWindow {
+    profile_type: ProfileType,
+    rate: u64,
+    start: SystemTime,
+    duration: Duration,
+    /// Per stack slot: its addresses and the four sample values.
+    rows: Vec<(usize, Vec<usize>, [i64; 4])>,
+}
+
+impl HeapWindow {
+    /// The window's profile (see the [module docs](self)).
+    pub fn build(self) -> Profile {
         let mut builder = ProfileBuilder::new();
         builder
             .sample_type("alloc_objects", "count")
             .sample_type("alloc_space", "bytes")
             .sample_type("inuse_objects", "count")
             .sample_type("inuse_space", "bytes")
-            .default_sample_type(if profile_type == ProfileType::Allocs {
+            .default_sample_type(if self.profile_type == ProfileType::Allocs {
                 "alloc_space"
             } else {
                 "inuse_space"
             })
-            .period("space", "bytes", i64::try_from(rate).unwrap_or(i64::MAX))
-            .window(self.start, duration);
+            .period(
+                "space",
+                "bytes",
+                i64::try_from(self.rate).unwrap_or(i64::MAX),
+            )
+            .window(self.start, self.duration);
         {
             let mut symbolizer = symbolizer();
             let mut resolved = RESOLVED.lock().unwrap_or_else(|e| e.into_inner());
@@ -163,7 +198,7 @@ impl HeapSubscription {
                 resolved.resize(STACK_SLOTS + 1, None);
             }
             let mut ids = ProfileLocations::default();
-            for (slot, addresses, values) in rows {
+            for (slot, addresses, values) in self.rows {
                 if slot == OVERFLOW {
                     let location = builder.location(0, &[Frame::new(OVERFLOW_FRAME)]);
                     builder.add_sample_at(&[location], &values, &[]);
@@ -180,10 +215,7 @@ impl HeapSubscription {
             }
             symbolizer.end_batch();
         }
-        report_lost();
-        self.start = end;
-        self.started = Instant::now();
-        builder.into_profile(profile_type)
+        builder.into_profile(self.profile_type)
     }
 }
 

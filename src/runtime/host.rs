@@ -1,9 +1,17 @@
 //! The host: runs a resolved [`Plan`] inside the process. It owns a small Tokio runtime of its
 //! own (so the host process needs none, and is never blocked by the network), starts every
 //! sink in order (stopping those already started if one fails), and gives each sink a task
-//! that, at the end of each window, collects the profiles the sink wants and hands them over.
-//! [`Running::stop`] ends the current window early, makes a best-effort final flush and
-//! returns within [`STOP_DEADLINE`] (plus a small margin).
+//! with two halves:
+//!
+//! - the **clock** ends each window on time: at the window's end it [cuts](Sources::cut) the
+//!   raw data of every profile type the sink wants (quick), queues it (at most
+//!   [`PENDING_WINDOWS`]) and waits for the next end;
+//! - the **builder** [builds](Cut::build) the queued windows in order, symbolizing and
+//!   encoding them (one build at a time in the process), and hands the profiles to the sink.
+//!
+//! So a window's length never depends on what symbolizing costs (seconds of CPU in a debug
+//! build). [`Running::stop`] ends the current window early, builds what it can, makes a
+//! best-effort final flush and returns within [`STOP_DEADLINE`] with every sink's report.
 //!
 //! Profile types: each sink collects from its own [`Sources`] (`cpu` from the process-wide
 //! sampler, every sink getting the full data of its own windows; `block` and `mutex` from
@@ -15,12 +23,12 @@ use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{Semaphore, mpsc as queue, watch};
 
 use super::Profile;
 use super::plan::{Plan, PlanOptions, SinkSettings};
-use super::sources::Sources;
-use super::upload::{STOP_DEADLINE, UploadStats, UploaderOptions, Windows};
+use super::sources::{Cut, Sources};
+use super::upload::{NotSent, STOP_DEADLINE, Submitted, UploadStats, UploaderOptions, Windows};
 use crate::apps::file::sink::FileWriter;
 use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
 use crate::apps::pyroscope::sink::PyroscopeSink;
@@ -28,8 +36,21 @@ use crate::collect::{contention, cpu};
 use crate::config::{Config, ProfileType};
 use crate::diagnostic::{Diagnostic, Error};
 
-/// How long [`Running::stop`] waits beyond [`STOP_DEADLINE`] for the tasks to report.
-const STOP_MARGIN: Duration = Duration::from_millis(500);
+/// The part of [`STOP_DEADLINE`] kept for the sinks' tasks to report once their own
+/// deadline has passed.
+const STOP_MARGIN: Duration = Duration::from_millis(300);
+
+/// The part of a sink's stop deadline kept for its final flush: windows not built by then
+/// are given up.
+const FLUSH_SHARE: Duration = Duration::from_millis(400);
+
+/// Windows a sink's clock may have cut ahead of its builder; beyond them a window is
+/// dropped (counted, and said at most once a minute).
+pub const PENDING_WINDOWS: usize = 8;
+
+/// One window is built at a time in the process: builds share the process's symbolizer, and
+/// blocking threads held waiting for it would keep clocks from cutting on time.
+static BUILDING: Semaphore = Semaphore::const_new(1);
 
 /// A running configuration. Dropping it without [`Running::stop`] stops it too, without
 /// waiting.
@@ -53,15 +74,24 @@ pub struct SinkReport {
     pub uploads: Option<UploadStats>,
     /// For the file sink: the files written.
     pub files: Vec<std::path::PathBuf>,
+    /// Profiles not sent because they had no samples (the server refuses empty ones).
+    pub skipped_empty: u64,
+    /// Profiles not sent because the server takes no profiles of their type
+    /// (`threadcreate` to Pyroscope).
+    pub skipped_unsupported: u64,
+    /// Windows cut but never built into profiles: the builder fell more than
+    /// [`PENDING_WINDOWS`] behind, or the stop deadline came first.
+    pub windows_lost: u64,
     /// Problems met (collection or writing errors), already logged.
     pub errors: Vec<String>,
 }
 
 impl SinkReport {
-    /// Whether everything handed over was delivered: no failed, dropped or abandoned upload
-    /// and no error.
+    /// Whether everything handed over was delivered: no failed, dropped or abandoned upload,
+    /// no lost window and no error.
     pub fn is_clean(&self) -> bool {
         self.errors.is_empty()
+            && self.windows_lost == 0
             && self
                 .uploads
                 .as_ref()
@@ -101,7 +131,8 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
     let planned = Plan::resolve(config, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
-        .max_blocking_threads(2)
+        // Cutting windows, at most one build, file writes, name lookups: never all waiting.
+        .max_blocking_threads(4)
         .thread_name("caddyprof")
         .enable_all()
         .build()
@@ -172,16 +203,17 @@ impl Running {
         &self.warnings
     }
 
-    /// Stops every sink: each collects its last, partial window, flushes it on a best-effort
-    /// basis and reports. Returns within [`STOP_DEADLINE`] plus half a second; a sink that
-    /// has not reported by then is left out of the reports. Do not call it from an async
-    /// task (it blocks the calling thread while it waits).
+    /// Stops every sink: each cuts its last, partial window, builds what it can, flushes it
+    /// on a best-effort basis and reports. Returns within [`STOP_DEADLINE`]; a sink that has
+    /// not reported by then (it should not happen) is left out of the reports, with a
+    /// warning. Do not call it from an async task (it blocks the calling thread while it
+    /// waits).
     pub fn stop(mut self) -> Vec<SinkReport> {
-        let deadline = Instant::now() + STOP_DEADLINE;
-        self.stop.send_replace(Some(deadline));
+        let end = Instant::now() + STOP_DEADLINE;
+        self.stop.send_replace(Some(end - STOP_MARGIN));
         let mut reports = Vec::with_capacity(self.sinks);
         while reports.len() < self.sinks {
-            let left = (deadline + STOP_MARGIN).saturating_duration_since(Instant::now());
+            let left = end.saturating_duration_since(Instant::now());
             match self.reports.recv_timeout(left) {
                 Ok(report) => reports.push(report),
                 Err(_) => {
@@ -253,13 +285,9 @@ impl StartedSink {
     /// Hands `profile` over: queued for upload, or written to a file.
     async fn deliver(&self, profile: Profile, report: &mut SinkReport) {
         report.profiles += 1;
-        match self {
-            StartedSink::Pyroscope(sink) => {
-                sink.submit(&profile);
-            }
-            StartedSink::Profefe(sink) => {
-                sink.submit(&profile);
-            }
+        let submitted = match self {
+            StartedSink::Pyroscope(sink) => sink.submit(&profile),
+            StartedSink::Profefe(sink) => sink.submit(&profile),
             StartedSink::File { writer, flamegraph } => {
                 let writer = writer.clone();
                 let flamegraph = *flamegraph && profile.profile_type == ProfileType::Cpu;
@@ -279,6 +307,16 @@ impl StartedSink {
                     }
                     Err(join) => report.errors.push(format!("writing task failed: {join}")),
                 }
+                return;
+            }
+        };
+        match submitted {
+            Submitted::Queued | Submitted::Closed => {}
+            Submitted::Skipped(NotSent::Empty) => report.skipped_empty += 1,
+            Submitted::Skipped(NotSent::Unsupported) => report.skipped_unsupported += 1,
+            Submitted::Skipped(NotSent::Invalid(message)) => {
+                tracing::warn!(sink = %report.path, "profile not sent: {message}");
+                report.errors.push(message);
             }
         }
     }
@@ -316,11 +354,19 @@ fn write_files(
     Ok(paths)
 }
 
-/// Runs one sink until stopped: at the end of each window, collects and delivers.
+/// One window of a sink, cut and waiting to be built.
+struct Window {
+    cuts: Vec<Cut>,
+    /// What cutting it met, to log and report.
+    errors: Vec<String>,
+}
+
+/// Runs one sink until stopped: its clock cuts each window on time, its builder builds and
+/// delivers them (see the [module docs](self)).
 async fn run_sink(
     settings: SinkSettings,
     sink: StartedSink,
-    mut stopping: watch::Receiver<Option<Instant>>,
+    stopping: watch::Receiver<Option<Instant>>,
 ) -> SinkReport {
     let mut report = SinkReport {
         path: settings.path().to_owned(),
@@ -337,7 +383,7 @@ async fn run_sink(
     let path = report.path.clone();
     let opened =
         tokio::task::spawn_blocking(move || Sources::open(&path, &sampling, cumulative)).await;
-    let mut sources = match opened {
+    let sources = match opened {
         Ok((sources, mut errors)) => {
             report.errors.append(&mut errors);
             Some(sources)
@@ -347,8 +393,30 @@ async fn run_sink(
             None
         }
     };
+    let (pending, windows) = queue::channel(PENDING_WINDOWS);
+    let path = report.path.clone();
+    let clock = cut_windows(&path, sources, rate, stopping.clone(), pending);
+    let builder = build_windows(&sink, windows, stopping, &mut report);
+    let ((deadline, dropped), ()) = tokio::join!(clock, builder);
+    report.windows_lost += dropped;
+    report.uploads = sink.stop(deadline).await;
+    report
+}
+
+/// The clock of a sink: cuts each window at its end (and the last, partial one at the stop)
+/// and queues it for the builder. Returns the stop deadline and the windows dropped because
+/// the queue was full.
+async fn cut_windows(
+    path: &str,
+    mut sources: Option<Sources>,
+    rate: Duration,
+    mut stopping: watch::Receiver<Option<Instant>>,
+    pending: queue::Sender<Window>,
+) -> (Instant, u64) {
     let mut windows = Windows::new(SystemTime::now(), rate);
-    let deadline = loop {
+    let mut dropped = 0u64;
+    let mut last_warning: Option<Instant> = None;
+    loop {
         let (_, end) = windows.next_window();
         let wait = end
             .duration_since(SystemTime::now())
@@ -361,29 +429,100 @@ async fn run_sink(
             },
         };
         if let Some(mut taken) = sources.take() {
-            let collected = tokio::task::spawn_blocking(move || {
-                let collected = taken.collect();
-                (taken, collected)
+            let cut = tokio::task::spawn_blocking(move || {
+                let cut = taken.cut();
+                (taken, cut)
             })
             .await;
-            match collected {
-                Ok((taken, (profiles, errors))) => {
+            let window = match cut {
+                Ok((taken, (cuts, errors))) => {
                     sources = Some(taken);
-                    for error in errors {
-                        tracing::warn!(sink = %report.path, "cannot collect: {error}");
-                        report.errors.push(error);
-                    }
-                    for profile in profiles {
-                        sink.deliver(profile, &mut report).await;
-                    }
+                    Window { cuts, errors }
                 }
-                Err(e) => report.errors.push(format!("collecting failed: {e}")),
+                Err(e) => Window {
+                    cuts: Vec::new(),
+                    errors: vec![format!("collecting failed: {e}")],
+                },
+            };
+            if let Err(error) = pending.try_send(window) {
+                dropped += 1;
+                // Closed: the builder gave up at a stop, and said so.
+                let full = matches!(error, queue::error::TrySendError::Full(_));
+                if full && last_warning.is_none_or(|at| at.elapsed() >= Duration::from_secs(60)) {
+                    last_warning = Some(Instant::now());
+                    tracing::warn!(
+                        sink = %path,
+                        windows_lost = dropped,
+                        "building profiles fell {PENDING_WINDOWS} windows behind the clock: \
+                         a window was dropped (symbolizing is slow, or the machine is \
+                         overloaded)"
+                    );
+                }
             }
         }
         if let Some(deadline) = deadline {
-            break deadline;
+            return (deadline, dropped);
         }
+    }
+}
+
+/// The builder of a sink: builds each queued window's profiles (one build at a time in the
+/// process) and delivers them, in order, until the clock stops queueing. At a stop, what is
+/// not built [`FLUSH_SHARE`] before the deadline is given up (counted in
+/// [`SinkReport::windows_lost`]).
+async fn build_windows(
+    sink: &StartedSink,
+    mut windows: queue::Receiver<Window>,
+    mut stopping: watch::Receiver<Option<Instant>>,
+    report: &mut SinkReport,
+) {
+    while let Some(window) = windows.recv().await {
+        for error in window.errors {
+            tracing::warn!(sink = %report.path, "cannot collect: {error}");
+            report.errors.push(error);
+        }
+        let delivered = async {
+            for cut in window.cuts {
+                let Ok(permit) = BUILDING.acquire().await else {
+                    return;
+                };
+                let built = tokio::task::spawn_blocking(move || {
+                    let _permit = permit;
+                    cut.build()
+                })
+                .await;
+                match built {
+                    Ok(profile) => sink.deliver(profile, report).await,
+                    Err(e) => report
+                        .errors
+                        .push(format!("building a profile failed: {e}")),
+                }
+            }
+        };
+        let given_up = tokio::select! {
+            () = delivered => false,
+            () = building_deadline(&mut stopping) => true,
+        };
+        if given_up {
+            let lost = 1 + windows.len() as u64;
+            windows.close();
+            report.windows_lost += lost;
+            tracing::warn!(
+                sink = %report.path,
+                windows_lost = lost,
+                "stop deadline: the last windows could not be built in time"
+            );
+            return;
+        }
+    }
+}
+
+/// Waits until a stop has begun and its deadline, less [`FLUSH_SHARE`], has passed.
+async fn building_deadline(stopping: &mut watch::Receiver<Option<Instant>>) {
+    let deadline = match stopping.wait_for(Option::is_some).await {
+        Ok(deadline) => deadline.unwrap_or_else(Instant::now),
+        Err(_) => Instant::now(),
     };
-    report.uploads = sink.stop(deadline).await;
-    report
+    let until = deadline.checked_sub(FLUSH_SHARE).unwrap_or(deadline);
+    tokio::time::sleep_until(until.into()).await;
 }

@@ -14,15 +14,20 @@
 //! A type with nothing to report in a window (no instrumented lock waited for, a rate at 0)
 //! is not handed over (profefe refuses empty profiles), and the sink says why once, at info
 //! level.
+//!
+//! A window is taken in two steps: [`Sources::cut`] ends it on time and takes its raw data
+//! (counts and addresses: quick), and [`Cut::build`] symbolizes and encodes it later, off the
+//! clock, so that what symbolizing costs (seconds of CPU for a debug build's first windows)
+//! never moves a window's end.
 
 use std::collections::HashSet;
 use std::time::SystemTime;
 
 use super::Profile;
-use crate::collect::contention::{self, ContentionSubscription, Kind};
-use crate::collect::cpu::{self, CpuSubscription};
-use crate::collect::heap::{self, Accumulation, HeapError, HeapSubscription};
-use crate::collect::threads;
+use crate::collect::contention::{self, ContentionSubscription, ContentionWindow, Kind};
+use crate::collect::cpu::{self, CpuSubscription, CpuWindow};
+use crate::collect::heap::{self, Accumulation, HeapError, HeapSubscription, HeapWindow};
+use crate::collect::threads::{self, ThreadInfo, ThreadStack};
 use crate::config::ProfileType;
 
 use super::plan::Sampling;
@@ -96,18 +101,19 @@ impl Sources {
         (sources, errors)
     }
 
-    /// Ends the window: the profiles to hand over, and the errors met (blocking).
-    pub fn collect(&mut self) -> (Vec<Profile>, Vec<String>) {
-        let mut profiles = Vec::new();
+    /// Ends the window: its raw data per profile type to [build](Cut::build), and the errors
+    /// met (blocking, but quick: no symbolization, no encoding).
+    pub fn cut(&mut self) -> (Vec<Cut>, Vec<String>) {
+        let mut cuts = Vec::new();
         let mut errors = Vec::new();
         if let Some(cpu) = &mut self.cpu {
-            profiles.push(cpu.collect());
+            cuts.push(Cut::Cpu(cpu.cut()));
         }
         for subscription in &mut self.contention {
-            let collected = subscription.collect();
+            let window = subscription.cut();
             let kind = subscription.kind();
-            if collected.samples > 0 {
-                profiles.push(collected.profile);
+            if window.samples() > 0 {
+                cuts.push(Cut::Contention(window));
             } else if self.said_empty.insert(kind.profile_type()) {
                 tracing::info!(
                     sink = %self.path,
@@ -118,21 +124,49 @@ impl Sources {
             }
         }
         if let Some((subscription, profile_type, accumulation)) = &mut self.memory {
-            profiles.push(subscription.collect(*profile_type, *accumulation));
+            cuts.push(Cut::Heap(subscription.cut(*profile_type, *accumulation)));
         }
         if self.goroutine || self.threadcreate {
             let at = SystemTime::now();
             if self.goroutine {
                 match threads::stacks() {
-                    Ok(snapshot) => profiles.push(threads::goroutine_profile(&snapshot, at)),
+                    Ok(snapshot) => cuts.push(Cut::Goroutine(snapshot, at)),
                     Err(e) => errors.push(format!("goroutine: {e}")),
                 }
             }
             if self.threadcreate {
-                profiles.push(threads::threadcreate_profile(&threads::threads(), at));
+                cuts.push(Cut::ThreadCreate(threads::threads(), at));
             }
         }
-        (profiles, errors)
+        (cuts, errors)
+    }
+}
+
+/// One profile type's data of a window, cut on time and not yet symbolized.
+#[derive(Debug)]
+pub enum Cut {
+    /// CPU samples.
+    Cpu(CpuWindow),
+    /// Block or mutex events.
+    Contention(ContentionWindow),
+    /// Heap and allocation samples.
+    Heap(HeapWindow),
+    /// Every thread's stack, and when it was taken.
+    Goroutine(Vec<ThreadStack>, SystemTime),
+    /// The live threads, and when they were listed.
+    ThreadCreate(Vec<ThreadInfo>, SystemTime),
+}
+
+impl Cut {
+    /// The profile: symbolized and encoded (blocking: takes the process's symbolizer).
+    pub fn build(self) -> Profile {
+        match self {
+            Cut::Cpu(window) => window.build(),
+            Cut::Contention(window) => window.build(),
+            Cut::Heap(window) => window.build(),
+            Cut::Goroutine(snapshot, at) => threads::goroutine_profile(&snapshot, at),
+            Cut::ThreadCreate(threads, at) => threads::threadcreate_profile(&threads, at),
+        }
     }
 }
 

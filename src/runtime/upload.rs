@@ -668,6 +668,28 @@ fn loggable_url(url: &reqwest::Url) -> String {
     url.to_string()
 }
 
+/// Why a profile is not sent to a server.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum NotSent {
+    /// It has no samples, and the server refuses empty profiles (profefe).
+    Empty,
+    /// The server takes no profiles of its type (`threadcreate` to Pyroscope).
+    Unsupported,
+    /// It cannot be sent as it is (a malformed profile: a bug worth reporting).
+    Invalid(String),
+}
+
+/// What [`HttpSink::submit`] did with a profile.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Submitted {
+    /// Queued for upload.
+    Queued,
+    /// Not sent, and why.
+    Skipped(NotSent),
+    /// Not sent: the sink is stopping.
+    Closed,
+}
+
 /// What makes an upload request of a profile, for one kind of server.
 pub trait RequestTarget: Sized {
     /// The resolved settings the target is made from.
@@ -677,7 +699,7 @@ pub trait RequestTarget: Sized {
     /// The target of `settings`; the error names the bad field (never a secret's value).
     fn new(settings: &Self::Settings) -> Result<Self, String>;
     /// The request for `profile`, or why it is not sent.
-    fn request(&self, profile: &Profile) -> Result<UploadRequest, String>;
+    fn request(&self, profile: &Profile) -> Result<UploadRequest, NotSent>;
 }
 
 /// A running HTTP sink: a [`RequestTarget`] and its [`Uploader`].
@@ -701,18 +723,24 @@ impl<T: RequestTarget> HttpSink<T> {
         &self.target
     }
 
-    /// Queues `profile` for upload without blocking. `false` when it is not sent (the target
-    /// does not send it, or the sink is stopping).
-    pub fn submit(&self, profile: &Profile) -> bool {
+    /// Queues `profile` for upload without blocking, unless the target does not send it or
+    /// the sink is stopping.
+    pub fn submit(&self, profile: &Profile) -> Submitted {
         match self.target.request(profile) {
-            Ok(request) => self.uploader.push(request),
+            Ok(request) => {
+                if self.uploader.push(request) {
+                    Submitted::Queued
+                } else {
+                    Submitted::Closed
+                }
+            }
             Err(reason) => {
                 tracing::debug!(
-                    "{}: {} profile not uploaded: {reason}",
+                    "{}: {} profile not uploaded: {reason:?}",
                     T::NAME,
                     profile.profile_type
                 );
-                false
+                Submitted::Skipped(reason)
             }
         }
     }

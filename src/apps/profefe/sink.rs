@@ -22,7 +22,7 @@ use crate::config::ProfileType;
 use crate::runtime::Profile;
 use crate::runtime::plan::ProfefeSettings;
 use crate::runtime::upload::{
-    HttpSink, RequestTarget, UploadRequest, UploaderOptions, pprof_has_samples,
+    HttpSink, NotSent, RequestTarget, UploadRequest, UploaderOptions, pprof_has_samples,
 };
 
 /// How often each enabled type is uploaded (the Go agent's tick).
@@ -75,7 +75,7 @@ impl RequestTarget for ProfilesTarget {
     }
 
     /// The request, or why it is not sent (no samples, or not a pprof).
-    fn request(&self, profile: &Profile) -> Result<UploadRequest, String> {
+    fn request(&self, profile: &Profile) -> Result<UploadRequest, NotSent> {
         self.upload_request(profile)
     }
 }
@@ -99,11 +99,11 @@ impl ProfilesTarget {
     }
 
     /// The request for `profile`, or why it is not sent (no samples, or not a pprof).
-    pub fn upload_request(&self, profile: &Profile) -> Result<UploadRequest, String> {
+    pub fn upload_request(&self, profile: &Profile) -> Result<UploadRequest, NotSent> {
         match pprof_has_samples(&profile.pprof_gz) {
             Ok(true) => {}
-            Ok(false) => return Err("the profile has no samples".into()),
-            Err(e) => return Err(format!("not a pprof profile: {e}")),
+            Ok(false) => return Err(NotSent::Empty),
+            Err(e) => return Err(NotSent::Invalid(format!("not a pprof profile: {e}"))),
         }
         Ok(UploadRequest {
             url: self.url(profile.profile_type),

@@ -39,7 +39,7 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use crate::config::ProfileType;
 use crate::runtime::Profile;
 use crate::runtime::plan::{Auth, PyroscopeSettings};
-use crate::runtime::upload::{HttpSink, RequestTarget, UploadRequest, unix_nanos};
+use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest, unix_nanos};
 
 /// The `spyName` sent with every upload (stored by the server as the `pyroscope_spy` label).
 /// pyroscope-go sends `gospy`; this agent is not Go, so it names itself after Rust.
@@ -213,13 +213,8 @@ impl RequestTarget for IngestTarget {
         })
     }
 
-    fn request(&self, profile: &Profile) -> Result<UploadRequest, String> {
-        self.upload_request(profile).ok_or_else(|| {
-            format!(
-                "{} profiles are not sent to Pyroscope",
-                profile.profile_type
-            )
-        })
+    fn request(&self, profile: &Profile) -> Result<UploadRequest, NotSent> {
+        self.upload_request(profile).ok_or(NotSent::Unsupported)
     }
 }
 
