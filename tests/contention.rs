@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use caddyprof::collect::contention::{self, Kind};
 use caddyprof::profile::{Symbols, decode, proto};
 use caddyprof::sync::{Mutex, RwLock};
-use support::{sample_types, serial, sum_in_stacks};
+use support::{check_mappings, sample_types, serial, sum_in_stacks};
 
 const ROUNDS: u32 = 8;
 const HOLD: Duration = Duration::from_millis(40);
@@ -100,6 +100,8 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
 
     let block_profile = decode(&block.collect().profile.pprof_gz).unwrap();
     check_shape(&block_profile);
+    let program = std::env::current_exe().unwrap().display().to_string();
+    assert!(check_mappings(&block_profile).contains(&program));
     let block_samples = samples(&block_profile);
     let at_waiter = sum_in_stacks(&block_profile, "wait_for_lock", 1);
     let total: i64 = block_samples.iter().map(|s| s.2).sum();
@@ -123,6 +125,7 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
 
     let mutex_profile = decode(&mutex.collect().profile.pprof_gz).unwrap();
     check_shape(&mutex_profile);
+    assert!(check_mappings(&mutex_profile).contains(&program));
     let mutex_samples = samples(&mutex_profile);
     let at_holder = sum_in_stacks(&mutex_profile, "hold_lock", 1);
     let total: i64 = mutex_samples.iter().map(|s| s.2).sum();

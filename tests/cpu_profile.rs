@@ -9,7 +9,9 @@ use std::time::{Duration, Instant, UNIX_EPOCH};
 use caddyprof::collect::cpu;
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{decode, proto};
-use support::{HOT_SPIN_LINES, go_is_installed, go_tool_pprof, hot_spin, serial};
+use support::{
+    HOT_SPIN_LINES, check_mappings, file_build_id, go_is_installed, go_tool_pprof, hot_spin, serial,
+};
 
 fn s(profile: &proto::Profile, index: i64) -> &str {
     &profile.string_table[index as usize]
@@ -209,7 +211,20 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     assert!(hot > 0 && hot < hot_b, "{hot} hot samples after {hot_b}");
 }
 
-/// `go tool pprof -raw`, an independent decoder, reads a real CPU profile of ours.
+/// A CPU profile names the binaries its samples ran in, the test binary first.
+#[test]
+fn a_cpu_profile_names_its_binaries() {
+    let _serial = serial();
+    let mut subscription = cpu::subscribe(100).unwrap();
+    black_box(hot_spin(Duration::from_millis(300)));
+    let profile = decode(&subscription.collect().pprof_gz).unwrap();
+    let program = std::env::current_exe().unwrap();
+    let used = check_mappings(&profile);
+    assert!(used.contains(&program.display().to_string()), "{used:?}");
+}
+
+/// `go tool pprof -raw`, an independent decoder, reads a real CPU profile of ours and sees
+/// which binary it belongs to.
 #[test]
 fn go_tool_pprof_reads_our_profile() {
     let _serial = serial();
@@ -235,6 +250,18 @@ fn go_tool_pprof_reads_our_profile() {
     assert!(stdout.contains("samples/count cpu/nanoseconds"), "{stdout}");
     assert!(stdout.contains("hot_spin"), "{stdout}");
     assert!(stdout.contains("thread:["), "{stdout}");
+    // pprof's own account of the main binary: `1: start/limit/offset path build-id [FN]...`.
+    let program = std::env::current_exe().unwrap();
+    let first_mapping = stdout
+        .lines()
+        .skip_while(|line| *line != "Mappings")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no mappings: {stdout}"));
+    let fields: Vec<&str> = first_mapping.split_whitespace().collect();
+    assert_eq!(fields[0], "1:", "{first_mapping}");
+    assert_eq!(fields[2], program.to_str().unwrap(), "{first_mapping}");
+    assert_eq!(fields[3], file_build_id(&program), "{first_mapping}");
+    assert!(fields[4].starts_with("[FN]"), "{first_mapping}");
 }
 
 /// The sampling timer runs only while someone subscribes: a process that stops profiling

@@ -12,7 +12,7 @@ use caddyprof::allocator::{self, Sampled};
 use caddyprof::collect::heap::{self, Accumulation};
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{Symbols, decode, proto};
-use support::{go_is_installed, go_tool_pprof, serial};
+use support::{check_mappings, go_is_installed, go_tool_pprof, serial};
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
@@ -247,6 +247,8 @@ fn realloc_and_alloc_zeroed_are_tracked() {
     )
     .unwrap();
     check_heap_shape(&profile, 1);
+    let program = std::env::current_exe().unwrap().display().to_string();
+    assert!(check_mappings(&profile).contains(&program));
     // In use: exactly the final vector's capacity and the zeroed buffer.
     let inuse = sum_for(&profile, "grow_and_zero", INUSE_SPACE);
     let expected = (grown.capacity() * 8 + zeroed.len()) as i64;

@@ -1,11 +1,14 @@
 //! Thread snapshots (`goroutine`, `threadcreate`) of threads parked in known functions.
 
+mod support;
+
 use std::sync::mpsc;
 use std::time::{Duration, SystemTime};
 
 use caddyprof::collect::threads;
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{Symbols, decode};
+use support::{check_mappings, go_is_installed, go_tool_pprof};
 
 /// The tests look at every thread of the process: they take turns.
 static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -106,10 +109,51 @@ fn a_snapshot_shows_every_named_thread_in_its_function() {
         assert!(names.contains(&name), "{names:?}");
     }
 
+    // Both name their binaries: the goroutine profile's parked threads wait inside the C
+    // library; the threadcreate profile's frames (`thread <name>`) are in no binary.
+    let program = std::env::current_exe().unwrap().display().to_string();
+    let used = check_mappings(&profile);
+    assert!(used.contains(&program), "{used:?}");
+    assert!(used.iter().any(|f| f.contains("/libc")), "{used:?}");
+    assert_eq!(check_mappings(&created), Vec::<String>::new());
+
     // The interrupted threads carried on: they stop when told.
     for (tx, handle) in parked {
         tx.send(()).unwrap();
         handle.join().unwrap();
+    }
+}
+
+/// `go tool pprof -raw` reads both profiles and knows their main binary, though no frame of
+/// the threadcreate profile lies in it.
+#[test]
+fn go_tool_pprof_reads_both_profiles() {
+    let _serial = serial();
+    if !go_is_installed("go_tool_pprof_reads_both_profiles") {
+        return;
+    }
+    let at = SystemTime::now();
+    let dir = tempfile::tempdir().unwrap();
+    let profiles = [
+        (
+            "goroutine",
+            threads::goroutine_profile(&threads::stacks().unwrap(), at),
+        ),
+        (
+            "threadcreate",
+            threads::threadcreate_profile(&threads::threads(), at),
+        ),
+    ];
+    for (name, profile) in profiles {
+        let path = dir.path().join(format!("{name}.pprof.gz"));
+        std::fs::write(&path, &profile.pprof_gz).unwrap();
+        let stdout = go_tool_pprof(&["-raw"], &path, dir.path());
+        let program = std::env::current_exe().unwrap();
+        let mappings = stdout.split_once("\nMappings\n").map(|m| m.1);
+        assert!(
+            mappings.is_some_and(|m| m.starts_with("1: ") && m.contains(program.to_str().unwrap())),
+            "{name}: {stdout}"
+        );
     }
 }
 

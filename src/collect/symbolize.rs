@@ -14,6 +14,10 @@
 //! profiler's start-up CPU, to name a handful of libc frames that the symbol table names too
 //! (only their file and line are lost).
 //!
+//! Each location also knows the [`Mapping`] (executable segment of the program or a
+//! library) its address lies in, with the file's path and build ID, which the profile's
+//! locations point at so pprof tools know the binary.
+//!
 //! Batches ([`Symbolizer::end_batch`]) decide when the objects' parsed state is dropped: at
 //! the first batch that needed no new address. Once the set of hot stacks is known new
 //! addresses are rare, and keeping the parsed debug info of the whole binary resident is
@@ -23,13 +27,13 @@
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
 use addr2line::Loader;
 use object::{Object, ObjectSymbol};
 
 use super::objects::{MappedObject, mapped_objects};
-use crate::profile::{Frame, LocationId, ProfileBuilder};
+use crate::profile::{Frame, LocationId, Mapping, ProfileBuilder};
 
 /// A symbolized instruction address.
 #[derive(Debug)]
@@ -38,6 +42,11 @@ pub struct Location {
     pub address: u64,
     /// The functions at this address, innermost (inlined) first; at least one.
     pub lines: Vec<Frame<'static>>,
+    /// The executable segment of the program or library the address lies in, if any.
+    pub mapping: Option<Arc<Mapping>>,
+    /// Whether the binary's symbols named the functions; false for a stand-in name
+    /// (`libfoo.so+0x1234`, `0x1234`).
+    pub named: bool,
 }
 
 /// Adds a profile's symbolized locations to its builder, each once.
@@ -87,7 +96,13 @@ impl ProfileLocations {
     ) -> LocationId {
         *self.0.entry((l, first)).or_insert_with(|| {
             let location = symbolizer.location(l);
-            builder.location(location.address, &location.lines[first..])
+            let lines = &location.lines[first..];
+            match &location.mapping {
+                Some(mapping) => {
+                    builder.mapped_location(mapping, location.address, lines, location.named)
+                }
+                None => builder.location(location.address, lines),
+            }
         })
     }
 }
@@ -118,6 +133,8 @@ struct LoadedObject {
     /// Its file name, for addresses nothing names.
     short_name: String,
     object: MappedObject,
+    /// Its executable segments, as the profiles' mappings.
+    mappings: Vec<Arc<Mapping>>,
     /// The file's symbols and DWARF, read on first use; `Some(None)` if it cannot be read.
     reader: Option<Option<Loader>>,
     /// The symbol table of its separate debug file, read when the file itself names nothing
@@ -197,11 +214,33 @@ impl Symbolizer {
     /// frame).
     fn symbolize(&mut self, address: usize) -> Location {
         let address = address as u64;
-        let lines = match self.object_of(address) {
-            Some(object) => object.symbolize(address),
-            None => vec![Frame::new(format!("{address:#x}"))],
+        let Some(object) = self.object_of(address) else {
+            return Location {
+                address,
+                lines: vec![Frame::new(format!("{address:#x}"))],
+                mapping: None,
+                named: false,
+            };
         };
-        Location { address, lines }
+        let mapping = object
+            .mappings
+            .iter()
+            .find(|m| (m.memory_start..m.memory_limit).contains(&address))
+            .cloned();
+        let (lines, named) = match object.symbolize(address) {
+            Some(lines) => (lines, true),
+            None => {
+                let offset = address.wrapping_sub(object.object.bias);
+                let stand_in = format!("{}+{offset:#x}", object.short_name);
+                (vec![Frame::new(stand_in)], false)
+            }
+        };
+        Location {
+            address,
+            lines,
+            mapping,
+            named,
+        }
     }
 
     /// The object `address` lies in, reading the list of loaded objects again if none does
@@ -216,7 +255,8 @@ impl Symbolizer {
 }
 
 impl LoadedObject {
-    fn symbolize(&mut self, address: u64) -> Vec<Frame<'static>> {
+    /// The functions at `address`, innermost first, or `None` if nothing names it.
+    fn symbolize(&mut self, address: u64) -> Option<Vec<Frame<'static>>> {
         let offset = address.wrapping_sub(self.object.bias);
         let path = self.path.as_deref();
         let reader = self
@@ -234,7 +274,7 @@ impl LoadedObject {
             }
         });
         if !lines.is_empty() {
-            return lines;
+            return Some(lines);
         }
         let debug_symbols = self
             .debug_symbols
@@ -243,9 +283,9 @@ impl LoadedObject {
         match before.checked_sub(1).map(|i| &debug_symbols[i]) {
             Some((start, size, name)) if offset - start < *size => {
                 let demangled = addr2line::demangle_auto(Cow::Borrowed(&**name), None);
-                vec![named(demangled.into_owned(), name.to_string())]
+                Some(vec![named(demangled.into_owned(), name.to_string())])
             }
-            _ => vec![Frame::new(format!("{}+{offset:#x}", self.short_name))],
+            _ => None,
         }
     }
 }
@@ -329,27 +369,68 @@ fn loaded_objects() -> Vec<LoadedObject> {
         .into_iter()
         .enumerate()
         .map(|(i, object)| {
-            // The program itself comes first, with an empty name.
-            let path = if i == 0 && object.name.is_empty() {
-                std::env::current_exe().ok()
-            } else if object.name.starts_with('/') {
-                Some(PathBuf::from(&object.name))
-            } else {
-                None
-            };
+            let path = object_path(i, &object);
             let short_name = path
                 .as_deref()
                 .and_then(Path::file_name)
                 .map_or_else(|| object.name.clone(), |n| n.to_string_lossy().into_owned());
+            let mappings = mappings(&object, path.as_deref()).map(Arc::new).collect();
             LoadedObject {
                 path,
                 short_name,
                 object,
+                mappings,
                 reader: None,
                 debug_symbols: None,
             }
         })
         .collect()
+}
+
+/// The file of the `index`th object the loader reports, if it has one.
+fn object_path(index: usize, object: &MappedObject) -> Option<PathBuf> {
+    // The program itself comes first, with an empty name.
+    if index == 0 && object.name.is_empty() {
+        std::env::current_exe().ok()
+    } else if object.name.starts_with('/') {
+        Some(PathBuf::from(&object.name))
+    } else {
+        None
+    }
+}
+
+/// The mappings of `object`'s executable segments, named by its file at `path` with links
+/// resolved, as `/proc/self/maps` names it (else by the loader's name: the vDSO's
+/// `linux-vdso.so.1`).
+fn mappings(object: &MappedObject, path: Option<&Path>) -> impl Iterator<Item = Mapping> {
+    let filename = path.map_or_else(
+        || object.name.clone(),
+        |p| {
+            std::fs::canonicalize(p)
+                .unwrap_or_else(|_| p.to_owned())
+                .display()
+                .to_string()
+        },
+    );
+    let build_id: String = object.build_id.iter().map(|b| format!("{b:02x}")).collect();
+    object.code.iter().map(move |code| Mapping {
+        memory_start: code.start,
+        memory_limit: code.end,
+        file_offset: code.file_offset,
+        filename: filename.clone(),
+        build_id: build_id.clone(),
+    })
+}
+
+/// The mappings of the running program's executable segments, which every profile lists
+/// first (read once: the program stays where it was loaded).
+pub fn program_mappings() -> &'static [Mapping] {
+    static PROGRAM: LazyLock<Vec<Mapping>> = LazyLock::new(|| {
+        mapped_objects().first().map_or_else(Vec::new, |program| {
+            mappings(program, object_path(0, program).as_deref()).collect()
+        })
+    });
+    &PROGRAM
 }
 
 /// Gives freed heap memory back to the kernel: glibc keeps it mapped, and the parsed debug

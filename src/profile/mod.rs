@@ -6,6 +6,10 @@
 //! locations and produces the gzip-compressed protobuf a pprof consumer (Pyroscope, profefe,
 //! `go tool pprof`) reads, or a [`runtime::Profile`](crate::runtime::Profile).
 //!
+//! Like the Go runtime's, every profile names the binaries its code addresses lie in: its
+//! mappings start with the running program's (path and GNU build ID), and each location of a
+//! symbolized address points at the [`Mapping`] of the program or library holding it.
+//!
 //! ```
 //! use caddyprof::profile::{Frame, Label, ProfileBuilder};
 //! use std::time::{Duration, SystemTime};
@@ -122,6 +126,27 @@ impl<'a> Label<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LocationId(u64);
 
+/// Executable code of a file mapped into the profiled process (the program or a shared
+/// library), as a line of `/proc/self/maps`: what tells pprof tools and Pyroscope which
+/// binary, and which build of it, an address belongs to.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Mapping {
+    /// First runtime address.
+    pub memory_start: u64,
+    /// Runtime address past the end.
+    pub memory_limit: u64,
+    /// Offset in the file of `memory_start`.
+    pub file_offset: u64,
+    /// The file's path (for the vDSO, the loader's name of it).
+    pub filename: String,
+    /// The GNU build ID in lowercase hex, empty if the file has none.
+    pub build_id: String,
+}
+
+/// What makes a location: its mapping id (0: none), address (0: none) and lines (function
+/// id, line).
+type LocationKey = (u64, u64, Vec<(u64, i64)>);
+
 /// Builds one pprof profile. Strings, functions and locations are deduplicated.
 ///
 /// Stacks are given leaf first, as pprof stores them.
@@ -131,8 +156,12 @@ pub struct ProfileBuilder {
     strings: HashMap<String, i64>,
     /// (name, system name, file, start line) → function id.
     functions: HashMap<(i64, i64, i64), u64>,
-    /// address (0: none) and lines → location id.
-    locations: HashMap<(u64, Vec<(u64, i64)>), u64>,
+    /// Each location's id.
+    locations: HashMap<LocationKey, u64>,
+    /// mapping → its id.
+    mappings: HashMap<Mapping, u64>,
+    /// Whether a location lies in the mapping of id `index + 1` yet.
+    mapping_used: Vec<bool>,
     start: SystemTime,
     duration: Duration,
 }
@@ -144,18 +173,25 @@ impl Default for ProfileBuilder {
 }
 
 impl ProfileBuilder {
-    /// An empty profile: no sample types, period 0, window starting now with no length.
+    /// An empty profile of this process: no sample types, period 0, window starting now with
+    /// no length, and the running program's mappings first (pprof tools take the first
+    /// mapping for the main binary, even when no location lies in it).
     pub fn new() -> Self {
         let mut builder = ProfileBuilder {
             profile: proto::Profile::default(),
             strings: HashMap::new(),
             functions: HashMap::new(),
             locations: HashMap::new(),
+            mappings: HashMap::new(),
+            mapping_used: Vec::new(),
             start: SystemTime::now(),
             duration: Duration::ZERO,
         };
         builder.string("");
         builder.set_window();
+        for mapping in crate::collect::symbolize::program_mappings() {
+            builder.mapping(mapping);
+        }
         builder
     }
 
@@ -247,32 +283,99 @@ impl ProfileBuilder {
         id
     }
 
+    /// The id of `mapping`, adding it if new; a new mapping has none of the `has_*` flags
+    /// until a location lies in it.
+    fn mapping(&mut self, mapping: &Mapping) -> u64 {
+        if let Some(&id) = self.mappings.get(mapping) {
+            return id;
+        }
+        let id = self.profile.mapping.len() as u64 + 1;
+        let filename = self.string(&mapping.filename);
+        let build_id = self.string(&mapping.build_id);
+        self.profile.mapping.push(proto::Mapping {
+            id,
+            memory_start: mapping.memory_start,
+            memory_limit: mapping.memory_limit,
+            file_offset: mapping.file_offset,
+            filename,
+            build_id,
+            ..Default::default()
+        });
+        self.mappings.insert(mapping.clone(), id);
+        self.mapping_used.push(false);
+        id
+    }
+
     /// The location of an instruction `address` (0 if unknown) that stands for `lines`,
-    /// innermost first (an address inside inlined code stands for several functions).
-    /// Locations with the same address and lines are shared.
+    /// innermost first (an address inside inlined code stands for several functions), in no
+    /// mapping: for frames that are no code of a binary (`thread main`), or addresses outside
+    /// every mapped file. Locations with the same address and lines are shared.
     pub fn location(&mut self, address: u64, lines: &[Frame<'_>]) -> LocationId {
+        self.add_location(0, address, lines).0
+    }
+
+    /// The location of an instruction `address` in `mapping` (added to the profile if new)
+    /// that stands for `lines`, as [`location`](Self::location). `named` says whether the
+    /// binary's symbols named its functions (false for a stand-in such as
+    /// `libfoo.so+0x1234`).
+    ///
+    /// The mapping's flags say what its locations hold, so that pprof tools symbolize
+    /// nothing again: `has_functions`, `has_filenames` and `has_line_numbers` when every
+    /// location in it has named functions, files, lines; `has_inline_frames` when one has
+    /// inlined frames.
+    pub fn mapped_location(
+        &mut self,
+        mapping: &Mapping,
+        address: u64,
+        lines: &[Frame<'_>],
+        named: bool,
+    ) -> LocationId {
+        let mapping_id = self.mapping(mapping);
+        let (id, new) = self.add_location(mapping_id, address, lines);
+        if new {
+            let index = mapping_id as usize - 1;
+            let first = !std::mem::replace(&mut self.mapping_used[index], true);
+            let flags = &mut self.profile.mapping[index];
+            flags.has_functions = named && (first || flags.has_functions);
+            flags.has_filenames =
+                lines.iter().all(|f| f.file.is_some()) && (first || flags.has_filenames);
+            flags.has_line_numbers =
+                lines.iter().all(|f| f.line.is_some()) && (first || flags.has_line_numbers);
+            flags.has_inline_frames |= lines.len() > 1;
+        }
+        id
+    }
+
+    /// The location of `address` in mapping `mapping_id` (0: none) standing for `lines`,
+    /// and whether it is new.
+    fn add_location(
+        &mut self,
+        mapping_id: u64,
+        address: u64,
+        lines: &[Frame<'_>],
+    ) -> (LocationId, bool) {
         let lines: Vec<(u64, i64)> = lines
             .iter()
             .map(|frame| (self.function(frame), i64::from(frame.line.unwrap_or(0))))
             .collect();
         let next = self.profile.location.len() as u64 + 1;
-        let key = (address, lines);
+        let key = (mapping_id, address, lines);
         if let Some(&id) = self.locations.get(&key) {
-            return LocationId(id);
+            return (LocationId(id), false);
         }
         self.profile.location.push(proto::Location {
             id: next,
-            mapping_id: 0,
+            mapping_id,
             address,
             line: key
-                .1
+                .2
                 .iter()
                 .map(|&(function_id, line)| proto::Line { function_id, line })
                 .collect(),
             is_folded: false,
         });
         self.locations.insert(key, next);
-        LocationId(next)
+        (LocationId(next), true)
     }
 
     /// Adds a sample whose stack is `frames`, leaf first, each frame its own location.

@@ -33,7 +33,12 @@ fn check_consistent(profile: &proto::Profile) {
     for f in &profile.function {
         assert!(f.id != 0 && f.name < strings && f.filename < strings);
     }
+    for (index, m) in profile.mapping.iter().enumerate() {
+        assert_eq!(m.id, index as u64 + 1, "mapping ids count from 1");
+        assert!(m.filename < strings && m.build_id < strings);
+    }
     for l in &profile.location {
+        assert!(l.mapping_id as usize <= profile.mapping.len());
         for line in &l.line {
             assert!(functions.contains(&line.function_id));
         }
@@ -148,6 +153,119 @@ fn strings_functions_and_locations_are_deduplicated() {
     table.sort();
     table.dedup();
     assert_eq!(table.len(), profile.string_table.len(), "no string twice");
+}
+
+fn library(start: u64, name: &str) -> Mapping {
+    Mapping {
+        memory_start: start,
+        memory_limit: start + 0x1000,
+        file_offset: 0x2000,
+        filename: format!("/usr/lib/{name}"),
+        build_id: format!("{name}-build-id"),
+    }
+}
+
+/// Mappings as the Go runtime writes them: the running program first though nothing lies in
+/// it, each location in the mapping it was given, frames of no binary in none, and flags
+/// that say what the mapping's locations hold.
+#[test]
+fn locations_point_at_their_mappings_whose_flags_tell_what_they_hold() {
+    let mut builder = cpu_builder();
+    let (full, bare, unnamed) = (
+        library(0x10_000, "full.so"),
+        library(0x20_000, "bare.so"),
+        library(0x30_000, "unnamed.so"),
+    );
+    let inner = Frame::new("inner").file("inner.rs").line(3);
+    let outer = Frame::new("outer").file("outer.rs").line(7);
+    let inlined_frames = [inner, outer.clone()];
+    let inlined = builder.mapped_location(&full, 0x10_010, &inlined_frames, true);
+    let plain = builder.mapped_location(&full, 0x10_020, std::slice::from_ref(&outer), true);
+    assert_eq!(
+        builder.mapped_location(&full, 0x10_010, &inlined_frames, true),
+        inlined,
+        "the same location again is the same one"
+    );
+    let symbol_only = builder.mapped_location(&bare, 0x20_010, &[Frame::new("exported")], true);
+    let no_line = Frame::new("no_line").file("f.rs");
+    let lineless = builder.mapped_location(&bare, 0x20_020, &[no_line], true);
+    let stand_in = Frame::new("unnamed.so+0x10");
+    let stand_in = builder.mapped_location(&unnamed, 0x30_010, &[stand_in], false);
+    let thread = builder.location(0, &[Frame::new("thread main")]);
+    builder.add_sample_at(
+        &[inlined, plain, symbol_only, lineless, stand_in],
+        &[1, 1],
+        &[],
+    );
+    builder.add_sample_at(&[thread], &[1, 1], &[]);
+    let profile = decode(&builder.encode_gzip()).unwrap();
+    check_consistent(&profile);
+
+    let program = crate::collect::symbolize::program_mappings();
+    assert!(!program.is_empty());
+    let files: Vec<&str> = profile
+        .mapping
+        .iter()
+        .map(|m| s(&profile, m.filename))
+        .collect();
+    let mut expected: Vec<&str> = program.iter().map(|m| m.filename.as_str()).collect();
+    expected.extend([
+        "/usr/lib/full.so",
+        "/usr/lib/bare.so",
+        "/usr/lib/unnamed.so",
+    ]);
+    assert_eq!(files, expected, "the program first, then each library once");
+    let first = &profile.mapping[0];
+    assert_eq!(s(&profile, first.build_id), program[0].build_id);
+    assert_eq!(
+        (first.memory_start, first.memory_limit, first.file_offset),
+        (
+            program[0].memory_start,
+            program[0].memory_limit,
+            program[0].file_offset
+        )
+    );
+    let mapping_of = |id: LocationId| {
+        let location = &profile.location[id.0 as usize - 1];
+        match location.mapping_id {
+            0 => None,
+            m => Some(&profile.mapping[m as usize - 1]),
+        }
+    };
+    let in_full = mapping_of(inlined).unwrap();
+    assert_eq!(s(&profile, in_full.filename), "/usr/lib/full.so");
+    assert_eq!(s(&profile, in_full.build_id), "full.so-build-id");
+    assert_eq!(
+        (
+            in_full.memory_start,
+            in_full.memory_limit,
+            in_full.file_offset
+        ),
+        (0x10_000, 0x11_000, 0x2000)
+    );
+    assert_eq!(mapping_of(plain), Some(in_full));
+    assert_eq!(profile.location[inlined.0 as usize - 1].address, 0x10_010);
+    assert_eq!(
+        mapping_of(thread),
+        None,
+        "a frame of no binary is in no mapping"
+    );
+
+    let flags = |m: &proto::Mapping| {
+        [
+            m.has_functions,
+            m.has_filenames,
+            m.has_line_numbers,
+            m.has_inline_frames,
+        ]
+    };
+    assert_eq!(flags(in_full), [true, true, true, true]);
+    let in_bare = mapping_of(symbol_only).unwrap();
+    assert_eq!(mapping_of(lineless), Some(in_bare));
+    // One location has no file, the other no line; neither inlined frames.
+    assert_eq!(flags(in_bare), [true, false, false, false]);
+    assert_eq!(flags(mapping_of(stand_in).unwrap()), [false; 4]);
+    assert_eq!(flags(first), [false; 4], "nothing was symbolized in it");
 }
 
 #[test]

@@ -820,7 +820,8 @@ pub fn go_is_installed(test: &str) -> bool {
 }
 
 /// The standard output of `go tool pprof ARGS file`, an independent pprof reader, with its
-/// caches under `scratch`; fails the test if pprof fails.
+/// caches under `scratch`; fails the test if pprof fails or cannot tell the profile's main
+/// binary.
 pub fn go_tool_pprof(args: &[&str], file: &std::path::Path, scratch: &std::path::Path) -> String {
     let output = std::process::Command::new("go")
         .args(["tool", "pprof"])
@@ -835,5 +836,142 @@ pub fn go_tool_pprof(args: &[&str], file: &std::path::Path, scratch: &std::path:
         "go tool pprof failed: {}",
         String::from_utf8_lossy(&output.stderr)
     );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        !stderr.contains("Main binary filename not available"),
+        "{stderr}"
+    );
     String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------
+// mappings
+// ---------------------------------------------------------------------------------------------
+
+/// An executable file mapping of `/proc/self/maps`: start, end, file offset, path.
+type MapsLine = (u64, u64, u64, String);
+
+/// The executable mappings of files in `/proc/self/maps` now.
+fn executable_maps() -> Vec<MapsLine> {
+    let maps = std::fs::read_to_string("/proc/self/maps").unwrap();
+    maps.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let (range, perms, offset) = (fields.next()?, fields.next()?, fields.next()?);
+            let path = fields.nth(2)?;
+            let (start, end) = range.split_once('-')?;
+            let hex = |h: &str| u64::from_str_radix(h, 16).unwrap();
+            perms
+                .contains('x')
+                .then(|| (hex(start), hex(end), hex(offset), path.to_owned()))
+        })
+        .collect()
+}
+
+/// The GNU build ID of the file at `path`, in hex, read from its `.note.gnu.build-id`
+/// section.
+pub fn file_build_id(path: &std::path::Path) -> String {
+    use object::{Object, ObjectSection};
+    let bytes = std::fs::read(path).unwrap();
+    let file = object::File::parse(bytes.as_slice()).unwrap();
+    let note = file
+        .section_by_name(".note.gnu.build-id")
+        .expect("the file has a build ID note")
+        .data()
+        .unwrap();
+    let word = |at: usize| u32::from_ne_bytes(note[at..at + 4].try_into().unwrap()) as usize;
+    let (name_size, desc_size) = (word(0), word(4));
+    let desc_at = (12 + name_size).next_multiple_of(4);
+    note[desc_at..desc_at + desc_size]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Checks that a profile collected in this process names its binaries as the Go runtime
+/// does: the first mapping is this test binary (its path, and the build ID of its file);
+/// each mapping is an executable file mapping of `/proc/self/maps`; every location whose
+/// address lies in one points at the mapping holding it, every other location at none; and
+/// each mapping's `has_*` flags say what its locations hold (none for a mapping no location
+/// lies in). Returns the filenames of the mappings locations lie in.
+pub fn check_mappings(profile: &Pprof) -> Vec<String> {
+    let s = |i: i64| profile.string_table[i as usize].as_str();
+    let program = std::env::current_exe().unwrap();
+    let first = profile.mapping.first().expect("the program's mapping");
+    assert_eq!(s(first.filename), program.to_str().unwrap());
+    assert_eq!(s(first.build_id), file_build_id(&program));
+
+    let maps = executable_maps();
+    for (index, mapping) in profile.mapping.iter().enumerate() {
+        assert_eq!(mapping.id, index as u64 + 1);
+        let filename = s(mapping.filename);
+        let line = maps
+            .iter()
+            .find(|m| {
+                (m.0, m.1, m.2)
+                    == (
+                        mapping.memory_start,
+                        mapping.memory_limit,
+                        mapping.file_offset,
+                    )
+            })
+            .unwrap_or_else(|| panic!("mapping {filename} not in /proc/self/maps: {maps:?}"));
+        if filename.starts_with('/') {
+            assert_eq!(line.3, filename);
+        }
+    }
+    let functions: std::collections::HashMap<u64, &caddyprof::profile::proto::Function> =
+        profile.function.iter().map(|f| (f.id, f)).collect();
+    let mut used = Vec::new();
+    for location in &profile.location {
+        let in_file = maps.iter().any(|m| (m.0..m.1).contains(&location.address));
+        if location.address == 0 || !in_file {
+            assert_eq!(location.mapping_id, 0, "{location:?}");
+            continue;
+        }
+        let mapping = &profile.mapping[location.mapping_id as usize - 1];
+        assert!(
+            (mapping.memory_start..mapping.memory_limit).contains(&location.address),
+            "{location:?} outside {mapping:?}"
+        );
+        used.push(s(mapping.filename).to_owned());
+    }
+    for mapping in &profile.mapping {
+        let lines: Vec<Vec<(&str, i64, i64)>> = profile
+            .location
+            .iter()
+            .filter(|l| l.mapping_id == mapping.id)
+            .map(|l| {
+                l.line
+                    .iter()
+                    .map(|line| {
+                        let function = functions[&line.function_id];
+                        (s(function.name), function.filename, line.line)
+                    })
+                    .collect()
+            })
+            .collect();
+        let all = |has: fn(&(&str, i64, i64)) -> bool| {
+            !lines.is_empty() && lines.iter().flatten().all(has)
+        };
+        // A function nothing named stands in as `file+0xoffset`.
+        let short = s(mapping.filename).rsplit('/').next().unwrap().to_owned() + "+0x";
+        let named = !lines.is_empty() && lines.iter().flatten().all(|l| !l.0.starts_with(&short));
+        let flags = (
+            mapping.has_functions,
+            mapping.has_filenames,
+            mapping.has_line_numbers,
+            mapping.has_inline_frames,
+        );
+        let expected = (
+            named,
+            all(|l| l.1 != 0),
+            all(|l| l.2 != 0),
+            lines.iter().any(|l| l.len() > 1),
+        );
+        assert_eq!(flags, expected, "{mapping:?}");
+    }
+    used.sort();
+    used.dedup();
+    used
 }
