@@ -343,6 +343,7 @@ impl ContentionWindow {
             .period("contentions", "count", 1)
             .window(self.start, self.duration);
         let mut symbolizer = symbolizer();
+        symbolizer.prepare(self.stacks.iter().flat_map(|(a, _, _)| a.iter().copied()));
         let mut ids = ProfileLocations::default();
         for (addresses, count, delay) in &self.stacks {
             let resolved = symbolizer.resolve(addresses);

@@ -335,6 +335,11 @@ impl CpuWindow {
             .period("cpu", "nanoseconds", period)
             .window(self.start, self.duration);
         let mut symbolizer = symbolizer();
+        symbolizer.prepare(
+            self.stacks
+                .iter()
+                .flat_map(|(key, _)| key.1.iter().copied()),
+        );
         let mut ids = ProfileLocations::default();
         for (key, count) in &self.stacks {
             let resolved = symbolizer.resolve(&key.1);

@@ -197,6 +197,12 @@ impl HeapWindow {
             if resolved.len() < STACK_SLOTS + 1 {
                 resolved.resize(STACK_SLOTS + 1, None);
             }
+            symbolizer.prepare(
+                self.rows
+                    .iter()
+                    .filter(|(slot, _, _)| *slot != OVERFLOW && resolved[*slot].is_none())
+                    .flat_map(|(_, addresses, _)| addresses.iter().copied()),
+            );
             let mut ids = ProfileLocations::default();
             for (slot, addresses, values) in self.rows {
                 if slot == OVERFLOW {

@@ -3,6 +3,7 @@
 
 pub mod contention;
 pub mod cpu;
+pub mod debug_info;
 pub mod heap;
 pub mod objects;
 pub mod sampler;

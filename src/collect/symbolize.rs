@@ -5,9 +5,10 @@
 //! caches every address it has resolved.
 //!
 //! Each loaded object (the program and its shared libraries, found with `dl_iterate_phdr`)
-//! is read when an address in it first needs a name, with addr2line's `Loader`: the file is
-//! memory-mapped, names and inlined frames with file and line come from its own DWARF, and
-//! addresses without DWARF get the name of their symbol-table entry (or `library+0xoffset`).
+//! is read when addresses in it need names ([`super::debug_info`]): names and inlined
+//! frames with file and line come from its own DWARF, read a unit at a time from the file
+//! mapped for that batch only, and addresses without DWARF get the name of their
+//! symbol-table entry (or `library+0xoffset`).
 //! Separate debug files (`.gnu_debuglink`, `/usr/lib/debug`) are deliberately not read:
 //! backtrace-rs reads them, and with Debian's `libc6-dbg` installed decompressing libc's
 //! debug info alone added 35 MiB to the peak RSS of a profiled program and most of the
@@ -18,20 +19,19 @@
 //! library) its address lies in, with the file's path and build ID, which the profile's
 //! locations point at so pprof tools know the binary.
 //!
-//! Batches ([`Symbolizer::end_batch`]) decide when the objects' parsed state is dropped: at
-//! the first batch that needed no new address. Once the set of hot stacks is known new
-//! addresses are rare, and keeping the parsed debug info of the whole binary resident is
-//! what costs the peers 150–190 MiB of RSS. (Dropping it after every batch instead made each
-//! later batch re-parse the debug info: about 1.5 s of CPU per batch in a debug build.)
+//! Collectors hand a window's addresses over at once ([`Symbolizer::prepare`]), so each unit
+//! of debug info is read once per window; between windows only the resolved locations and
+//! each object's compact unit index stay resident. Keeping the parsed debug info of the
+//! whole binary resident instead is what costs the peers 150–190 MiB of RSS.
 
 use std::borrow::Cow;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 
-use addr2line::Loader;
 use object::{Object, ObjectSymbol};
 
+use super::debug_info::{DebugInfo, map_file, named};
 use super::objects::{MappedObject, mapped_objects};
 use crate::profile::{Frame, LocationId, Mapping, ProfileBuilder};
 
@@ -135,8 +135,8 @@ struct LoadedObject {
     object: MappedObject,
     /// Its executable segments, as the profiles' mappings.
     mappings: Vec<Arc<Mapping>>,
-    /// The file's symbols and DWARF, read on first use; `Some(None)` if it cannot be read.
-    reader: Option<Option<Loader>>,
+    /// The file's symbols and DWARF (`None` without a file).
+    debug_info: Option<DebugInfo>,
     /// The symbol table of its separate debug file, read when the file itself names nothing
     /// at an address: stripped system libraries keep only their exported names.
     debug_symbols: Option<Vec<DebugSymbol>>,
@@ -153,25 +153,63 @@ pub fn symbolizer() -> MutexGuard<'static, Symbolizer> {
 }
 
 impl Symbolizer {
+    /// Symbolizes every address of `addresses` not seen before, all at once: each object
+    /// and each unit of its debug info is read once for the lot. Call it with all the
+    /// addresses of a window before [`resolve`](Self::resolve)ing its stacks.
+    pub fn prepare(&mut self, addresses: impl IntoIterator<Item = usize>) {
+        let mut new: Vec<usize> = addresses
+            .into_iter()
+            .filter(|a| *a != 0 && !self.by_address.contains_key(a))
+            .collect();
+        if new.is_empty() {
+            return;
+        }
+        new.sort_unstable();
+        new.dedup();
+        self.new_in_batch = true;
+        // Objects in the order of the addresses: each object's addresses are contiguous.
+        let mut next = 0;
+        while next < new.len() {
+            let address = new[next] as u64;
+            let Some(object) = self.object_of(address) else {
+                self.add(Location {
+                    address,
+                    lines: vec![Frame::new(format!("{address:#x}"))],
+                    mapping: None,
+                    named: false,
+                });
+                next += 1;
+                continue;
+            };
+            let count = new[next..]
+                .iter()
+                .take_while(|&&a| object.object.contains(a as u64))
+                .count();
+            let addresses: Vec<u64> = new[next..next + count].iter().map(|&a| a as u64).collect();
+            let locations = object.locations(&addresses);
+            for location in locations {
+                self.add(location);
+            }
+            next += count;
+        }
+    }
+
+    fn add(&mut self, location: Location) {
+        self.by_address
+            .insert(location.address as usize, self.locations.len());
+        self.locations.push(location);
+    }
+
     /// The locations of a stack of instruction addresses (leaf first), as indexes for
     /// [`location`](Self::location). Zero addresses (some unwinders end stacks with one) are
     /// skipped.
     pub fn resolve(&mut self, addresses: &[usize]) -> Vec<usize> {
-        let mut out = Vec::with_capacity(addresses.len());
-        for &address in addresses.iter().filter(|&&a| a != 0) {
-            let index = match self.by_address.get(&address) {
-                Some(&index) => index,
-                None => {
-                    let location = self.symbolize(address);
-                    self.locations.push(location);
-                    self.by_address.insert(address, self.locations.len() - 1);
-                    self.new_in_batch = true;
-                    self.locations.len() - 1
-                }
-            };
-            out.push(index);
-        }
-        out
+        self.prepare(addresses.iter().copied());
+        addresses
+            .iter()
+            .filter(|&&a| a != 0)
+            .map(|a| self.by_address[a])
+            .collect()
     }
 
     /// A location resolved before.
@@ -194,53 +232,21 @@ impl Symbolizer {
         &self.locations[l].lines[i].function
     }
 
-    /// Ends a batch of [`resolve`](Self::resolve) calls (a collection). Keeps the objects'
-    /// parsed state while new addresses keep coming; drops it at the first batch that needed
-    /// none, and gives the freed memory back to the system.
+    /// Ends a batch of [`resolve`](Self::resolve) calls (a collection): gives the memory
+    /// its reading freed back to the system.
     pub fn end_batch(&mut self) {
         if std::mem::take(&mut self.new_in_batch) {
-            return;
-        }
-        let mut dropped = false;
-        for object in &mut self.objects {
-            dropped |= matches!(object.reader.take(), Some(Some(_)));
-        }
-        if dropped {
             release_freed_memory();
         }
     }
 
-    /// Symbolizes one instruction address (a return address, except for the interrupted
-    /// frame).
-    fn symbolize(&mut self, address: usize) -> Location {
-        let address = address as u64;
-        let Some(object) = self.object_of(address) else {
-            return Location {
-                address,
-                lines: vec![Frame::new(format!("{address:#x}"))],
-                mapping: None,
-                named: false,
-            };
-        };
-        let mapping = object
-            .mappings
+    /// The bytes the objects' unit indexes hold (what stays resident of their debug info).
+    pub fn index_bytes(&self) -> usize {
+        self.objects
             .iter()
-            .find(|m| (m.memory_start..m.memory_limit).contains(&address))
-            .cloned();
-        let (lines, named) = match object.symbolize(address) {
-            Some(lines) => (lines, true),
-            None => {
-                let offset = address.wrapping_sub(object.object.bias);
-                let stand_in = format!("{}+{offset:#x}", object.short_name);
-                (vec![Frame::new(stand_in)], false)
-            }
-        };
-        Location {
-            address,
-            lines,
-            mapping,
-            named,
-        }
+            .filter_map(|o| o.debug_info.as_ref())
+            .map(DebugInfo::resident_bytes)
+            .sum()
     }
 
     /// The object `address` lies in, reading the list of loaded objects again if none does
@@ -255,38 +261,81 @@ impl Symbolizer {
 }
 
 impl LoadedObject {
-    /// The functions at `address`, innermost first, or `None` if nothing names it.
-    fn symbolize(&mut self, address: u64) -> Option<Vec<Frame<'static>>> {
-        let offset = address.wrapping_sub(self.object.bias);
-        let path = self.path.as_deref();
-        let reader = self
-            .reader
-            .get_or_insert_with(|| path.and_then(|p| Loader::new(p).ok()));
+    /// The locations of `addresses` (all in this object).
+    fn locations(&mut self, addresses: &[u64]) -> Vec<Location> {
+        let offsets: Vec<u64> = addresses
+            .iter()
+            .map(|a| a.wrapping_sub(self.object.bias))
+            .collect();
+        let names = self.names(&offsets);
+        addresses
+            .iter()
+            .zip(offsets)
+            .zip(names)
+            .map(|((&address, offset), lines)| {
+                let mapping = self
+                    .mappings
+                    .iter()
+                    .find(|m| (m.memory_start..m.memory_limit).contains(&address))
+                    .cloned();
+                let (lines, named) = match lines {
+                    Some(lines) => (lines, true),
+                    None => {
+                        let stand_in = format!("{}+{offset:#x}", self.short_name);
+                        (vec![Frame::new(stand_in)], false)
+                    }
+                };
+                Location {
+                    address,
+                    lines,
+                    mapping,
+                    named,
+                }
+            })
+            .collect()
+    }
+
+    /// The functions at each of `offsets` (file addresses), innermost first, or `None` where
+    /// nothing names it.
+    fn names(&mut self, offsets: &[u64]) -> Vec<Option<Vec<Frame<'static>>>> {
+        let Some(debug_info) = &mut self.debug_info else {
+            return vec![None; offsets.len()];
+        };
         // Return addresses point after the call: look up the call instruction itself. The
         // interrupted frame's address is exact, though, and may be a function's first
-        // instruction: when `offset - 1` finds nothing, `offset` is tried.
-        let lines = reader.as_ref().map_or_else(Vec::new, |reader| {
-            let lines = frames_at(reader, offset.saturating_sub(1));
-            if lines.is_empty() {
-                frames_at(reader, offset)
-            } else {
-                lines
+        // instruction: where `offset - 1` finds nothing, `offset` is tried.
+        let before: Vec<u64> = offsets.iter().map(|o| o.saturating_sub(1)).collect();
+        let mut found = debug_info.frames(&before);
+        let missing: Vec<usize> = (0..offsets.len())
+            .filter(|&i| found[i].is_empty())
+            .collect();
+        if !missing.is_empty() {
+            let exact: Vec<u64> = missing.iter().map(|&i| offsets[i]).collect();
+            for (i, lines) in missing.into_iter().zip(debug_info.frames(&exact)) {
+                found[i] = lines;
             }
-        });
-        if !lines.is_empty() {
-            return Some(lines);
         }
-        let debug_symbols = self
-            .debug_symbols
-            .get_or_insert_with(|| path.map(debug_file_symbols).unwrap_or_default());
-        let before = debug_symbols.partition_point(|s| s.0 <= offset);
-        match before.checked_sub(1).map(|i| &debug_symbols[i]) {
-            Some((start, size, name)) if offset - start < *size => {
-                let demangled = addr2line::demangle_auto(Cow::Borrowed(&**name), None);
-                Some(vec![named(demangled.into_owned(), name.to_string())])
-            }
-            _ => None,
-        }
+        let path = self.path.as_deref();
+        found
+            .into_iter()
+            .zip(offsets)
+            .map(|(lines, &offset)| {
+                if !lines.is_empty() {
+                    return Some(lines);
+                }
+                let debug_symbols = self
+                    .debug_symbols
+                    .get_or_insert_with(|| path.map(debug_file_symbols).unwrap_or_default());
+                let before = debug_symbols.partition_point(|s| s.0 <= offset);
+                match before.checked_sub(1).map(|i| &debug_symbols[i]) {
+                    Some((start, size, name)) if offset - start < *size => {
+                        let demangled = addr2line::demangle_auto(Cow::Borrowed(&**name), None);
+                        Some(vec![named(demangled.into_owned(), name.to_string())])
+                    }
+                    _ => None,
+                }
+            })
+            .collect()
     }
 }
 
@@ -314,55 +363,6 @@ fn debug_file_symbols(path: &Path) -> Vec<DebugSymbol> {
     read(path).unwrap_or_default()
 }
 
-fn map_file(path: &Path) -> Option<memmap2::Mmap> {
-    let file = std::fs::File::open(path).ok()?;
-    // SAFETY: the mapping is read-only and dropped before this module returns; a file changed
-    // underneath would give wrong names, not unsafety in the parser (it bounds-checks).
-    unsafe { memmap2::Mmap::map(&file) }.ok()
-}
-
-/// The functions at `probe` (a file address), innermost first: from DWARF with file and
-/// line, else from the symbol table.
-fn frames_at(reader: &Loader, probe: u64) -> Vec<Frame<'static>> {
-    let mut lines = Vec::new();
-    if let Ok(mut frames) = reader.find_frames(probe) {
-        while let Ok(Some(frame)) = frames.next() {
-            let Some(function) = frame.function else {
-                continue;
-            };
-            let system_name = function.raw_name().map(Cow::into_owned).unwrap_or_default();
-            let name = function
-                .demangle()
-                .map(Cow::into_owned)
-                .unwrap_or_else(|_| system_name.clone());
-            let mut line = named(name, system_name);
-            if let Some(location) = frame.location {
-                if let Some(file) = location.file {
-                    line = line.file(file.to_owned());
-                }
-                line = line.line(location.line.unwrap_or(0));
-            }
-            lines.push(line);
-        }
-    }
-    if lines.is_empty()
-        && let Some(symbol) = reader.find_symbol(probe)
-    {
-        let name = addr2line::demangle_auto(Cow::Borrowed(symbol), None).into_owned();
-        lines.push(named(name, symbol.to_owned()));
-    }
-    lines
-}
-
-fn named(name: String, system_name: String) -> Frame<'static> {
-    let frame = Frame::new(name);
-    if system_name.is_empty() || system_name == frame.function {
-        frame
-    } else {
-        frame.system_name(system_name)
-    }
-}
-
 /// The objects mapped into the process now, each with its file.
 fn loaded_objects() -> Vec<LoadedObject> {
     mapped_objects()
@@ -375,12 +375,13 @@ fn loaded_objects() -> Vec<LoadedObject> {
                 .and_then(Path::file_name)
                 .map_or_else(|| object.name.clone(), |n| n.to_string_lossy().into_owned());
             let mappings = mappings(&object, path.as_deref()).map(Arc::new).collect();
+            let debug_info = path.clone().map(DebugInfo::new);
             LoadedObject {
                 path,
                 short_name,
                 object,
                 mappings,
-                reader: None,
+                debug_info,
                 debug_symbols: None,
             }
         })

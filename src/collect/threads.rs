@@ -222,6 +222,11 @@ pub fn goroutine_profile(snapshot: &[ThreadStack], at: SystemTime) -> Profile {
         .period("goroutine", "count", 1)
         .window(at, Duration::ZERO);
     let mut symbolizer = symbolizer();
+    symbolizer.prepare(
+        counts
+            .iter()
+            .flat_map(|((_, stack), _)| stack.iter().copied()),
+    );
     let mut ids = ProfileLocations::default();
     for ((name, stack), count) in counts {
         let resolved = symbolizer.resolve(stack);

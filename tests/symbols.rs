@@ -1,0 +1,130 @@
+//! Symbol quality: for a few hundred addresses of this test binary (a debug build, full debug
+//! info), the frames caddyprof's symbolizer gives (function, inlined frames, file, line) equal
+//! what binutils' `addr2line -f -i -C` prints. Skipped, with a message, without binutils.
+
+use std::process::Command;
+
+use caddyprof::collect::objects::mapped_objects;
+use caddyprof::collect::symbolize::symbolizer;
+use object::{Object, ObjectSymbol};
+
+/// One frame as addr2line prints it: function, then `file:line` (`??` when unknown).
+#[derive(Debug, PartialEq, Eq)]
+struct Printed {
+    function: String,
+    place: String,
+}
+
+/// File addresses of `count` functions of `binary`, spread over its text, each a few bytes
+/// in (as a return address would be).
+fn sample_addresses(binary: &[u8], count: usize) -> Vec<u64> {
+    let file = object::File::parse(binary).unwrap();
+    let mut functions: Vec<(u64, u64)> = file
+        .symbols()
+        .filter(|s| s.kind() == object::SymbolKind::Text && s.size() > 16)
+        .map(|s| (s.address(), s.size()))
+        .collect();
+    functions.sort_unstable();
+    functions.dedup_by_key(|f| f.0);
+    let step = (functions.len() / count).max(1);
+    functions
+        .iter()
+        .step_by(step)
+        .take(count)
+        .map(|&(address, size)| address + (size / 3).min(9))
+        .collect()
+}
+
+/// What `addr2line -f -i -C` prints for each address: its frames, innermost first.
+fn binutils(binary: &std::path::Path, addresses: &[u64]) -> Option<Vec<Vec<Printed>>> {
+    let mut command = Command::new("addr2line");
+    command.args(["-f", "-i", "-C", "-a", "-e"]).arg(binary);
+    for address in addresses {
+        command.arg(format!("{address:#x}"));
+    }
+    let output = command.output().ok()?;
+    assert!(output.status.success(), "{output:?}");
+    let text = String::from_utf8(output.stdout).unwrap();
+    // With -a, each address's frames follow a line holding the address.
+    let mut all: Vec<Vec<Printed>> = Vec::new();
+    let mut lines = text.lines().peekable();
+    while let Some(line) = lines.next() {
+        if line.starts_with("0x") {
+            all.push(Vec::new());
+            continue;
+        }
+        let place = lines.next().unwrap_or("??:0");
+        // A discriminator may follow the line number.
+        let place = place.split(" (discriminator").next().unwrap();
+        // Nothing known: `??:0` or `??:?` depending on the version.
+        let place = if place.starts_with("??:") {
+            "??:0"
+        } else {
+            place
+        }
+        .to_owned();
+        all.last_mut().unwrap().push(Printed {
+            function: line.to_owned(),
+            place,
+        });
+    }
+    Some(all)
+}
+
+#[test]
+fn frames_equal_what_binutils_addr2line_prints() {
+    let binary = std::env::current_exe().unwrap();
+    let bytes = std::fs::read(&binary).unwrap();
+    let addresses = sample_addresses(&bytes, 300);
+    drop(bytes);
+    let Some(expected) = binutils(&binary, &addresses) else {
+        eprintln!(
+            "SKIPPED frames_equal_what_binutils_addr2line_prints: binutils' addr2line is not installed"
+        );
+        return;
+    };
+    assert_eq!(expected.len(), addresses.len());
+
+    let bias = mapped_objects()[0].bias;
+    // Runtime addresses; the symbolizer looks up the instruction before a return address,
+    // so ask for the one after.
+    let runtime: Vec<usize> = addresses.iter().map(|a| (a + bias + 1) as usize).collect();
+    let mut symbolizer = symbolizer();
+    symbolizer.prepare(runtime.iter().copied());
+    let mut compared = 0;
+    let mut different = Vec::new();
+    for ((address, runtime), expected) in addresses.iter().zip(&runtime).zip(&expected) {
+        let resolved = symbolizer.resolve(&[*runtime]);
+        let location = symbolizer.location(resolved[0]);
+        let ours: Vec<Printed> = location
+            .lines
+            .iter()
+            .map(|frame| Printed {
+                function: frame.function.to_string(),
+                place: match (&frame.file, frame.line) {
+                    (Some(file), Some(line)) => format!("{file}:{line}"),
+                    (Some(file), None) => format!("{file}:0"),
+                    (None, _) => "??:0".to_owned(),
+                },
+            })
+            .collect();
+        // Where binutils knows nothing, neither DWARF nor the symbol table named the
+        // address: nothing to compare.
+        if expected.iter().all(|p| p.function == "??") {
+            continue;
+        }
+        compared += 1;
+        if &ours != expected {
+            different.push(format!(
+                "{address:#x}:\n  ours:     {ours:?}\n  addr2line: {expected:?}"
+            ));
+        }
+    }
+    assert!(compared >= 250, "only {compared} addresses compared");
+    assert!(
+        different.is_empty(),
+        "{} of {compared} addresses differ:\n{}",
+        different.len(),
+        different.join("\n")
+    );
+}
