@@ -713,6 +713,48 @@ fn fmt_reports_a_file_that_cannot_be_parsed() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// Limits: input no config needs is refused with a diagnostic, never a crash
+// ---------------------------------------------------------------------------------------------
+
+/// 5,040 nested blocks (each on its own line, so the one that crosses the limit of 32 is on
+/// line 33) used to overflow the stack of every command.
+#[test]
+fn deeply_nested_blocks_are_a_diagnostic() {
+    let dir = temp();
+    let levels = 5040;
+    let text = format!(
+        "profiling {{\n{}{}",
+        "a {\n".repeat(levels - 1),
+        "}\n".repeat(levels)
+    );
+    write(dir.path(), "Profilingfile", &text);
+    for command in ["fmt", "adapt", "validate"] {
+        caddyprof(dir.path(), &[command, "Profilingfile"])
+            .run()
+            .assert_failed()
+            .assert_stderr_has("blocks are nested more than 32 levels deep")
+            .assert_stderr_has("Profilingfile:33:3");
+    }
+}
+
+#[test]
+fn deeply_nested_json_is_a_diagnostic() {
+    let dir = temp();
+    let levels = 5040;
+    let text = format!(
+        "{{\"apps\": {{\"profiling\": {}{}}}}}",
+        "[".repeat(levels - 2),
+        "]".repeat(levels - 2)
+    );
+    write(dir.path(), "config.json", &text);
+    caddyprof(dir.path(), &["validate", "config.json"])
+        .run()
+        .assert_failed()
+        .assert_stderr_has("JSON nested more than 32 levels deep")
+        .assert_stderr_has("config.json:1:54");
+}
+
+// ---------------------------------------------------------------------------------------------
 // Usage, help and version
 // ---------------------------------------------------------------------------------------------
 

@@ -193,18 +193,34 @@ fn bad_inputs_give_clear_diagnostics() {
             escape.then_some('\\').into_iter().chain(std::iter::once(c))
         })
         .collect();
-    for (name, input) in CASES {
-        let rendered = render(input);
+    let cases = CASES
+        .iter()
+        .map(|&(name, input)| (name, format!("Profilingfile:\n{input}"), input.to_owned()));
+    let generated = generated_cases()
+        .into_iter()
+        .map(|(name, what, input)| (name, format!("Profilingfile: {what}"), input));
+    for (name, description, input) in cases.chain(generated) {
+        let rendered = render(&input);
         insta::with_settings!({
             snapshot_path => "../snapshots",
             prepend_module_to_snapshot => false,
-            description => format!("Profilingfile:\n{input}"),
+            description => description,
             omit_expression => true,
             filters => vec![(root.as_str(), "[fixtures]")],
         }, {
             insta::assert_snapshot!(format!("diagnostic_{name}"), rendered);
         });
     }
+}
+
+/// (snapshot name, what the Profilingfile is, the Profilingfile): inputs too large to show
+/// in the snapshot's description.
+fn generated_cases() -> Vec<(&'static str, &'static str, String)> {
+    vec![(
+        "nested_too_deep",
+        "blocks nested 100 levels deep",
+        format!("profiling {{\n{}{}", "a {\n".repeat(99), "}\n".repeat(100)),
+    )]
 }
 
 #[test]
