@@ -712,6 +712,25 @@ fn fmt_reports_a_file_that_cannot_be_parsed() {
     );
 }
 
+#[test]
+fn fmt_of_an_empty_file_prints_nothing() {
+    let dir = temp();
+    let path = write(dir.path(), "Profilingfile", "");
+    for args in [
+        &["fmt", "Profilingfile"][..],
+        &["fmt", "--overwrite", "Profilingfile"],
+        &["fmt", "--diff", "Profilingfile"],
+    ] {
+        let out = caddyprof(dir.path(), args).run();
+        out.assert_code(0);
+        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""), "{args:?}");
+    }
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "");
+    let out = caddyprof(dir.path(), &["fmt", "-"]).stdin("").run();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Limits: input no config needs is refused with a diagnostic, never a crash
 // ---------------------------------------------------------------------------------------------

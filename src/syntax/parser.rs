@@ -15,7 +15,8 @@ use crate::source::SourceFile;
 /// How to parse.
 pub struct ParseOptions<'a> {
     /// Expand snippets and `import`s (for `adapt`). Without it, snippet definitions are kept
-    /// as blocks and `import` lines as directives (for `fmt`).
+    /// as blocks and `import` lines as directives, and an empty file is no error (for
+    /// `fmt`).
     pub expand: bool,
     /// Substitute `{$VAR}` with this lookup before lexing; `None` leaves the text as written.
     pub env: Option<&'a super::EnvLookup<'a>>,
@@ -69,7 +70,9 @@ pub(crate) fn parse_with_hook(
     options: &ParseOptions,
     mut hook: Option<DirectiveHook>,
 ) -> Result<Parsed, Error> {
-    if file.text().is_empty() {
+    // An empty file is an error when adapting (§4.1); formatting it gives nothing, as
+    // `caddy fmt` does.
+    if options.expand && file.text().is_empty() {
         return Err(Diagnostic::error(format!("{} is empty", file.name()))
             .help("write at least one app block, for example `profiling { … }`")
             .into());
