@@ -157,10 +157,7 @@ fn json_at_the_limit_is_read() {
         let (text, _) = nested_json(MAX_NESTING, open, close);
         let error = load_json(text).unwrap_err();
         // Read and decoded: what is wrong is the value of `profiling`.
-        assert!(
-            error.to_string().contains(": apps.profiling: "),
-            "{error}"
-        );
+        assert!(error.to_string().contains(": apps.profiling: "), "{error}");
     }
 }
 

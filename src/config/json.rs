@@ -80,10 +80,7 @@ pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
     }
     if let Some(at) = too_deep {
         return Err(SyntaxError {
-            message: format!(
-                "JSON nested more than {} levels deep",
-                crate::MAX_NESTING
-            ),
+            message: format!("JSON nested more than {} levels deep", crate::MAX_NESTING),
             label: format!("this opens level {}", crate::MAX_NESTING + 1),
             help: "a config needs a few levels (apps, an app, its profilers, their parameters): check the brackets",
             offset: at,
