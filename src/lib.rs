@@ -23,6 +23,7 @@ pub mod apps;
 pub mod collect;
 pub mod config;
 pub mod diagnostic;
+mod excerpt;
 pub mod load;
 pub mod profile;
 pub mod runtime;

@@ -50,17 +50,22 @@ impl SourceFile {
     /// The 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text().len());
-        let line_starts = self.inner.line_starts.get_or_init(|| {
-            std::iter::once(0)
-                .chain(memchr::memchr_iter(b'\n', self.text().as_bytes()).map(|i| i + 1))
-                .collect()
-        });
+        let line_starts = self.line_starts();
         let line = line_starts.partition_point(|&start| start <= offset) - 1;
         let start = line_starts[line];
-        let column = self.text()[start..floor_char_boundary(self.text(), offset)]
+        let column = self.text()[start..self.text().floor_char_boundary(offset)]
             .chars()
             .count();
         (line + 1, column + 1)
+    }
+
+    /// The byte offset where each line starts (the first is 0).
+    pub(crate) fn line_starts(&self) -> &[usize] {
+        self.inner.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', self.text().as_bytes()).map(|i| i + 1))
+                .collect()
+        })
     }
 
     /// Whether `other` is a clone of this very file (the same allocation).
@@ -88,13 +93,6 @@ impl PartialEq for SourceFile {
             || (Arc::ptr_eq(self.inner.named.inner(), other.inner.named.inner())
                 && self.name() == other.name())
     }
-}
-
-fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
 }
 
 /// A byte range inside one [`SourceFile`].

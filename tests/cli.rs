@@ -723,7 +723,11 @@ fn fmt_of_an_empty_file_prints_nothing() {
     ] {
         let out = caddyprof(dir.path(), args).run();
         out.assert_code(0);
-        assert_eq!((out.stdout.as_str(), out.stderr.as_str()), ("", ""), "{args:?}");
+        assert_eq!(
+            (out.stdout.as_str(), out.stderr.as_str()),
+            ("", ""),
+            "{args:?}"
+        );
     }
     assert_eq!(std::fs::read_to_string(path).unwrap(), "");
     let out = caddyprof(dir.path(), &["fmt", "-"]).stdin("").run();
@@ -753,6 +757,25 @@ fn deeply_nested_blocks_are_a_diagnostic() {
             .assert_failed()
             .assert_stderr_has("blocks are nested more than 32 levels deep")
             .assert_stderr_has("Profilingfile:33:3");
+    }
+}
+
+/// An unterminated quote on a 10 MB line used to print the whole line.
+#[test]
+fn a_diagnostic_shows_a_window_of_a_long_line() {
+    let dir = temp();
+    let text = format!(
+        "pyroscope {{\n\tapplication_name \"{}\n}}\n",
+        "x".repeat(10_000_000)
+    );
+    write(dir.path(), "Profilingfile", &text);
+    for command in ["fmt", "adapt", "validate"] {
+        let out = caddyprof(dir.path(), &[command, "Profilingfile"]).run();
+        out.assert_failed()
+            .assert_stderr_has("unterminated quoted text")
+            .assert_stderr_has("Profilingfile:2:19")
+            .assert_stderr_has("\"xxxxxxxxxx");
+        assert!(out.stderr.len() < 2000, "{} bytes", out.stderr.len());
     }
 }
 

@@ -216,11 +216,27 @@ fn bad_inputs_give_clear_diagnostics() {
 /// (snapshot name, what the Profilingfile is, the Profilingfile): inputs too large to show
 /// in the snapshot's description.
 fn generated_cases() -> Vec<(&'static str, &'static str, String)> {
-    vec![(
-        "nested_too_deep",
-        "blocks nested 100 levels deep",
-        format!("profiling {{\n{}{}", "a {\n".repeat(99), "}\n".repeat(100)),
-    )]
+    vec![
+        (
+            "nested_too_deep",
+            "blocks nested 100 levels deep",
+            format!("profiling {{\n{}{}", "a {\n".repeat(99), "}\n".repeat(100)),
+        ),
+        (
+            "unterminated_quote_on_a_long_line",
+            "a quote never closed on a line of 1 MB",
+            format!(
+                "pyroscope {{\n\tapplication_name {} \"{}\n}}\n",
+                "a".repeat(1000),
+                "x".repeat(1_000_000)
+            ),
+        ),
+        (
+            "unknown_app_with_a_long_name",
+            "an app name of 100,000 characters",
+            format!("{} {{\n}}\n", "x".repeat(100_000)),
+        ),
+    ]
 }
 
 #[test]
