@@ -23,6 +23,8 @@ pub struct Diagnostic {
     related: Vec<Diagnostic>,
     /// What is shown of `file`, made when first rendered.
     excerpt: OnceLock<Excerpt>,
+    /// Labels and help added from now on are dropped (see [`sealed`](Self::sealed)).
+    sealed: bool,
 }
 
 impl Diagnostic {
@@ -36,6 +38,7 @@ impl Diagnostic {
             help: None,
             related: Vec::new(),
             excerpt: OnceLock::new(),
+            sealed: false,
         }
     }
 
@@ -58,6 +61,9 @@ impl Diagnostic {
     /// Adds a label at `at`. The first label decides the file shown. A label in another file
     /// than the first one becomes a related note, so nothing is lost.
     pub fn label(mut self, at: &Location, text: impl Into<String>) -> Self {
+        if self.sealed {
+            return self;
+        }
         let text = bounded(text.into());
         self.excerpt = OnceLock::new();
         match &self.file {
@@ -75,7 +81,17 @@ impl Diagnostic {
 
     /// Sets the help line: how to fix the problem.
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(bounded(help.into()));
+        if !self.sealed {
+            self.help = Some(bounded(help.into()));
+        }
+        self
+    }
+
+    /// Keeps the labels and help as they are: those added later are dropped. For a
+    /// diagnostic made in place of one about text that must not be shown (an imported file
+    /// that is no Profilingfile), which the code that asked for it goes on to label.
+    pub(crate) fn sealed(mut self) -> Self {
+        self.sealed = true;
         self
     }
 

@@ -18,6 +18,8 @@ struct Inner {
     /// The byte offset where each line starts, found when a position is first asked for
     /// (adapting a valid file never asks).
     line_starts: std::sync::OnceLock<Vec<usize>>,
+    /// For a file read by an `import`: where its first token starts (set once it is lexed).
+    import_first_token: std::sync::OnceLock<usize>,
 }
 
 impl SourceFile {
@@ -33,6 +35,7 @@ impl SourceFile {
             inner: Arc::new(Inner {
                 named: NamedSource::new(name, text),
                 line_starts: std::sync::OnceLock::new(),
+                import_first_token: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -66,6 +69,18 @@ impl SourceFile {
                 .chain(memchr::memchr_iter(b'\n', self.text().as_bytes()).map(|i| i + 1))
                 .collect()
         })
+    }
+
+    /// Marks this file as read by an `import`, its first token at `offset`.
+    pub(crate) fn mark_imported(&self, first_token: usize) {
+        // Set once, when the file is lexed.
+        let _ = self.inner.import_first_token.set(first_token);
+    }
+
+    /// Whether this file was read by an `import` and its first token starts at `offset`: an
+    /// error there most likely means it is no Profilingfile at all.
+    pub(crate) fn is_first_token_of_import(&self, offset: usize) -> bool {
+        self.inner.import_first_token.get() == Some(&offset)
     }
 
     /// Whether `other` is a clone of this very file (the same allocation).

@@ -779,6 +779,47 @@ fn a_diagnostic_shows_a_window_of_a_long_line() {
     }
 }
 
+/// A binary file used to be read as words ("a block key cannot contain a comma"), and its
+/// bytes written to the terminal.
+#[test]
+fn a_binary_file_is_not_a_text_profilingfile() {
+    let dir = temp();
+    let mut bytes = b"profiling {\n\t\x1b[2J".to_vec();
+    bytes.extend((0..=255u8).cycle().take(4096));
+    std::fs::write(dir.path().join("Profilingfile"), &bytes).unwrap();
+    for command in ["fmt", "adapt", "validate"] {
+        let out = caddyprof(dir.path(), &[command, "Profilingfile"]).run();
+        out.assert_failed()
+            .assert_stderr_has("Profilingfile is not a text Profilingfile: byte 17 is a NUL byte");
+        assert!(
+            !out.stderr.contains(['\u{1b}', '\u{0}']),
+            "{:?}",
+            out.stderr
+        );
+    }
+}
+
+/// `import /etc/shadow` printed the file's first lines inside the diagnostic.
+#[test]
+fn an_imported_file_that_is_no_profilingfile_is_not_shown() {
+    let dir = temp();
+    let secret = write(
+        dir.path(),
+        "shadow",
+        "root:$6$SECRETHASH:19745:0:99999:7:::\ndaemon:*:19745:0:99999:7:::\n",
+    );
+    let text = format!("import {}\n", secret.display());
+    write(dir.path(), "Profilingfile", &text);
+    for command in ["adapt", "validate"] {
+        let out = caddyprof(dir.path(), &[command, "Profilingfile"]).run();
+        out.assert_failed()
+            .assert_stderr_has(&format!("{} is not a Profilingfile", secret.display()))
+            .assert_stderr_has("Profilingfile:1:1");
+        assert!(!out.stderr.contains("SECRET"), "{}", out.stderr);
+        assert!(!out.stderr.contains("daemon"), "{}", out.stderr);
+    }
+}
+
 #[test]
 fn deeply_nested_json_is_a_diagnostic() {
     let dir = temp();
