@@ -96,7 +96,7 @@ fn run(
 ) -> Result<Lexed, (Diagnostic, Option<usize>)> {
     let mut lexer = Lexer::new(file, env).map_err(|error| (error, None))?;
     lexer
-        .run(grammar_only)
+        .lex_all(grammar_only)
         .map_err(|error| (error, lexer.tokens.front().map(|t| t.location.start)))?;
     Ok(Lexed {
         tokens: lexer.tokens.into(),
@@ -106,7 +106,7 @@ fn run(
 
 impl Lexer<'_> {
     /// Lexes the whole file, with the grammar alone or not.
-    fn run(&mut self, grammar_only: bool) -> Result<(), Diagnostic> {
+    fn lex_all(&mut self, grammar_only: bool) -> Result<(), Diagnostic> {
         if !grammar_only {
             return self.scan(usize::MAX);
         }
@@ -649,12 +649,10 @@ impl<'a> Lexer<'a> {
 /// or with bytes that are not UTF-8 (read as U+FFFD). Nothing of it is shown.
 fn check_text(file: &SourceFile) -> Result<(), Diagnostic> {
     let bytes = file.text().as_bytes();
-    let mut replacement = [0; 3];
-    let replacement = char::REPLACEMENT_CHARACTER.encode_utf8(&mut replacement);
     let first = [
         (memchr::memchr(0, bytes), "is a NUL byte"),
         (
-            memchr::memmem::find(bytes, replacement.as_bytes()),
+            memchr::memmem::find(bytes, "\u{FFFD}".as_bytes()),
             "is not UTF-8",
         ),
     ]
@@ -840,7 +838,7 @@ mod tests {
             "is not a text Profilingfile: byte 3 is a NUL byte",
         );
         err("a é\u{FFFD}\u{0}", "byte 4 is not UTF-8");
-        // Other control characters are word characters, as in Caddy.
+        // Other control characters stay word characters.
         ok("a\u{1}b\u{7f}", &[&["a\u{1}b\u{7f}"]]);
     }
 

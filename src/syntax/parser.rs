@@ -547,10 +547,6 @@ fn too_deep(open: &Token) -> Diagnostic {
     .help("a Profilingfile needs only a few levels (an app, a profiler, its parameters): look for a missing '}', or for imports nested in one another")
 }
 
-// The diagnostics of the functions that recurse into nested blocks are made here, out of
-// their stack frames: a debug build keeps every temporary of an inline builder chain in the
-// frame, and the frames of one nesting level must stay small (see `MAX_NESTING`).
-
 fn unexpected_after_close_brace(close: &Token, next: &Token) -> Diagnostic {
     error_at(next, "unexpected token after '}'", "here")
         .label(&close.location, "this closes the block")
