@@ -1,15 +1,18 @@
 //! Diagnostics: every problem in the user's input, with where it is and how to fix it.
 
 use std::fmt;
+use std::sync::OnceLock;
 
 use miette::{LabeledSpan, Severity};
 
+use crate::excerpt::{Excerpt, bounded};
 use crate::source::{Location, SourceFile};
 
 /// One problem (or warning) about the user's input.
 ///
 /// Renders through miette with the file name, line, column, a label on the exact token, and a
-/// help line.
+/// help line. Of the file, only the lines around the labels are shown, each cut to about 120
+/// characters around them; a message that quotes a long token quotes its ends.
 #[derive(Clone, Debug)]
 pub struct Diagnostic {
     severity: Severity,
@@ -18,6 +21,10 @@ pub struct Diagnostic {
     labels: Vec<(Location, String)>,
     help: Option<String>,
     related: Vec<Diagnostic>,
+    /// What is shown of `file`, made when first rendered.
+    excerpt: OnceLock<Excerpt>,
+    /// Labels and help added from now on are dropped (see [`sealed`](Self::sealed)).
+    sealed: bool,
 }
 
 impl Diagnostic {
@@ -25,11 +32,13 @@ impl Diagnostic {
     pub fn error(message: impl Into<String>) -> Self {
         Diagnostic {
             severity: Severity::Error,
-            message: message.into(),
+            message: bounded(message.into()),
             file: None,
             labels: Vec::new(),
             help: None,
             related: Vec::new(),
+            excerpt: OnceLock::new(),
+            sealed: false,
         }
     }
 
@@ -52,7 +61,11 @@ impl Diagnostic {
     /// Adds a label at `at`. The first label decides the file shown. A label in another file
     /// than the first one becomes a related note, so nothing is lost.
     pub fn label(mut self, at: &Location, text: impl Into<String>) -> Self {
-        let text = text.into();
+        if self.sealed {
+            return self;
+        }
+        let text = bounded(text.into());
+        self.excerpt = OnceLock::new();
         match &self.file {
             None => {
                 self.file = Some(at.file.clone());
@@ -68,7 +81,17 @@ impl Diagnostic {
 
     /// Sets the help line: how to fix the problem.
     pub fn help(mut self, help: impl Into<String>) -> Self {
-        self.help = Some(help.into());
+        if !self.sealed {
+            self.help = Some(bounded(help.into()));
+        }
+        self
+    }
+
+    /// Keeps the labels and help as they are: those added later are dropped. For a
+    /// diagnostic made in place of one about text that must not be shown (an imported file
+    /// that is no Profilingfile), which the code that asked for it goes on to label.
+    pub(crate) fn sealed(mut self) -> Self {
+        self.sealed = true;
         self
     }
 
@@ -101,6 +124,15 @@ impl Diagnostic {
     /// The help line, if any.
     pub fn help_text(&self) -> Option<&str> {
         self.help.as_deref()
+    }
+
+    /// What is shown of the file (the labels' lines), if there are labels.
+    fn excerpt(&self) -> Option<&Excerpt> {
+        let file = self.file.as_ref()?;
+        Some(self.excerpt.get_or_init(|| {
+            let spans: Vec<_> = self.labels.iter().map(|(at, _)| at.start..at.end).collect();
+            Excerpt::new(file, &spans)
+        }))
     }
 
     /// Renders this diagnostic as plain text (no colors), as shown to a user in a terminal
@@ -149,25 +181,25 @@ impl miette::Diagnostic for Diagnostic {
     }
 
     fn source_code(&self) -> Option<&dyn miette::SourceCode> {
-        self.file
-            .as_ref()
-            .map(|f| f.source_code() as &dyn miette::SourceCode)
+        self.excerpt().map(|e| e as &dyn miette::SourceCode)
     }
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
-        if self.labels.is_empty() {
-            return None;
-        }
-        Some(Box::new(self.labels.iter().enumerate().map(
-            |(i, (at, text))| {
-                let text = (!text.is_empty()).then(|| text.clone());
-                if i == 0 {
-                    LabeledSpan::new_primary_with_span(text, at.span())
-                } else {
-                    LabeledSpan::new_with_span(text, at.span())
-                }
-            },
-        )))
+        let excerpt = self.excerpt()?;
+        Some(Box::new(
+            self.labels
+                .iter()
+                .zip(excerpt.spans())
+                .enumerate()
+                .map(|(i, ((_, text), &span))| {
+                    let text = (!text.is_empty()).then(|| text.clone());
+                    if i == 0 {
+                        LabeledSpan::new_primary_with_span(text, span)
+                    } else {
+                        LabeledSpan::new_with_span(text, span)
+                    }
+                }),
+        ))
     }
 
     fn related<'a>(&'a self) -> Option<Box<dyn Iterator<Item = &'a dyn miette::Diagnostic> + 'a>> {

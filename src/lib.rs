@@ -23,6 +23,7 @@ pub mod apps;
 pub mod collect;
 pub mod config;
 pub mod diagnostic;
+mod excerpt;
 pub mod load;
 pub mod profile;
 pub mod runtime;
@@ -40,6 +41,20 @@ pub use config::Config;
 pub use diagnostic::{Diagnostic, Error};
 pub use load::{ConfigFormat, load_config};
 pub use source::{Location, SourceFile};
+
+/// How deeply blocks of a Profilingfile, or objects and arrays of a JSON config, may nest.
+///
+/// A config needs a handful of levels (an app, a profiler, its parameters); the limit is
+/// checked where the nesting is read, with an error at the brace that crosses it, so that no
+/// later stage can run out of stack on a deeper input (32 levels fit a 256 KiB thread stack
+/// in a debug build).
+///
+/// ```
+/// let deep = "profiling {\n".repeat(caddyprof::MAX_NESTING + 1);
+/// let error = caddyprof::adapt(&deep).unwrap_err();
+/// assert_eq!(error.to_string(), "Profilingfile:33:11: blocks are nested more than 32 levels deep");
+/// ```
+pub const MAX_NESTING: usize = 32;
 
 /// Adapts a Profilingfile given as text to the canonical JSON `{"apps": …}`.
 ///

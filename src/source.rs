@@ -18,6 +18,8 @@ struct Inner {
     /// The byte offset where each line starts, found when a position is first asked for
     /// (adapting a valid file never asks).
     line_starts: std::sync::OnceLock<Vec<usize>>,
+    /// For a file read by an `import`: where its first token starts (set once it is lexed).
+    import_first_token: std::sync::OnceLock<usize>,
 }
 
 impl SourceFile {
@@ -33,6 +35,7 @@ impl SourceFile {
             inner: Arc::new(Inner {
                 named: NamedSource::new(name, text),
                 line_starts: std::sync::OnceLock::new(),
+                import_first_token: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -50,17 +53,34 @@ impl SourceFile {
     /// The 1-based line and column (in characters) of a byte offset.
     pub fn line_col(&self, offset: usize) -> (usize, usize) {
         let offset = offset.min(self.text().len());
-        let line_starts = self.inner.line_starts.get_or_init(|| {
-            std::iter::once(0)
-                .chain(memchr::memchr_iter(b'\n', self.text().as_bytes()).map(|i| i + 1))
-                .collect()
-        });
+        let line_starts = self.line_starts();
         let line = line_starts.partition_point(|&start| start <= offset) - 1;
         let start = line_starts[line];
-        let column = self.text()[start..floor_char_boundary(self.text(), offset)]
+        let column = self.text()[start..self.text().floor_char_boundary(offset)]
             .chars()
             .count();
         (line + 1, column + 1)
+    }
+
+    /// The byte offset where each line starts (the first is 0).
+    pub(crate) fn line_starts(&self) -> &[usize] {
+        self.inner.line_starts.get_or_init(|| {
+            std::iter::once(0)
+                .chain(memchr::memchr_iter(b'\n', self.text().as_bytes()).map(|i| i + 1))
+                .collect()
+        })
+    }
+
+    /// Marks this file as read by an `import`, its first token at `offset`.
+    pub(crate) fn mark_imported(&self, first_token: usize) {
+        // Set once, when the file is lexed.
+        let _ = self.inner.import_first_token.set(first_token);
+    }
+
+    /// Whether this file was read by an `import` and its first token starts at `offset`: an
+    /// error there most likely means it is no Profilingfile at all.
+    pub(crate) fn is_first_token_of_import(&self, offset: usize) -> bool {
+        self.inner.import_first_token.get() == Some(&offset)
     }
 
     /// Whether `other` is a clone of this very file (the same allocation).
@@ -88,13 +108,6 @@ impl PartialEq for SourceFile {
             || (Arc::ptr_eq(self.inner.named.inner(), other.inner.named.inner())
                 && self.name() == other.name())
     }
-}
-
-fn floor_char_boundary(text: &str, mut offset: usize) -> usize {
-    while !text.is_char_boundary(offset) {
-        offset -= 1;
-    }
-    offset
 }
 
 /// A byte range inside one [`SourceFile`].

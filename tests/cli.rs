@@ -712,6 +712,131 @@ fn fmt_reports_a_file_that_cannot_be_parsed() {
     );
 }
 
+#[test]
+fn fmt_of_an_empty_file_prints_nothing() {
+    let dir = temp();
+    let path = write(dir.path(), "Profilingfile", "");
+    for args in [
+        &["fmt", "Profilingfile"][..],
+        &["fmt", "--overwrite", "Profilingfile"],
+        &["fmt", "--diff", "Profilingfile"],
+    ] {
+        let out = caddyprof(dir.path(), args).run();
+        out.assert_code(0);
+        assert_eq!(
+            (out.stdout.as_str(), out.stderr.as_str()),
+            ("", ""),
+            "{args:?}"
+        );
+    }
+    assert_eq!(std::fs::read_to_string(path).unwrap(), "");
+    let out = caddyprof(dir.path(), &["fmt", "-"]).stdin("").run();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "");
+}
+
+// ---------------------------------------------------------------------------------------------
+// Limits: input no config needs is refused with a diagnostic, never a crash
+// ---------------------------------------------------------------------------------------------
+
+/// 5,040 nested blocks (each on its own line, so the one that crosses the limit of 32 is on
+/// line 33) used to overflow the stack of every command.
+#[test]
+fn deeply_nested_blocks_are_a_diagnostic() {
+    let dir = temp();
+    let levels = 5040;
+    let text = format!(
+        "profiling {{\n{}{}",
+        "a {\n".repeat(levels - 1),
+        "}\n".repeat(levels)
+    );
+    write(dir.path(), "Profilingfile", &text);
+    for command in ["fmt", "adapt", "validate"] {
+        caddyprof(dir.path(), &[command, "Profilingfile"])
+            .run()
+            .assert_failed()
+            .assert_stderr_has("blocks are nested more than 32 levels deep")
+            .assert_stderr_has("Profilingfile:33:3");
+    }
+}
+
+/// An unterminated quote on a 10 MB line used to print the whole line.
+#[test]
+fn a_diagnostic_shows_a_window_of_a_long_line() {
+    let dir = temp();
+    let text = format!(
+        "pyroscope {{\n\tapplication_name \"{}\n}}\n",
+        "x".repeat(10_000_000)
+    );
+    write(dir.path(), "Profilingfile", &text);
+    for command in ["fmt", "adapt", "validate"] {
+        let out = caddyprof(dir.path(), &[command, "Profilingfile"]).run();
+        out.assert_failed()
+            .assert_stderr_has("unterminated quoted text")
+            .assert_stderr_has("Profilingfile:2:19")
+            .assert_stderr_has("\"xxxxxxxxxx");
+        assert!(out.stderr.len() < 2000, "{} bytes", out.stderr.len());
+    }
+}
+
+/// A binary file used to be read as words ("a block key cannot contain a comma"), and its
+/// bytes written to the terminal.
+#[test]
+fn a_binary_file_is_not_a_text_profilingfile() {
+    let dir = temp();
+    let mut bytes = b"profiling {\n\t\x1b[2J".to_vec();
+    bytes.extend((0..=255u8).cycle().take(4096));
+    std::fs::write(dir.path().join("Profilingfile"), &bytes).unwrap();
+    for command in ["fmt", "adapt", "validate"] {
+        let out = caddyprof(dir.path(), &[command, "Profilingfile"]).run();
+        out.assert_failed()
+            .assert_stderr_has("Profilingfile is not a text Profilingfile: byte 17 is a NUL byte");
+        assert!(
+            !out.stderr.contains(['\u{1b}', '\u{0}']),
+            "{:?}",
+            out.stderr
+        );
+    }
+}
+
+/// `import /etc/shadow` printed the file's first lines inside the diagnostic.
+#[test]
+fn an_imported_file_that_is_no_profilingfile_is_not_shown() {
+    let dir = temp();
+    let secret = write(
+        dir.path(),
+        "shadow",
+        "root:$6$SECRETHASH:19745:0:99999:7:::\ndaemon:*:19745:0:99999:7:::\n",
+    );
+    let text = format!("import {}\n", secret.display());
+    write(dir.path(), "Profilingfile", &text);
+    for command in ["adapt", "validate"] {
+        let out = caddyprof(dir.path(), &[command, "Profilingfile"]).run();
+        out.assert_failed()
+            .assert_stderr_has(&format!("{} is not a Profilingfile", secret.display()))
+            .assert_stderr_has("Profilingfile:1:1");
+        assert!(!out.stderr.contains("SECRET"), "{}", out.stderr);
+        assert!(!out.stderr.contains("daemon"), "{}", out.stderr);
+    }
+}
+
+#[test]
+fn deeply_nested_json_is_a_diagnostic() {
+    let dir = temp();
+    let levels = 5040;
+    let text = format!(
+        "{{\"apps\": {{\"profiling\": {}{}}}}}",
+        "[".repeat(levels - 2),
+        "]".repeat(levels - 2)
+    );
+    write(dir.path(), "config.json", &text);
+    caddyprof(dir.path(), &["validate", "config.json"])
+        .run()
+        .assert_failed()
+        .assert_stderr_has("JSON nested more than 32 levels deep")
+        .assert_stderr_has("config.json:1:54");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Usage, help and version
 // ---------------------------------------------------------------------------------------------

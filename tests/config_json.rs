@@ -262,6 +262,10 @@ const BAD: &[(&str, &str)] = &[
     ),
     ("not_an_object", "[1, 2]"),
     (
+        "nested_too_deep",
+        r#"{"apps": {"profiling": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]}}"#,
+    ),
+    (
         "wrong_type_bool",
         r#"{"apps": {"pyroscope": {"disable_gc_runs": "yes"}}}"#,
     ),

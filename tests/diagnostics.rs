@@ -148,6 +148,11 @@ const CASES: &[(&str, &str)] = &[
         "import */*.Profilingfile\n",
     ),
     ("error_in_imported_file", "import bad_quote.Profilingfile\n"),
+    // A file whose first token is no app (a /etc/shadow): nothing of it is shown.
+    (
+        "import_not_a_profilingfile",
+        "profiling {\n\tprofefe\n}\nimport not_a_profilingfile\n",
+    ),
     (
         "unset_env_value",
         "pyroscope {\n\tapplication_name {$APP_NAME}\n}\n",
@@ -193,17 +198,95 @@ fn bad_inputs_give_clear_diagnostics() {
             escape.then_some('\\').into_iter().chain(std::iter::once(c))
         })
         .collect();
-    for (name, input) in CASES {
-        let rendered = render(input);
+    let cases = CASES
+        .iter()
+        .map(|&(name, input)| (name, format!("Profilingfile:\n{input}"), input.to_owned()));
+    let generated = generated_cases()
+        .into_iter()
+        .map(|(name, what, input)| (name, format!("Profilingfile: {what}"), input));
+    for (name, description, input) in cases.chain(generated) {
+        let rendered = render(&input);
         insta::with_settings!({
             snapshot_path => "../snapshots",
             prepend_module_to_snapshot => false,
-            description => format!("Profilingfile:\n{input}"),
+            description => description,
             omit_expression => true,
             filters => vec![(root.as_str(), "[fixtures]")],
         }, {
             insta::assert_snapshot!(format!("diagnostic_{name}"), rendered);
         });
+    }
+}
+
+/// (snapshot name, what the Profilingfile is, the Profilingfile): inputs too large to show
+/// in the snapshot's description.
+fn generated_cases() -> Vec<(&'static str, &'static str, String)> {
+    vec![
+        (
+            "nested_too_deep",
+            "blocks nested 100 levels deep",
+            format!("profiling {{\n{}{}", "a {\n".repeat(99), "}\n".repeat(100)),
+        ),
+        (
+            "unterminated_quote_on_a_long_line",
+            "a quote never closed on a line of 1 MB",
+            format!(
+                "pyroscope {{\n\tapplication_name {} \"{}\n}}\n",
+                "a".repeat(1000),
+                "x".repeat(1_000_000)
+            ),
+        ),
+        (
+            "not_a_text_file",
+            "binary bytes, with a NUL",
+            "\u{7f}ELF\u{2}\u{1}\u{1}\u{0}\u{0}{profiling,\n\u{1b}[2J\n".to_owned(),
+        ),
+        (
+            "import_binary_file",
+            "an import of a file of binary bytes",
+            "profiling {\n\timport binary.bin\n}\n".to_owned(),
+        ),
+        (
+            "unknown_app_with_a_long_name",
+            "an app name of 100,000 characters",
+            format!("{} {{\n}}\n", "x".repeat(100_000)),
+        ),
+    ]
+}
+
+/// A diagnostic about a file that is not a Profilingfile (binary, or not valid from its
+/// first token on) shows nothing of what it holds.
+#[test]
+fn files_that_are_no_profilingfile_are_not_shown() {
+    for import in ["not_a_profilingfile", "binary.bin"] {
+        let rendered = render(&format!("import {import}\n"));
+        let path = fixtures().join(import);
+        let (message, help) = if import.ends_with(".bin") {
+            (
+                " is not a text Profilingfile: byte 7 is a NUL byte",
+                "UTF-8 text",
+            )
+        } else {
+            (
+                " is not a Profilingfile",
+                "its first token (line 1, column 1)",
+            )
+        };
+        assert!(
+            rendered.contains(&format!("{}{message}", path.display())),
+            "{rendered}"
+        );
+        assert!(rendered.contains(help), "{rendered}");
+        assert!(rendered.contains(&format!("import {import}")), "{rendered}");
+        let content = std::fs::read(&path).unwrap();
+        let first_line = content.split(|&b| b == b'\n').next().unwrap();
+        for secret in [&b"SECRET"[..], b"secret", b"ELF", &first_line[..8]] {
+            let shown = rendered
+                .as_bytes()
+                .windows(secret.len())
+                .any(|w| w == secret);
+            assert!(!shown, "{import}: {rendered}");
+        }
     }
 }
 

@@ -324,6 +324,71 @@ fn errors_in_imported_tokens_name_the_import() {
     );
 }
 
+/// An imported file that fails on its first token is most likely no Profilingfile: the error
+/// is at the import, and shows nothing of the file. Past its first token, errors point into
+/// it as usual.
+#[test]
+fn an_imported_file_failing_on_its_first_token_is_not_shown() {
+    let dir = tmp();
+    let d = dir.path();
+    write(d, "token.conf", "user:SECRET:1 {\n}\n");
+    write(d, "quote.conf", "\"SECRET\n");
+    write(d, "later.conf", "profiling \"SECRET\n");
+    for (name, is_shown) in [
+        ("token.conf", false),
+        ("quote.conf", false),
+        ("later.conf", true),
+    ] {
+        let error = caddyprof::adapt_source(
+            &caddyprof::SourceFile::new("Profilingfile", format!("import {name}\n")),
+            &caddyprof::AdaptOptions {
+                env: Box::new(|_| None),
+                base_dir: d.to_path_buf(),
+            },
+        )
+        .unwrap_err();
+        let rendered = error.render_plain();
+        assert_eq!(rendered.contains("SECRET"), is_shown, "{rendered}");
+        let first = &error.diagnostics()[0];
+        let at = first.location().unwrap();
+        if is_shown {
+            assert!(at.file.name().ends_with(name), "{rendered}");
+        } else {
+            assert!(
+                first
+                    .message()
+                    .ends_with(&format!("{name} is not a Profilingfile"))
+            );
+            assert_eq!((at.file.name(), at.line_col()), ("Profilingfile", (1, 1)));
+        }
+    }
+}
+
+/// An `import` that fails, as the first token of an imported file, is no sign that the file
+/// is not a Profilingfile.
+#[test]
+fn a_failing_import_first_in_an_imported_file_is_shown() {
+    let dir = tmp();
+    let d = dir.path();
+    write(d, "outer.conf", "import folder\n");
+    fs::create_dir(d.join("folder")).unwrap();
+    let err = parse_in("import outer.conf\n", d, true).unwrap_err();
+    let first = &err.diagnostics()[0];
+    assert!(
+        first.message().ends_with("it is a folder"),
+        "{}",
+        first.message()
+    );
+    assert!(
+        first
+            .location()
+            .unwrap()
+            .file
+            .name()
+            .ends_with("outer.conf")
+    );
+}
+
 #[test]
 fn cycles() {
     let dir = tmp();

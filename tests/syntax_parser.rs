@@ -192,11 +192,14 @@ fn braceless_blocks() {
     );
 }
 
-/// §4.1: an empty file is an error; whitespace only is not.
+/// §4.1: an empty file is an error; whitespace only is not. Not expanding (for `fmt`), an
+/// empty file is an empty document.
 #[test]
 fn empty_input() {
     let err = parse_in("", &std::env::temp_dir(), true).unwrap_err();
     assert!(first_error(&err).0.contains("empty"));
+    let parsed = parse_in("", &std::env::temp_dir(), false).unwrap();
+    assert!(parsed.document.blocks.is_empty());
     assert_eq!(
         render(
             &parse_in(" \n", &std::env::temp_dir(), true)

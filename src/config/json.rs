@@ -47,30 +47,86 @@ impl Kind {
     }
 }
 
-/// A syntax error: serde_json's message and the byte offset it points at.
+/// Why a text is not a JSON config: serde_json's message, or nesting too deep.
 #[derive(Debug)]
 pub(crate) struct SyntaxError {
     pub message: String,
+    /// What the label at `offset` says.
+    pub label: String,
+    pub help: &'static str,
+    /// The byte offset it points at.
     pub offset: usize,
 }
 
-/// Parses `text`, which must be one JSON value.
+/// Parses `text`, which must be one JSON value nested at most [`crate::MAX_NESTING`] deep.
 pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
-    if let Err(e) = serde_json::from_str::<serde_json::Value>(text) {
+    // serde_json refuses more than 128 levels, but a debug build needs more stack for them
+    // than a small thread has: it is given only the text before a bracket nested too deep,
+    // so that a syntax error before that bracket is still the one reported.
+    let too_deep = too_deep_at(text);
+    let checked = too_deep.map_or(text, |at| &text[..at]);
+    if let Err(e) = serde_json::from_str::<serde_json::Value>(checked)
+        && !(too_deep.is_some() && e.is_eof())
+    {
         let full = e.to_string();
         let suffix = format!(" at line {} column {}", e.line(), e.column());
         let message = full.strip_suffix(&suffix).unwrap_or(&full).to_string();
         return Err(SyntaxError {
-            message,
+            label: message.clone(),
+            message: format!("invalid JSON: {message}"),
+            help: "fix the JSON syntax here",
             offset: offset_of(text, e.line(), e.column()),
+        });
+    }
+    if let Some(at) = too_deep {
+        return Err(SyntaxError {
+            message: format!("JSON nested more than {} levels deep", crate::MAX_NESTING),
+            label: format!("this opens level {}", crate::MAX_NESTING + 1),
+            help: "a config needs a few levels (apps, an app, its profilers, their parameters): check the brackets",
+            offset: at,
         });
     }
     let mut walk = Walk { text, pos: 0 };
     walk.value().ok_or_else(|| SyntaxError {
         // Unreachable for text serde_json accepted; kept as an error rather than a panic.
         message: "invalid JSON".to_string(),
+        label: "here".to_string(),
+        help: "fix the JSON syntax here",
         offset: walk.pos.min(text.len()),
     })
+}
+
+/// The offset of the first `[` or `{` nested deeper than [`crate::MAX_NESTING`], if any
+/// (brackets inside strings are skipped; in text that is not JSON the count is only a
+/// guess, and serde_json reports what is wrong before it).
+fn too_deep_at(text: &str) -> Option<usize> {
+    let mut depth = 0usize;
+    let mut in_string = false;
+    let mut escaped = false;
+    for (i, &b) in text.as_bytes().iter().enumerate() {
+        if in_string {
+            if escaped {
+                escaped = false;
+            } else if b == b'\\' {
+                escaped = true;
+            } else if b == b'"' {
+                in_string = false;
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                if depth > crate::MAX_NESTING {
+                    return Some(i);
+                }
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    None
 }
 
 /// The byte offset of serde_json's 1-based line and (byte) column.
@@ -228,7 +284,7 @@ mod tests {
     fn syntax_error_offsets() {
         let text = "{\n  \"a\": 1,\n}";
         let err = parse(text).unwrap_err();
-        assert_eq!(err.message, "trailing comma");
+        assert_eq!(err.message, "invalid JSON: trailing comma");
         assert_eq!(&text[err.offset..], "}");
         let err = parse("{\"é\": tru}").unwrap_err();
         assert!(err.offset <= 10);

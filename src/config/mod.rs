@@ -82,12 +82,7 @@ impl Config {
                     .chars()
                     .next()
                     .map_or(e.offset, |c| e.offset + c.len_utf8());
-                d.error(
-                    &(e.offset..end),
-                    format!("invalid JSON: {}", e.message),
-                    &e.message,
-                    "fix the JSON syntax here",
-                );
+                d.error(&(e.offset..end), e.message, &e.label, e.help);
                 return Err(d.errors.into());
             }
         };

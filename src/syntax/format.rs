@@ -326,6 +326,7 @@ mod tests {
             "(snip) {\n\tx {args[0]}\n}\n\na {\n\timport snip 1\n}\n",
             "# only a comment\n",
             "a\nb c\n",
+            "",
         ] {
             assert_eq!(fmt(input), input);
             assert_eq!(fmt(&fmt(input)), fmt(input));

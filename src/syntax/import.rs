@@ -5,7 +5,10 @@ use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::parser::{Parser, chain_with, error_at, is_snippet_name, with_import_notes};
+use super::parser::{
+    Parser, chain_with, error_at, error_labelled_at, is_snippet_name, not_a_profilingfile,
+    with_import_notes,
+};
 use super::token::{ImportSite, Text, Token, line_number};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
@@ -122,7 +125,7 @@ impl Parser<'_> {
             args.push(token);
         }
         if args.is_empty() {
-            return Err(error_at(
+            return Err(error_labelled_at(
                 &import,
                 "import needs a snippet name or a file path",
                 "here",
@@ -192,7 +195,7 @@ impl Parser<'_> {
             self.expand_placeholders(token, &args, &block, &sub_blocks, &mut expanded)?;
         }
         self.budget = self.budget.checked_sub(expanded.len()).ok_or_else(|| {
-            error_at(
+            error_labelled_at(
                 &import,
                 "imports expand to too many tokens",
                 "while importing this",
@@ -280,7 +283,7 @@ impl Parser<'_> {
         name: String,
     ) -> Result<Vec<Token>, Error> {
         if path.is_dir() {
-            return Err(error_at(
+            return Err(error_labelled_at(
                 import,
                 format!("cannot import {name}: it is a folder"),
                 "here",
@@ -288,8 +291,9 @@ impl Parser<'_> {
             .help("import the files inside it with a glob, e.g. `import dir/*`")
             .into());
         }
-        let bytes = std::fs::read(path)
-            .map_err(|e| error_at(import, format!("cannot read {name}: {e}"), "imported here"))?;
+        let bytes = std::fs::read(path).map_err(|e| {
+            error_labelled_at(import, format!("cannot read {name}: {e}"), "imported here")
+        })?;
         let text = String::from_utf8_lossy(&bytes).into_owned();
         if text.trim().is_empty() {
             self.warnings.push(with_import_notes(
@@ -303,14 +307,29 @@ impl Parser<'_> {
             self.base_dirs.insert(name.clone(), dir.to_path_buf());
         }
         let file = SourceFile::new(name, text);
-        let lexed = super::lex(&file, self.options.env).map_err(|d| {
-            with_import_notes(
-                d.related(
-                    Diagnostic::advice("imported here").label(&import.location, "imported here"),
+        let lexed = super::lexer::lex_imported(&file, self.options.env).map_err(|(d, first)| {
+            match (d.location(), first) {
+                // Before any token was read (but not for a file that is not text: that
+                // error says so, and shows nothing of it).
+                (Some(at), None) => {
+                    let site = ImportSite {
+                        at: import.location.clone(),
+                        snippet: None,
+                    };
+                    not_a_profilingfile(at, &chain_with(&import.imports, site))
+                }
+                _ => with_import_notes(
+                    d.related(
+                        Diagnostic::advice("imported here")
+                            .label(&import.location, "imported here"),
+                    ),
+                    import,
                 ),
-                import,
-            )
+            }
         })?;
+        if let Some(first) = lexed.tokens.first() {
+            file.mark_imported(first.location.start);
+        }
         Ok(lexed.tokens)
     }
 
@@ -594,7 +613,7 @@ impl SnippetDefinitions {
 }
 
 fn cycle_error(import: &Token, from: &str, to: &str) -> Diagnostic {
-    error_at(
+    error_labelled_at(
         import,
         format!(
             "import cycle: {} and {} import each other",

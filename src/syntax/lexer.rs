@@ -54,6 +54,15 @@ pub struct Lexed {
 /// assert_eq!(lexed.comments[0].text, "# note");
 /// ```
 pub fn lex(file: &SourceFile, env: Option<&super::EnvLookup>) -> Result<Lexed, Diagnostic> {
+    run(file, env, false).map_err(|(error, _)| error)
+}
+
+/// [`lex`], for an imported file: an error comes with where the file's first token starts,
+/// if one was read before it.
+pub(super) fn lex_imported(
+    file: &SourceFile,
+    env: Option<&super::EnvLookup>,
+) -> Result<Lexed, (Diagnostic, Option<usize>)> {
     run(file, env, false)
 }
 
@@ -76,32 +85,42 @@ pub fn lex_with_grammar(
     file: &SourceFile,
     env: Option<&super::EnvLookup>,
 ) -> Result<Lexed, Diagnostic> {
-    run(file, env, true)
+    run(file, env, true).map_err(|(error, _)| error)
 }
 
+/// Lexes `file`; an error comes with where the first token starts, if one was read.
 fn run(
     file: &SourceFile,
     env: Option<&super::EnvLookup>,
     grammar_only: bool,
-) -> Result<Lexed, Diagnostic> {
-    let mut lexer = Lexer::new(file, env)?;
-    if grammar_only {
-        let buf = lexer.buf.clone();
-        // The grammar matches any input, so this only fails on pest's own limits.
-        let pairs = Grammar::parse(Rule::file, &buf).map_err(|e| unreadable(&lexer, e))?;
-        // The one top-level pair is `file`.
-        for pair in pairs {
-            for item in pair.into_inner() {
-                lexer.item(item)?;
-            }
-        }
-    } else {
-        lexer.scan(usize::MAX)?;
-    }
+) -> Result<Lexed, (Diagnostic, Option<usize>)> {
+    let mut lexer = Lexer::new(file, env).map_err(|error| (error, None))?;
+    lexer
+        .lex_all(grammar_only)
+        .map_err(|error| (error, lexer.tokens.front().map(|t| t.location.start)))?;
     Ok(Lexed {
         tokens: lexer.tokens.into(),
         comments: lexer.comments,
     })
+}
+
+impl Lexer<'_> {
+    /// Lexes the whole file, with the grammar alone or not.
+    fn lex_all(&mut self, grammar_only: bool) -> Result<(), Diagnostic> {
+        if !grammar_only {
+            return self.scan(usize::MAX);
+        }
+        let buf = self.buf.clone();
+        // The grammar matches any input, so this only fails on pest's own limits.
+        let pairs = Grammar::parse(Rule::file, &buf).map_err(|e| unreadable(self, e))?;
+        // The one top-level pair is `file`.
+        for pair in pairs {
+            for item in pair.into_inner() {
+                self.item(item)?;
+            }
+        }
+        Ok(())
+    }
 }
 
 fn unreadable(lexer: &Lexer, error: pest::error::Error<Rule>) -> Diagnostic {
@@ -174,6 +193,7 @@ impl<'a> Lexer<'a> {
         file: &'a SourceFile,
         env: Option<&super::EnvLookup>,
     ) -> Result<Lexer<'a>, Diagnostic> {
+        check_text(file)?;
         let substituted = match env {
             // Without a `{$`, substitution would copy the text unchanged.
             Some(lookup) if memchr::memmem::find(file.text().as_bytes(), b"{$").is_some() => {
@@ -625,6 +645,30 @@ impl<'a> Lexer<'a> {
     }
 }
 
+/// Refuses a file that is not text (a binary file given by mistake): one with a NUL byte
+/// or with bytes that are not UTF-8 (read as U+FFFD). Nothing of it is shown.
+fn check_text(file: &SourceFile) -> Result<(), Diagnostic> {
+    let bytes = file.text().as_bytes();
+    let first = [
+        (memchr::memchr(0, bytes), "is a NUL byte"),
+        (
+            memchr::memmem::find(bytes, "\u{FFFD}".as_bytes()),
+            "is not UTF-8",
+        ),
+    ]
+    .into_iter()
+    .filter_map(|(at, what)| Some((at?, what)))
+    .min();
+    match first {
+        None => Ok(()),
+        Some((at, what)) => Err(Diagnostic::error(format!(
+            "{} is not a text Profilingfile: byte {at} {what}",
+            file.name()
+        ))
+        .help("check that this is the file you meant: a Profilingfile is UTF-8 text, without NUL bytes or U+FFFD")),
+    }
+}
+
 fn check_marker(marker: &str, at: &Location) -> Result<(), Diagnostic> {
     if marker.starts_with('<') {
         return Err(Diagnostic::error("too many '<' for a heredoc")
@@ -784,6 +828,18 @@ mod tests {
         ok("a\u{FEFF}b", &[&["a\u{FEFF}b"]]);
         ok("", &[]);
         ok("  # only a comment\n\n", &[]);
+    }
+
+    // A binary file given by mistake.
+    #[test]
+    fn files_that_are_not_text_are_refused() {
+        err(
+            "a b\u{0}c \u{0}",
+            "is not a text Profilingfile: byte 3 is a NUL byte",
+        );
+        err("a é\u{FFFD}\u{0}", "byte 4 is not UTF-8");
+        // Other control characters stay word characters.
+        ok("a\u{1}b\u{7f}", &[&["a\u{1}b\u{7f}"]]);
     }
 
     // §2.2 whitespace

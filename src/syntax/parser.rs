@@ -10,12 +10,13 @@ use super::lexer::Lexer;
 use super::token::{ImportSite, LineMark, Text, Token};
 use super::tree::{Args, Block, Body, Directive, Document};
 use crate::diagnostic::{Diagnostic, Error};
-use crate::source::SourceFile;
+use crate::source::{Location, SourceFile};
 
 /// How to parse.
 pub struct ParseOptions<'a> {
     /// Expand snippets and `import`s (for `adapt`). Without it, snippet definitions are kept
-    /// as blocks and `import` lines as directives (for `fmt`).
+    /// as blocks and `import` lines as directives, and an empty file is no error (for
+    /// `fmt`).
     pub expand: bool,
     /// Substitute `{$VAR}` with this lookup before lexing; `None` leaves the text as written.
     pub env: Option<&'a super::EnvLookup<'a>>,
@@ -69,7 +70,9 @@ pub(crate) fn parse_with_hook(
     options: &ParseOptions,
     mut hook: Option<DirectiveHook>,
 ) -> Result<Parsed, Error> {
-    if file.text().is_empty() {
+    // An empty file is an error when adapting (§4.1); formatting it gives nothing, as
+    // `caddy fmt` does.
+    if options.expand && file.text().is_empty() {
         return Err(Diagnostic::error(format!("{} is empty", file.name()))
             .help("write at least one app block, for example `profiling { … }`")
             .into());
@@ -88,7 +91,7 @@ pub(crate) fn parse_with_hook(
         scratch: Scratch::default(),
         // Reborrowed for as long as the parser lives.
         hook: hook.as_mut().map(|hook| &mut **hook as DirectiveHook),
-        depth: 0,
+        nested: Vec::new(),
         top: (0, Vec::new()),
     };
     let blocks = parser.blocks();
@@ -129,6 +132,17 @@ pub(super) struct Scratch {
     pub(super) directives: Vec<Directive>,
 }
 
+/// A directive whose block is being read: it is added to the block around it when the
+/// block's `}` comes.
+struct OpenBlock {
+    name: Token,
+    args: Args,
+    /// The `{` that opened the block.
+    open: Token,
+    /// Where the block's directives start in `scratch.directives`.
+    start: usize,
+}
+
 pub(super) struct Parser<'a> {
     /// The tokens still to read: made by the lexer as they are needed, with the tokens an
     /// import expands to put in front.
@@ -144,8 +158,8 @@ pub(super) struct Parser<'a> {
     pub(super) budget: usize,
     pub(super) scratch: Scratch,
     hook: Option<DirectiveHook<'a>>,
-    /// How many blocks are open, the top-level one included.
-    depth: usize,
+    /// The blocks open inside the top-level block being read, innermost last.
+    nested: Vec<OpenBlock>,
     /// The index and keys of the top-level block being read.
     top: (usize, Vec<Token>),
 }
@@ -211,16 +225,11 @@ impl Parser<'_> {
             self.top = (blocks.len(), keys);
             // A `{` after the keys opens the block even when it starts the next line, as in
             // Caddy (`blockContents` only checks that the next token is `{`).
-            let body = if self.peek().is_some_and(Token::is_open_brace) {
-                let open = self.next().expect("peeked");
-                self.braced_body(open)?
-            } else {
-                Body {
-                    open: None,
-                    directives: self.directives(None)?,
-                    close: None,
-                }
+            let open = match self.peek() {
+                Some(token) if token.is_open_brace() => self.next(),
+                _ => None,
             };
+            let body = self.body(open)?;
             let keys = std::mem::take(&mut self.top.1);
             // Caddy keeps a block only if it has keys or directives (`parseAll`); an empty
             // `{ }` is kept when not expanding, so that the formatter writes it back.
@@ -310,49 +319,36 @@ impl Parser<'_> {
         Ok(keys)
     }
 
-    /// After `{` has been read: the directives up to the matching `}`.
-    fn braced_body(&mut self, open: Token) -> Result<Body, Error> {
-        if self.next_is_on_same_line() {
-            let next = self.peek().expect("same line").clone();
-            return Err(unexpected_after_open_brace(&open, &next).into());
+    /// A top-level block's body after its keys: from its `{` (`open`, already read) to the
+    /// matching `}`, or, without braces, to the end of input or a `}`. The blocks nested in
+    /// it are read in the same loop, each kept on `self.nested` until its `}`, rather than
+    /// by recursion: no input can overflow the stack, however deep (§4.3).
+    fn body(&mut self, open: Option<Token>) -> Result<Body, Error> {
+        if let Some(open) = &open {
+            self.nothing_after_open_brace(open)?;
         }
-        let directives = self.directives(Some(&open))?;
-        let close = self.next().expect("directives stop at '}'");
-        if self.next_is_on_same_line() {
-            let next = self.peek().expect("same line").clone();
-            return Err(error_at(&next, "unexpected token after '}'", "here")
-                .label(&close.location, "this closes the block")
-                .help("put a closing brace on its own line")
-                .into());
-        }
+        let start = self.scratch.directives.len();
+        let read = self.read_body(open.as_ref(), start);
+        // After an error, the blocks still open are dropped with the rest.
+        self.nested.clear();
+        let directives = self.scratch.directives.drain(start..).collect();
+        let close = read?;
         Ok(Body {
-            open: Some(open),
+            open,
             directives,
-            close: Some(close),
+            close,
         })
     }
 
-    /// Directives until the `}` that closes `open` (left to read), or, without braces, until
-    /// the end of input or a `}`.
-    fn directives(&mut self, open: Option<&Token>) -> Result<Vec<Directive>, Error> {
-        let start = self.scratch.directives.len();
-        self.depth += 1;
-        let read = self.read_directives(open, start);
-        self.depth -= 1;
-        let directives = self.scratch.directives.drain(start..);
-        read.map(|()| directives.collect())
-    }
-
-    /// Reads the directives of a block onto `scratch.directives` (from `start`), up to its
-    /// `}`.
-    fn read_directives(&mut self, open: Option<&Token>, start: usize) -> Result<(), Error> {
+    /// Reads the directives of a top-level block onto `scratch.directives` (from `start`),
+    /// up to the `}` that closes it (`open`), which is returned; `None` for a block without
+    /// braces.
+    fn read_body(&mut self, open: Option<&Token>, start: usize) -> Result<Option<Token>, Error> {
         loop {
             let Some(token) = self.peek() else {
-                return match open {
-                    Some(open) => Err(error_at(open, "this block is never closed", "opened here")
-                        .help("add the matching '}' on its own line")
-                        .into()),
-                    None => Ok(()),
+                return match self.nested.last().map(|block| &block.open).or(open) {
+                    Some(open) => Err(never_closed(open).into()),
+                    None => Ok(None),
                 };
             };
             if token.is_close_brace() {
@@ -360,48 +356,94 @@ impl Parser<'_> {
                     let token = token.clone();
                     return Err(misplaced_close(&token).into());
                 }
-                return Ok(());
+                if self.nested.is_empty() && open.is_none() {
+                    return Ok(None);
+                }
+                let close = self.next().expect("peeked");
+                if self.next_is_on_same_line() {
+                    let next = self.peek().expect("same line").clone();
+                    return Err(unexpected_after_close_brace(&close, &next).into());
+                }
+                let Some(block) = self.nested.pop() else {
+                    return Ok(Some(close));
+                };
+                let body = Body {
+                    open: Some(block.open),
+                    directives: self.scratch.directives.drain(block.start..).collect(),
+                    close: Some(close),
+                };
+                let directive = Directive {
+                    name: block.name,
+                    args: block.args,
+                    block: Some(Box::new(body)),
+                };
+                self.add_directive(directive, start);
+                continue;
             }
             if self.at_import() {
                 self.import(false)?;
                 continue;
             }
-            let mut directive = self.directive()?;
-            if self.depth == 1
-                && let Some(hook) = &mut self.hook
-            {
-                let place = (self.top.0, self.scratch.directives.len() - start);
-                hook(&self.top.1, place, &mut directive);
+            if let Some(directive) = self.directive()? {
+                self.add_directive(directive, start);
             }
-            self.scratch.directives.push(directive);
         }
     }
 
-    /// One directive: its first token, the rest of its line, and a block if the line ends
-    /// with `{` (§4.3).
-    fn directive(&mut self) -> Result<Directive, Error> {
+    /// Adds a directive read in full to the block it is in; one directly in the top-level
+    /// block (whose directives start at `start`) is shown to the hook first.
+    fn add_directive(&mut self, mut directive: Directive, start: usize) {
+        if self.nested.is_empty()
+            && let Some(hook) = &mut self.hook
+        {
+            let place = (self.top.0, self.scratch.directives.len() - start);
+            hook(&self.top.1, place, &mut directive);
+        }
+        self.scratch.directives.push(directive);
+    }
+
+    /// One directive line: its first token and the rest of the line (§4.3). A line that
+    /// ends with `{` opens the directive's block, which goes on `self.nested` (`None` is
+    /// returned); the directive is added when the block closes.
+    fn directive(&mut self) -> Result<Option<Directive>, Error> {
         let name = self.next().expect("peeked");
         if name.is_open_brace() {
-            return Err(error_at(&name, "unexpected '{' on a new line", "here")
-                .help("did you mean to place the '{' on the previous line?")
-                .into());
+            return Err(open_brace_on_new_line(&name).into());
         }
         let start = self.scratch.args.len();
         let read = self.read_args();
         let args = Args::take_from(&mut self.scratch.args, start);
-        let block = read?;
-        Ok(Directive { name, args, block })
+        Ok(match read? {
+            None => Some(Directive {
+                name,
+                args,
+                block: None,
+            }),
+            Some(open) => {
+                let start = self.scratch.directives.len();
+                self.nested.push(OpenBlock {
+                    name,
+                    args,
+                    open,
+                    start,
+                });
+                None
+            }
+        })
     }
 
-    /// Reads the rest of a directive's line onto `scratch.args`, and its block if the line
-    /// ends with `{`.
-    fn read_args(&mut self) -> Result<Option<Box<Body>>, Error> {
-        let mut block = None;
+    /// Reads the rest of a directive's line onto `scratch.args`; returns the `{` that ends
+    /// it, if any.
+    fn read_args(&mut self) -> Result<Option<Token>, Error> {
         while self.next_is_on_same_line() {
             let token = self.next().expect("same line");
             if token.is_open_brace() {
-                block = Some(Box::new(self.braced_body(token)?));
-                break;
+                // The top-level block, the blocks open in it, and this one.
+                if self.nested.len() + 2 > crate::MAX_NESTING {
+                    return Err(too_deep(&token).into());
+                }
+                self.nothing_after_open_brace(&token)?;
+                return Ok(Some(token));
             }
             if token.is_close_brace() {
                 return Err(misplaced_close(&token).into());
@@ -410,15 +452,21 @@ impl Parser<'_> {
                 && token.text == "{}"
                 && !self.next_is_on_same_line()
             {
-                return Err(error_at(&token, "unexpected '{}' at end of line", "here")
-                    .help("an empty block needs its braces on two lines: '{' at the end of this line and '}' on the next")
-                    .into());
+                return Err(empty_braces_at_end_of_line(&token).into());
             }
             self.scratch.args.push(token);
         }
-        Ok(block)
+        Ok(None)
     }
 
+    /// After a `{` that opens a block: it must end its line.
+    fn nothing_after_open_brace(&self, open: &Token) -> Result<(), Error> {
+        if self.next_is_on_same_line() {
+            let next = self.peek().expect("same line");
+            return Err(unexpected_after_open_brace(open, next).into());
+        }
+        Ok(())
+    }
     /// After a `(name)` key: the snippet's tokens, collected by counting braces (§4.4).
     fn snippet(&mut self, key: Token) -> Result<(), Error> {
         let name = key.text[1..key.text.len() - 1].to_owned();
@@ -487,6 +535,39 @@ fn unexpected_after_open_brace(open: &Token, next: &Token) -> Diagnostic {
         .help("a '{' must end its line: put the block's contents on the following lines, and '}' on a line of its own")
 }
 
+fn too_deep(open: &Token) -> Diagnostic {
+    error_at(
+        open,
+        format!(
+            "blocks are nested more than {} levels deep",
+            crate::MAX_NESTING
+        ),
+        &format!("this block would be level {}", crate::MAX_NESTING + 1),
+    )
+    .help("a Profilingfile needs only a few levels (an app, a profiler, its parameters): look for a missing '}', or for imports nested in one another")
+}
+
+fn unexpected_after_close_brace(close: &Token, next: &Token) -> Diagnostic {
+    error_at(next, "unexpected token after '}'", "here")
+        .label(&close.location, "this closes the block")
+        .help("put a closing brace on its own line")
+}
+
+fn never_closed(open: &Token) -> Diagnostic {
+    error_at(open, "this block is never closed", "opened here")
+        .help("add the matching '}' on its own line")
+}
+
+fn open_brace_on_new_line(open: &Token) -> Diagnostic {
+    error_at(open, "unexpected '{' on a new line", "here")
+        .help("did you mean to place the '{' on the previous line?")
+}
+
+fn empty_braces_at_end_of_line(braces: &Token) -> Diagnostic {
+    error_at(braces, "unexpected '{}' at end of line", "here")
+        .help("an empty block needs its braces on two lines: '{' at the end of this line and '}' on the next")
+}
+
 fn stray_close(close: &Token) -> Diagnostic {
     error_at(
         close,
@@ -501,17 +582,57 @@ fn misplaced_close(close: &Token) -> Diagnostic {
         .help("move the '}' to the next line (one-line blocks like `a { b }` are not allowed)")
 }
 
-/// An error labelled at `token`, with a note for each import that brought it in.
+/// An error labelled at `token`, with a note for each import that brought it in; or, if
+/// `token` is the first of an imported file, [`not_a_profilingfile`].
 pub(crate) fn error_at(token: &Token, message: impl Into<String>, label: &str) -> Diagnostic {
+    let at = &token.location;
+    if at.file.is_first_token_of_import(at.start) {
+        return not_a_profilingfile(at, &token.imports);
+    }
+    error_labelled_at(token, message, label)
+}
+
+/// [`error_at`] whatever the token: for an error about what an `import` line brings in,
+/// which is no fault of the line (even as the first of an imported file).
+pub(super) fn error_labelled_at(
+    token: &Token,
+    message: impl Into<String>,
+    label: &str,
+) -> Diagnostic {
     with_import_notes(
         Diagnostic::error(message).label(&token.location, label),
         token,
     )
 }
 
+/// The error for an imported file that fails on its first token (at `at`): most likely it
+/// is no Profilingfile at all (`import /etc/shadow`), so nothing of it is shown, not even in
+/// the message. `chain` are the imports that brought it in, its own last.
+pub(crate) fn not_a_profilingfile(at: &Location, chain: &[ImportSite]) -> Diagnostic {
+    let (line, column) = at.line_col();
+    let mut diagnostic =
+        Diagnostic::error(format!("{} is not a Profilingfile", at.file.name())).help(format!(
+            "its first token (line {line}, column {column}) is not valid here: check that the import names the file you meant (the file's content is not shown)"
+        ));
+    let outer = match chain.split_last() {
+        Some((import, outer)) => {
+            diagnostic = diagnostic.label(&import.at, "imported here");
+            outer
+        }
+        None => chain,
+    };
+    // The caller goes on to label and explain the error it meant to make.
+    add_import_notes(diagnostic, outer).sealed()
+}
+
 /// Adds a note for each import that brought `token` in, innermost first.
-pub(crate) fn with_import_notes(mut diagnostic: Diagnostic, token: &Token) -> Diagnostic {
-    for site in token.imports.iter().rev() {
+pub(crate) fn with_import_notes(diagnostic: Diagnostic, token: &Token) -> Diagnostic {
+    add_import_notes(diagnostic, &token.imports)
+}
+
+/// Adds a note for each import of `chain`, innermost first.
+fn add_import_notes(mut diagnostic: Diagnostic, chain: &[ImportSite]) -> Diagnostic {
+    for site in chain.iter().rev() {
         let what = match &site.snippet {
             Some(name) => format!("snippet '{name}' imported here"),
             None => "file imported here".to_owned(),
