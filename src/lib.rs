@@ -25,6 +25,7 @@ pub mod config;
 pub mod diagnostic;
 pub mod load;
 pub mod profile;
+mod redact;
 pub mod runtime;
 pub mod source;
 mod swar;
