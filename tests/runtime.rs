@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caddyprof::profile::{decode, proto};
+use caddyprof::runtime::host::LAST_FILES;
 use caddyprof::runtime::plan::PlanOptions;
 use caddyprof::runtime::{self, SinkReport};
 use support::{
@@ -223,10 +224,24 @@ fn file_sink_from_a_profilingfile_writes_profiles_and_flame_graphs() {
     // Names carry the window's UTC start: sorting them sorts by time.
     profiles.sort();
     assert!(profiles.len() >= 3, "{profiles:?}");
-    assert!(!svgs.is_empty(), "no flame graph among {:?}", sink.files);
-    for path in profiles.iter().chain(&svgs) {
-        assert!(sink.files.contains(path), "{path:?} not reported");
+    assert!(
+        !svgs.is_empty(),
+        "no flame graph among {:?}",
+        sink.last_files
+    );
+    // Nothing was pruned (20 files of each kind are kept): each was counted, the last named.
+    assert_eq!(
+        sink.files_written as usize,
+        profiles.len() + svgs.len(),
+        "{sink:?}"
+    );
+    for path in &sink.last_files {
+        assert!(profiles.contains(path) || svgs.contains(path), "{path:?}");
     }
+    assert!(
+        sink.last_files.contains(profiles.last().unwrap()),
+        "{sink:?}"
+    );
     let svg = std::fs::read_to_string(&svgs[0]).unwrap();
     assert!(
         svg.starts_with("<?xml") || svg.starts_with("<svg"),
@@ -1016,4 +1031,79 @@ fn cli_run_never_shows_a_secret() {
             assert!(!profefe.requests().is_empty(), "{scenario}");
         }
     }
+}
+
+/// A file sink's report keeps counts and the last few files, however long it runs (each
+/// 10 ms window writes a file).
+#[test]
+fn a_file_sink_report_does_not_grow_with_uptime() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = caddyprof::Config::from_json(&format!(
+        r#"{{"apps": {{"profiling": {{"profile_types": ["cpu"], "profilers": [
+            {{"profiler": "file", "directory": {:?}, "interval": "10ms", "keep": 2}}]}}}}}}"#,
+        out.to_str().unwrap()
+    ))
+    .unwrap();
+    let running = runtime::start(&config).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (reports, _) = timed_stop(running);
+    let sink = report(&reports, "apps.profiling.profilers[0]");
+    assert!(
+        sink.files_written > 2 * LAST_FILES as u64,
+        "too few windows to tell: {sink:?}"
+    );
+    assert_eq!(sink.last_files.len(), LAST_FILES, "{sink:?}");
+    // The newest files: those still on disk are the last two named.
+    let kept: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for path in &kept {
+        assert!(
+            sink.last_files[LAST_FILES - 2..].contains(path),
+            "{path:?}: {sink:?}"
+        );
+    }
+}
+
+/// An error met every window is logged once (then once a minute), and reported once with
+/// its count.
+#[test]
+fn cli_run_says_a_lasting_error_once() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // The sink's directory is a file: every write fails the same way.
+    std::fs::write(dir.path().join("blocked"), "").unwrap();
+    let file = dir.path().join("blocked.json");
+    std::fs::write(
+        &file,
+        r#"{"apps": {"profiling": {"profile_types": ["cpu"], "profilers": [
+            {"profiler": "file", "directory": "blocked", "interval": "10ms"}]}}}"#,
+    )
+    .unwrap();
+    let mut child = caddyprof(&["run", "--once", "--window", "1s"], &file);
+    let lines = stderr_lines(&mut child);
+    let (status, _) = wait_bounded(&mut child, Duration::from_secs(20));
+    let log = collect_lines(&lines);
+    assert_eq!(status.code(), Some(1), "{log}");
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot create directory"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(said[0].contains("WARN"), "{log}");
+    let summary = log
+        .lines()
+        .find(|l| l.contains("sink stopped"))
+        .unwrap_or_else(|| panic!("no summary:\n{log}"));
+    assert_eq!(field(summary, "files"), 0, "{summary}");
+    assert!(field(summary, "errors") > 1, "{summary}");
+    assert_eq!(
+        field(summary, "errors"),
+        field(summary, "profiles"),
+        "{summary}"
+    );
 }
