@@ -143,7 +143,10 @@ fn main() -> ExitCode {
                 uploads.dropped
             );
         }
-        for file in &report.files {
+        if report.uploads.is_none() {
+            println!("  {} file(s) written; the last:", report.files_written);
+        }
+        for file in &report.last_files {
             println!("  {}", file.display());
             let name = file.file_name().unwrap_or_default().to_string_lossy();
             if name.ends_with(".pb.gz") {

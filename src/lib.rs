@@ -26,6 +26,7 @@ pub mod diagnostic;
 mod excerpt;
 pub mod load;
 pub mod profile;
+mod redact;
 pub mod runtime;
 pub mod source;
 mod swar;

@@ -369,6 +369,7 @@ fn run_config(
     let mut clean = true;
     for report in &reports {
         clean &= report.is_clean();
+        let errors: u64 = report.errors.iter().map(|e| e.count).sum();
         // Every profile is counted once: delivered, failed, dropped or skipped.
         match &report.uploads {
             Some(uploads) => tracing::info!(
@@ -380,13 +381,15 @@ fn run_config(
                 skipped_empty = report.skipped_empty,
                 skipped_unsupported = report.skipped_unsupported,
                 windows_lost = report.windows_lost,
+                errors,
                 "sink stopped"
             ),
             None => tracing::info!(
                 sink = %report.path,
                 profiles = report.profiles,
-                files = report.files.len(),
+                files = report.files_written,
                 windows_lost = report.windows_lost,
+                errors,
                 "sink stopped"
             ),
         }

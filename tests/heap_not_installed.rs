@@ -91,7 +91,11 @@ fn heap_without_the_sampling_allocator_warns_once_and_cpu_keeps_working() {
         assert_eq!(r.status, 200);
         assert_eq!(r.query_value("units").as_deref(), Some("samples"), "{r:?}");
     }
-    let files = &reports.iter().find(|r| r.uploads.is_none()).unwrap().files;
+    let files = &reports
+        .iter()
+        .find(|r| r.uploads.is_none())
+        .unwrap()
+        .last_files;
     assert!(!files.is_empty());
     for file in files {
         let name = file.file_name().unwrap().to_string_lossy().into_owned();

@@ -187,7 +187,7 @@ fn file_sink_heap_profile_reads_in_go_tool_pprof() {
     );
     assert!(reports[0].is_clean(), "{reports:?}");
     let file = reports[0]
-        .files
+        .last_files
         .iter()
         .find(|f| f.to_string_lossy().ends_with(".pb.gz"))
         .expect("a profile written");

@@ -12,6 +12,7 @@ use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use caddyprof::profile::{decode, proto};
+use caddyprof::runtime::host::LAST_FILES;
 use caddyprof::runtime::plan::PlanOptions;
 use caddyprof::runtime::{self, SinkReport};
 use support::{
@@ -223,10 +224,24 @@ fn file_sink_from_a_profilingfile_writes_profiles_and_flame_graphs() {
     // Names carry the window's UTC start: sorting them sorts by time.
     profiles.sort();
     assert!(profiles.len() >= 3, "{profiles:?}");
-    assert!(!svgs.is_empty(), "no flame graph among {:?}", sink.files);
-    for path in profiles.iter().chain(&svgs) {
-        assert!(sink.files.contains(path), "{path:?} not reported");
+    assert!(
+        !svgs.is_empty(),
+        "no flame graph among {:?}",
+        sink.last_files
+    );
+    // Nothing was pruned (20 files of each kind are kept): each was counted, the last named.
+    assert_eq!(
+        sink.files_written as usize,
+        profiles.len() + svgs.len(),
+        "{sink:?}"
+    );
+    for path in &sink.last_files {
+        assert!(profiles.contains(path) || svgs.contains(path), "{path:?}");
     }
+    assert!(
+        sink.last_files.contains(profiles.last().unwrap()),
+        "{sink:?}"
+    );
     let svg = std::fs::read_to_string(&svgs[0]).unwrap();
     assert!(
         svg.starts_with("<?xml") || svg.starts_with("<svg"),
@@ -409,8 +424,10 @@ fn pyroscope_profilingfile(dir: &Path, url: &str, upload_rate: &str) -> std::pat
     path
 }
 
-fn caddyprof(args: &[&str], file: &Path) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_caddyprof"))
+/// `caddyprof ARGS FILE` in FILE's directory, logging at info; stderr piped.
+fn caddyprof_command(args: &[&str], file: &Path) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_caddyprof"));
+    command
         .args(args)
         .arg(file)
         .current_dir(file.parent().unwrap())
@@ -418,9 +435,12 @@ fn caddyprof(args: &[&str], file: &Path) -> Child {
         .env("NO_COLOR", "1")
         .stdin(Stdio::null())
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(Stdio::piped());
+    command
+}
+
+fn caddyprof(args: &[&str], file: &Path) -> Child {
+    caddyprof_command(args, file).spawn().unwrap()
 }
 
 /// Waits for `child` at most `within`; kills it (and panics) past that. Returns the status
@@ -863,5 +883,227 @@ fn an_enabled_lock_profile_with_nothing_to_report_is_not_sent() {
     assert!(
         configs[0].contains("goroutines"),
         "no empty block profile: {configs:?}"
+    );
+}
+
+/// Planted secrets: every value contains `SECRET`, which nothing else does.
+const PLANTED: [(&str, &str); 4] = [
+    ("TOKEN", "tok-SECRET-1"),
+    ("PASSWORD", "pw-SECRET-2"),
+    ("IGNORED_TOKEN", "tok-SECRET-3"),
+    ("URL_USERINFO", "user-SECRET-4:pw-SECRET-5"),
+];
+
+/// What `caddyprof run --once` prints on stdout and stderr, at `trace` in `format`, for a
+/// config with planted secrets in every secret-bearing field and in the userinfo of its
+/// servers' URLs (`pyroscope` and `profefe` are `host:port`).
+fn run_with_planted_secrets(
+    dir: &Path,
+    format: &str,
+    pyroscope: &str,
+    profefe: &str,
+) -> (std::process::ExitStatus, String) {
+    let file = dir.join("secrets.json");
+    std::fs::write(
+        &file,
+        r#"{"apps": {
+            "profiling": {"profile_types": ["cpu", "goroutine"], "profilers": [
+                {"profiler": "pyroscope", "server_address": "http://{env.URL_USERINFO}@{env.PYROSCOPE}",
+                 "auth_token": "{env.TOKEN}", "tenant_id": "tenant", "upload_rate": "1s"},
+                {"profiler": "pyroscope", "server_address": "http://{env.URL_USERINFO}@{env.PYROSCOPE}",
+                 "basic_auth_user": "name", "basic_auth_password": "{env.PASSWORD}",
+                 "auth_token": "{env.IGNORED_TOKEN}", "upload_rate": "1s"},
+                {"profiler": "pyroscope", "server_address": "http://{env.URL_USERINFO}@{env.PYROSCOPE}",
+                 "upload_rate": "1s"},
+                {"profiler": "file", "directory": "out", "interval": "1s"}
+            ]},
+            "profefe": {"address": "http://{env.URL_USERINFO}@{env.PROFEFE}",
+                        "parameters": {"profile_types": ["goroutine"]}}
+        }}"#,
+    )
+    .unwrap();
+    let out = dir.join(format!("{format}.out"));
+    let mut child = caddyprof_command(
+        &["run", "--once", "--window", "1s", "--log-format", format],
+        &file,
+    )
+    .envs(PLANTED)
+    .env("PYROSCOPE", pyroscope)
+    .env("PROFEFE", profefe)
+    .env("RUST_LOG", "trace")
+    .stdout(std::fs::File::create(&out).unwrap())
+    .spawn()
+    .unwrap();
+    let lines = stderr_lines(&mut child);
+    let (status, _) = wait_bounded(&mut child, Duration::from_secs(30));
+    let mut output = collect_lines(&lines);
+    output.push_str(&std::fs::read_to_string(&out).unwrap());
+    (status, output)
+}
+
+/// Every byte of every file under `dir`.
+fn files_under(dir: &Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(files_under(&path));
+        } else {
+            files.push((path.clone(), std::fs::read(&path).unwrap()));
+        }
+    }
+    files
+}
+
+/// Secrets never leave, whatever happens to the uploads (ok, a 401 or 503 whose body echoes
+/// the request's headers, a server down, an invalid URL), in human and JSON logs at `trace`:
+/// not as written, nor in the `Basic` encodings sent.
+#[test]
+fn cli_run_never_shows_a_secret() {
+    use base64::Engine as _;
+    let _serial = serial();
+    let rt = server_runtime();
+    let encoded = |pair: &str| base64::prelude::BASE64_STANDARD.encode(pair);
+    let forbidden = [
+        "SECRET".to_owned(),
+        encoded("name:pw-SECRET-2"),
+        encoded("user-SECRET-4:pw-SECRET-5"),
+    ];
+    let echo = |status| vec![Fault::Answer(status, support::Body::EchoHeaders); 200];
+    let scenarios: [(&str, Option<Vec<Fault>>, &str); 5] = [
+        ("ok", Some(vec![]), "sink stopped"),
+        ("401 echoing headers", Some(echo(401)), "status 401"),
+        ("503 echoing headers", Some(echo(503)), "status 503"),
+        ("down", None, "cannot connect"),
+        ("invalid URL", None, "invalid URL"),
+    ];
+    for (scenario, faults, expected) in scenarios {
+        let pyroscope = pyroscope_server(&rt);
+        let profefe = rt.block_on(FakeServer::start(Kind::Profefe));
+        let (pyroscope_at, profefe_at) = match &faults {
+            Some(faults) => {
+                pyroscope.inject(faults.clone());
+                profefe.inject(faults.clone());
+                (pyroscope.addr.to_string(), profefe.addr.to_string())
+            }
+            None if scenario == "down" => {
+                let down = rt.block_on(FakeServer::free_addr()).to_string();
+                (down.clone(), down)
+            }
+            None => ("127.0.0.1:99999".to_owned(), "127.0.0.1:99999".to_owned()),
+        };
+        let dir = tempfile::tempdir().unwrap();
+        for format in ["human", "json"] {
+            let (status, output) =
+                run_with_planted_secrets(dir.path(), format, &pyroscope_at, &profefe_at);
+            let what = format!("{scenario}, {format} logs");
+            assert!(
+                matches!(status.code(), Some(0 | 1)),
+                "{what}: {status:?}\n{output}"
+            );
+            assert!(
+                output.contains(expected),
+                "{what}: no {expected:?} in\n{output}"
+            );
+            for secret in &forbidden {
+                assert!(
+                    !output.contains(secret.as_str()),
+                    "{what}: {secret} in\n{output}"
+                );
+            }
+        }
+        for (path, bytes) in files_under(dir.path()) {
+            for secret in &forbidden {
+                assert!(
+                    !bytes.windows(secret.len()).any(|w| w == secret.as_bytes()),
+                    "{scenario}: {secret} in {}",
+                    path.display()
+                );
+            }
+        }
+        if faults.is_some() {
+            // The servers did get the credentials, so the logs had them to hide.
+            let sent = pyroscope.requests();
+            assert!(
+                sent.iter().any(|r| r.header("authorization").is_some()),
+                "{scenario}"
+            );
+            assert!(!profefe.requests().is_empty(), "{scenario}");
+        }
+    }
+}
+
+/// A file sink's report keeps counts and the last few files, however long it runs (each
+/// 10 ms window writes a file).
+#[test]
+fn a_file_sink_report_does_not_grow_with_uptime() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    let config = caddyprof::Config::from_json(&format!(
+        r#"{{"apps": {{"profiling": {{"profile_types": ["cpu"], "profilers": [
+            {{"profiler": "file", "directory": {:?}, "interval": "10ms", "keep": 2}}]}}}}}}"#,
+        out.to_str().unwrap()
+    ))
+    .unwrap();
+    let running = runtime::start(&config).unwrap();
+    std::thread::sleep(Duration::from_millis(1500));
+    let (reports, _) = timed_stop(running);
+    let sink = report(&reports, "apps.profiling.profilers[0]");
+    assert!(
+        sink.files_written > 2 * LAST_FILES as u64,
+        "too few windows to tell: {sink:?}"
+    );
+    assert_eq!(sink.last_files.len(), LAST_FILES, "{sink:?}");
+    // The newest files: those still on disk are the last two named.
+    let kept: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(kept.len(), 2, "{kept:?}");
+    for path in &kept {
+        assert!(
+            sink.last_files[LAST_FILES - 2..].contains(path),
+            "{path:?}: {sink:?}"
+        );
+    }
+}
+
+/// An error met every window is logged once (then once a minute), and reported once with
+/// its count.
+#[test]
+fn cli_run_says_a_lasting_error_once() {
+    let _serial = serial();
+    let dir = tempfile::tempdir().unwrap();
+    // The sink's directory is a file: every write fails the same way.
+    std::fs::write(dir.path().join("blocked"), "").unwrap();
+    let file = dir.path().join("blocked.json");
+    std::fs::write(
+        &file,
+        r#"{"apps": {"profiling": {"profile_types": ["cpu"], "profilers": [
+            {"profiler": "file", "directory": "blocked", "interval": "10ms"}]}}}"#,
+    )
+    .unwrap();
+    let mut child = caddyprof(&["run", "--once", "--window", "1s"], &file);
+    let lines = stderr_lines(&mut child);
+    let (status, _) = wait_bounded(&mut child, Duration::from_secs(20));
+    let log = collect_lines(&lines);
+    assert_eq!(status.code(), Some(1), "{log}");
+    let said: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("cannot create directory"))
+        .collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(said[0].contains("WARN"), "{log}");
+    let summary = log
+        .lines()
+        .find(|l| l.contains("sink stopped"))
+        .unwrap_or_else(|| panic!("no summary:\n{log}"));
+    assert_eq!(field(summary, "files"), 0, "{summary}");
+    assert!(field(summary, "errors") > 1, "{summary}");
+    assert_eq!(
+        field(summary, "errors"),
+        field(summary, "profiles"),
+        "{summary}"
     );
 }

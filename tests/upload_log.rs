@@ -12,7 +12,7 @@ use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::pyroscope::sink::PyroscopeSink;
 use caddyprof::config::ProfileType;
 use caddyprof::runtime::upload::{RetryPolicy, Submitted, UploaderOptions};
-use support::{FakeServer, Fault, Kind, profile};
+use support::{Body, FakeServer, Fault, Kind, profile};
 
 /// Every line logged by this test binary.
 #[derive(Clone, Default)]
@@ -247,4 +247,126 @@ async fn a_refusal_is_said_once_and_a_later_delivery_ends_it() {
     assert!(warned[0].contains("status 401"), "{}", warned[0]);
     assert!(warned[0].contains("profile not retried"), "{}", warned[0]);
     sink.stop(Duration::from_secs(1)).await;
+}
+
+/// Starts a sink named `sink_name` to `server` whose first answers are `faults`, uploads one
+/// profile, and returns the warning of its first failure and the line of its delivery.
+async fn first_failure_then_delivery(sink_name: &str, faults: Vec<Fault>) -> (String, String) {
+    log();
+    let server = FakeServer::start(pyroscope_kind()).await;
+    server.inject(faults);
+    let sink = sink_to(
+        server.url(),
+        UploaderOptions {
+            retry: patient(),
+            ..UploaderOptions::new(sink_name)
+        },
+    );
+    sink.submit(&profile(ProfileType::Cpu, 3, 1, 1_000));
+    let delivered = wait_for_line(sink_name, "delivered again", Duration::from_secs(10)).await;
+    let stats = sink.stop(Duration::from_secs(1)).await;
+    assert_eq!((stats.delivered, stats.failed), (1, 0), "{stats:?}");
+    let warned = warnings(sink_name);
+    assert_eq!(warned.len(), 1, "{warned:#?}");
+    (warned[0].clone(), delivered)
+}
+
+#[tokio::test]
+async fn a_body_that_trickles_is_read_for_a_moment_only() {
+    let second = Duration::from_secs(1);
+    let (warned, delivered) = first_failure_then_delivery(
+        "trickle",
+        vec![
+            Fault::Answer(503, Body::Trickle(second)),
+            Fault::Answer(200, Body::Trickle(second)),
+        ],
+    )
+    .await;
+    // What had come when reading stopped; the 200 that never ends is a delivery.
+    assert!(
+        warned.contains("status 503 Service Unavailable, body \"x"),
+        "{warned}"
+    );
+    assert!(delivered.contains("after 1 failed attempts"), "{delivered}");
+}
+
+#[tokio::test]
+async fn of_a_huge_body_an_excerpt_is_logged() {
+    let (warned, delivered) = first_failure_then_delivery(
+        "huge",
+        vec![
+            Fault::Answer(500, Body::Sized(100 << 20)),
+            Fault::Answer(200, Body::Endless),
+        ],
+    )
+    .await;
+    let excerpt = format!("body \"{}\"", "x".repeat(200));
+    assert!(warned.contains(&excerpt), "{warned}");
+    assert!(delivered.contains("after 1 failed attempts"), "{delivered}");
+}
+
+#[tokio::test]
+async fn credentials_echoed_by_a_server_are_not_logged() {
+    let pyroscope = |user_info: &str, auth: &[(&str, &str)]| {
+        let mut app = PyroscopeApp {
+            application_name: Some("app".into()),
+            tenant_id: Some("tenant-1".into()),
+            ..PyroscopeApp::default()
+        };
+        for &(field, value) in auth {
+            let value = Some(value.to_owned());
+            match field {
+                "auth_token" => app.auth_token = value,
+                "basic_auth_user" => app.basic_auth_user = value,
+                "basic_auth_password" => app.basic_auth_password = value,
+                _ => unreachable!("{field}"),
+            }
+        }
+        (user_info.to_owned(), app)
+    };
+    let cases = [
+        (
+            "echo-bearer",
+            pyroscope("", &[("auth_token", "tok-SECRET")]),
+        ),
+        (
+            "echo-basic",
+            pyroscope(
+                "",
+                &[
+                    ("basic_auth_user", "name"),
+                    ("basic_auth_password", "pw-SECRET"),
+                ],
+            ),
+        ),
+        (
+            "echo-userinfo",
+            pyroscope("us%65r-SECRET:p%40ss-SECRET@", &[]),
+        ),
+    ];
+    for (sink_name, (user_info, mut app)) in cases {
+        log();
+        let server = FakeServer::start(pyroscope_kind()).await;
+        server.inject([Fault::Answer(401, Body::EchoHeaders)]);
+        app.server_address = Some(format!("http://{user_info}{}", server.addr));
+        let sink = PyroscopeSink::start(
+            &support::pyroscope_settings(&app, 100),
+            UploaderOptions::new(sink_name),
+        )
+        .unwrap();
+        sink.submit(&profile(ProfileType::Cpu, 3, 1, 1_000));
+        let warned = wait_for_line(sink_name, "status 401", Duration::from_secs(5)).await;
+        sink.stop(Duration::from_secs(1)).await;
+        // The server did get the credentials, and echoed them where the excerpt shows them.
+        let sent = server.requests()[0]
+            .header("authorization")
+            .unwrap()
+            .to_owned();
+        assert!(warned.contains("authorization: [redacted]"), "{warned}");
+        assert!(warned.contains("x-scope-orgid: tenant-1"), "{warned}");
+        let (_, credential) = sent.split_once(' ').unwrap();
+        for shown in ["SECRET", credential] {
+            assert!(!warned.contains(shown), "{shown:?} in {warned}");
+        }
+    }
 }

@@ -78,7 +78,7 @@ fn main() -> ExitCode {
                     u.rejected,
                     u.dropped,
                     u.abandoned,
-                    r.errors.len()
+                    r.errors.iter().map(|e| e.count).sum::<u64>()
                 )
             })
             .collect();

@@ -223,15 +223,18 @@ pub fn validate_url(text: &str) -> Result<(), String> {
     if is_plain_http_url(text) || has_placeholder(text) {
         return Ok(());
     }
-    let url = url::Url::parse(text).map_err(|e| format!("invalid URL '{text}': {e}"))?;
+    // Messages show the URL without its userinfo: it may hold a password.
+    let shown = || crate::redact::url(text);
+    let url = url::Url::parse(text).map_err(|e| format!("invalid URL '{}': {e}", shown()))?;
     if !matches!(url.scheme(), "http" | "https") {
         return Err(format!(
-            "invalid URL '{text}': the scheme must be http or https, not '{}'",
+            "invalid URL '{}': the scheme must be http or https, not '{}'",
+            shown(),
             url.scheme()
         ));
     }
     if url.host_str().is_none_or(str::is_empty) {
-        return Err(format!("invalid URL '{text}': no host"));
+        return Err(format!("invalid URL '{}': no host", shown()));
     }
     Ok(())
 }

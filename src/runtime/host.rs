@@ -63,7 +63,18 @@ pub struct Running {
     warnings: Vec<Diagnostic>,
 }
 
-/// What one sink did, reported when it stops.
+/// The files a [`SinkReport`] names: the last ones written.
+pub const LAST_FILES: usize = 8;
+
+/// The kinds of errors a [`SinkReport`] keeps (the most recent), each with its count.
+pub const ERROR_KINDS: usize = 8;
+
+/// How often an error of one kind may be logged again: its first time is logged at once,
+/// then at most one line per interval says how many more there were.
+pub const ERROR_WARN_INTERVAL: Duration = Duration::from_secs(60);
+
+/// What one sink did, reported when it stops. Its size does not grow with the time it ran:
+/// it keeps counts, the last files written and one entry per kind of error.
 #[derive(Clone, Debug, Default)]
 pub struct SinkReport {
     /// The sink's JSON path (`apps.pyroscope`, `apps.profiling.profilers[1]`).
@@ -72,8 +83,10 @@ pub struct SinkReport {
     pub profiles: u64,
     /// For pyroscope and profefe: the uploader's counters.
     pub uploads: Option<UploadStats>,
-    /// For the file sink: the files written.
-    pub files: Vec<std::path::PathBuf>,
+    /// For the file sink: how many files were written (profiles and flame graphs).
+    pub files_written: u64,
+    /// For the file sink: the last files written, at most [`LAST_FILES`], oldest first.
+    pub last_files: Vec<std::path::PathBuf>,
     /// Profiles not sent because they had no samples (the server refuses empty ones).
     pub skipped_empty: u64,
     /// Profiles not sent because the server takes no profiles of their type
@@ -82,8 +95,28 @@ pub struct SinkReport {
     /// Windows cut but never built into profiles: the builder fell more than
     /// [`PENDING_WINDOWS`] behind, or the stop deadline came first.
     pub windows_lost: u64,
-    /// Problems met (collection or writing errors), already logged.
-    pub errors: Vec<String>,
+    /// Problems met (collection or writing errors), already logged: one entry per kind
+    /// (messages that differ only in their numbers are one kind), in the order they were
+    /// last met, the most recent [`ERROR_KINDS`] kinds.
+    pub errors: Vec<RepeatedError>,
+}
+
+/// One kind of error a sink met, and how often.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RepeatedError {
+    /// Its latest message.
+    pub message: String,
+    /// How many times it happened.
+    pub count: u64,
+}
+
+impl std::fmt::Display for RepeatedError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.count {
+            1 => f.write_str(&self.message),
+            n => write!(f, "{} ({n} times)", self.message),
+        }
+    }
 }
 
 impl SinkReport {
@@ -283,7 +316,7 @@ impl StartedSink {
     }
 
     /// Hands `profile` over: queued for upload, or written to a file.
-    async fn deliver(&self, profile: Profile, report: &mut SinkReport) {
+    async fn deliver(&self, profile: Profile, report: &mut SinkReport, problems: &mut Problems) {
         report.profiles += 1;
         let submitted = match self {
             StartedSink::Pyroscope(sink) => sink.submit(&profile),
@@ -295,17 +328,18 @@ impl StartedSink {
                     tokio::task::spawn_blocking(move || write_files(&writer, &profile, flamegraph))
                         .await;
                 match written {
-                    Ok(Ok(mut paths)) => {
-                        for path in &paths {
+                    Ok(Ok(paths)) => {
+                        for path in paths {
                             tracing::debug!(path = %path.display(), "profile written");
+                            report.files_written += 1;
+                            if report.last_files.len() == LAST_FILES {
+                                report.last_files.remove(0);
+                            }
+                            report.last_files.push(path);
                         }
-                        report.files.append(&mut paths);
                     }
-                    Ok(Err(message)) => {
-                        tracing::warn!(sink = %report.path, "{message}");
-                        report.errors.push(message);
-                    }
-                    Err(join) => report.errors.push(format!("writing task failed: {join}")),
+                    Ok(Err(message)) => problems.record(message),
+                    Err(join) => problems.record(format!("writing task failed: {join}")),
                 }
                 return;
             }
@@ -315,8 +349,7 @@ impl StartedSink {
             Submitted::Skipped(NotSent::Empty) => report.skipped_empty += 1,
             Submitted::Skipped(NotSent::Unsupported) => report.skipped_unsupported += 1,
             Submitted::Skipped(NotSent::Invalid(message)) => {
-                tracing::warn!(sink = %report.path, "profile not sent: {message}");
-                report.errors.push(message);
+                problems.record(format!("profile not sent: {message}"));
             }
         }
     }
@@ -380,26 +413,30 @@ async fn run_sink(
     };
     // profefe gets cumulative block, mutex and heap profiles, as the Go module sends them.
     let cumulative = matches!(settings, SinkSettings::Profefe(_));
+    let mut problems = Problems::new(&report.path);
     let path = report.path.clone();
     let opened =
         tokio::task::spawn_blocking(move || Sources::open(&path, &sampling, cumulative)).await;
     let sources = match opened {
-        Ok((sources, mut errors)) => {
-            report.errors.append(&mut errors);
+        Ok((sources, errors)) => {
+            for error in errors {
+                problems.record(format!("cannot collect: {error}"));
+            }
             Some(sources)
         }
         Err(e) => {
-            report.errors.push(format!("cannot start collecting: {e}"));
+            problems.record(format!("cannot start collecting: {e}"));
             None
         }
     };
     let (pending, windows) = queue::channel(PENDING_WINDOWS);
     let path = report.path.clone();
     let clock = cut_windows(&path, sources, rate, stopping.clone(), pending);
-    let builder = build_windows(&sink, windows, stopping, &mut report);
+    let builder = build_windows(&sink, windows, stopping, &mut report, &mut problems);
     let ((deadline, dropped), ()) = tokio::join!(clock, builder);
     report.windows_lost += dropped;
     report.uploads = sink.stop(deadline).await;
+    report.errors = problems.into_errors();
     report
 }
 
@@ -475,11 +512,11 @@ async fn build_windows(
     mut windows: queue::Receiver<Window>,
     mut stopping: watch::Receiver<Option<Instant>>,
     report: &mut SinkReport,
+    problems: &mut Problems,
 ) {
     while let Some(window) = windows.recv().await {
         for error in window.errors {
-            tracing::warn!(sink = %report.path, "cannot collect: {error}");
-            report.errors.push(error);
+            problems.record(format!("cannot collect: {error}"));
         }
         let delivered = async {
             for cut in window.cuts {
@@ -492,10 +529,8 @@ async fn build_windows(
                 })
                 .await;
                 match built {
-                    Ok(profile) => sink.deliver(profile, report).await,
-                    Err(e) => report
-                        .errors
-                        .push(format!("building a profile failed: {e}")),
+                    Ok(profile) => sink.deliver(profile, report, problems).await,
+                    Err(e) => problems.record(format!("building a profile failed: {e}")),
                 }
             }
         };
@@ -517,6 +552,86 @@ async fn build_windows(
     }
 }
 
+/// The errors a sink meets: each kind (see [`SinkReport::errors`]) is logged at once the
+/// first time, then at most once per [`ERROR_WARN_INTERVAL`] with how many came since; the
+/// most recent [`ERROR_KINDS`] kinds are kept, counted, for the report.
+struct Problems {
+    sink: String,
+    /// In the order last met, the most recent last.
+    kinds: Vec<Problem>,
+}
+
+struct Problem {
+    /// The message without its numbers: what makes messages one kind.
+    kind: String,
+    error: RepeatedError,
+    warned_at: Instant,
+    /// Times met since the last line that said it.
+    unsaid: u64,
+}
+
+impl Problems {
+    fn new(sink: &str) -> Self {
+        Problems {
+            sink: sink.to_owned(),
+            kinds: Vec::new(),
+        }
+    }
+
+    /// Counts an error, and logs it if it is new or its kind was last said an interval ago.
+    fn record(&mut self, message: String) {
+        let kind = without_numbers(&message);
+        let Some(index) = self.kinds.iter().position(|p| p.kind == kind) else {
+            tracing::warn!(sink = %self.sink, "{message}");
+            if self.kinds.len() == ERROR_KINDS {
+                self.kinds.remove(0);
+            }
+            self.kinds.push(Problem {
+                kind,
+                error: RepeatedError { message, count: 1 },
+                warned_at: Instant::now(),
+                unsaid: 0,
+            });
+            return;
+        };
+        let mut problem = self.kinds.remove(index);
+        problem.error.count += 1;
+        problem.error.message = message;
+        problem.unsaid += 1;
+        if problem.warned_at.elapsed() >= ERROR_WARN_INTERVAL {
+            tracing::warn!(
+                sink = %self.sink,
+                count = problem.error.count,
+                "{} (again: {} times since it was last said)",
+                problem.error.message,
+                problem.unsaid,
+            );
+            problem.warned_at = Instant::now();
+            problem.unsaid = 0;
+        }
+        self.kinds.push(problem);
+    }
+
+    /// What the report keeps.
+    fn into_errors(self) -> Vec<RepeatedError> {
+        self.kinds.into_iter().map(|p| p.error).collect()
+    }
+}
+
+/// `message` with each run of digits replaced by `#`: the messages of one error at different
+/// times (file names with timestamps, counters) are the same.
+fn without_numbers(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    for c in message.chars() {
+        if !c.is_ascii_digit() {
+            out.push(c);
+        } else if !out.ends_with('#') {
+            out.push('#');
+        }
+    }
+    out
+}
+
 /// Waits until a stop has begun and its deadline, less [`FLUSH_SHARE`], has passed.
 async fn building_deadline(stopping: &mut watch::Receiver<Option<Instant>>) {
     let deadline = match stopping.wait_for(Option::is_some).await {
@@ -525,4 +640,50 @@ async fn building_deadline(stopping: &mut watch::Receiver<Option<Instant>>) {
     };
     let until = deadline.checked_sub(FLUSH_SHARE).unwrap_or(deadline);
     tokio::time::sleep_until(until.into()).await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn errors_are_counted_by_kind_and_bounded() {
+        let mut problems = Problems::new("sink");
+        for window in 0..100 {
+            problems.record(format!(
+                "cannot create /p/.cpu-{window}.tmp: denied (os error 13)"
+            ));
+            problems.record("cannot collect: goroutine: gone".to_owned());
+        }
+        let errors = problems.into_errors();
+        assert_eq!(
+            errors,
+            [
+                RepeatedError {
+                    message: "cannot create /p/.cpu-99.tmp: denied (os error 13)".into(),
+                    count: 100
+                },
+                RepeatedError {
+                    message: "cannot collect: goroutine: gone".into(),
+                    count: 100
+                },
+            ]
+        );
+        assert_eq!(
+            errors[1].to_string(),
+            "cannot collect: goroutine: gone (100 times)"
+        );
+
+        let mut problems = Problems::new("sink");
+        let kinds = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j"];
+        for kind in kinds {
+            problems.record(kind.to_owned());
+        }
+        let kept: Vec<String> = problems
+            .into_errors()
+            .into_iter()
+            .map(|e| e.message)
+            .collect();
+        assert_eq!(kept, kinds[kinds.len() - ERROR_KINDS..]);
+    }
 }

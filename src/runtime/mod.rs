@@ -9,7 +9,7 @@ pub mod plan;
 pub mod sources;
 pub mod upload;
 
-pub use host::{Running, SinkReport, start, start_file, start_with};
+pub use host::{RepeatedError, Running, SinkReport, start, start_file, start_with};
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

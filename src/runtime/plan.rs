@@ -150,8 +150,8 @@ impl Sampling {
     }
 }
 
-/// A resolved pyroscope sink.
-#[derive(Clone, Debug, PartialEq)]
+/// A resolved pyroscope sink. Its `Debug` shows the server without userinfo.
+#[derive(Clone, PartialEq)]
 pub struct PyroscopeSettings {
     /// The JSON path of its configuration (`apps.pyroscope`, `apps.profiling.profilers[0]`),
     /// to name it in logs.
@@ -170,8 +170,8 @@ pub struct PyroscopeSettings {
     pub sampling: Sampling,
 }
 
-/// A resolved profefe sink.
-#[derive(Clone, Debug, PartialEq)]
+/// A resolved profefe sink. Its `Debug` shows the address without userinfo.
+#[derive(Clone, PartialEq)]
 pub struct ProfefeSettings {
     /// The JSON path of its configuration.
     pub path: String,
@@ -186,6 +186,50 @@ pub struct ProfefeSettings {
     pub upload_rate: Duration,
     /// What to sample.
     pub sampling: Sampling,
+}
+
+impl fmt::Debug for PyroscopeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let PyroscopeSettings {
+            path,
+            application_name,
+            server_url,
+            auth,
+            tenant_id,
+            upload_rate,
+            sampling,
+        } = self;
+        f.debug_struct("PyroscopeSettings")
+            .field("path", path)
+            .field("application_name", application_name)
+            .field("server_url", &crate::redact::url(server_url.as_str()))
+            .field("auth", auth)
+            .field("tenant_id", tenant_id)
+            .field("upload_rate", upload_rate)
+            .field("sampling", sampling)
+            .finish()
+    }
+}
+
+impl fmt::Debug for ProfefeSettings {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let ProfefeSettings {
+            path,
+            address,
+            service,
+            timeout,
+            upload_rate,
+            sampling,
+        } = self;
+        f.debug_struct("ProfefeSettings")
+            .field("path", path)
+            .field("address", &crate::redact::url(address.as_str()))
+            .field("service", service)
+            .field("timeout", timeout)
+            .field("upload_rate", upload_rate)
+            .field("sampling", sampling)
+            .finish()
+    }
 }
 
 /// A resolved file sink (a caddyprof extension).
@@ -695,7 +739,10 @@ impl Resolver<'_> {
         };
         let checked = if config::has_placeholder(&text) {
             // What is left is not an `{env.…}` placeholder: it cannot be a host.
-            Err(format!("invalid URL '{text}': unresolved placeholder"))
+            Err(format!(
+                "invalid URL '{}': unresolved placeholder",
+                crate::redact::url(&text)
+            ))
         } else {
             config::validate_url(&text)
         };

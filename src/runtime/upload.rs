@@ -14,7 +14,12 @@
 //!   [`UploaderOptions::warn_interval`] sums them up; the first delivery after them is logged
 //!   at info with how many attempts failed and how many profiles were lost. An attempt that
 //!   has had no answer for [`SLOW_ANSWER`] is said at once too. Headers are never logged
-//!   (they may carry credentials), and URLs are logged without their query.
+//!   (they may carry credentials), and URLs are logged without their userinfo and query.
+//! - **Answers are read, never kept**: the status decides; of the body, at most 4 KiB are
+//!   read, within 1 s, whatever the server sends (100 MB, a chunked body without end, one
+//!   byte a second), and the connection is dropped with the rest. Of an error's body, 200
+//!   characters are logged, with the request's credentials (its `Authorization`, its URL's
+//!   userinfo, in any of the forms they were sent in) replaced by `[redacted]`.
 //! - **Timeout**: [`UploaderOptions::timeout`] bounds each attempt (`None` = no timeout).
 //! - **Stop**: [`Uploader::stop`] refuses new requests, makes one best-effort attempt for each
 //!   queued request (a request waiting for its next retry is tried at once), and returns
@@ -27,6 +32,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
 use super::Profile;
+use crate::redact::Credentials;
 
 use bytes::Bytes;
 use reqwest::StatusCode;
@@ -161,8 +167,9 @@ impl UploaderOptions {
     }
 }
 
-/// One HTTP `POST`, ready to be sent as many times as needed.
-#[derive(Clone, Debug)]
+/// One HTTP `POST`, ready to be sent as many times as needed. Its `Debug` shows the URL
+/// without userinfo and the headers' names only.
+#[derive(Clone)]
 pub struct UploadRequest {
     /// The full URL, query included.
     pub url: reqwest::Url,
@@ -172,6 +179,17 @@ pub struct UploadRequest {
     pub body: Bytes,
     /// What is sent, for log lines (such as `cpu profile`).
     pub what: String,
+}
+
+impl std::fmt::Debug for UploadRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UploadRequest")
+            .field("url", &crate::redact::url(self.url.as_str()))
+            .field("headers", &self.headers.keys().collect::<Vec<_>>())
+            .field("body", &format_args!("{} bytes", self.body.len()))
+            .field("what", &self.what)
+            .finish()
+    }
 }
 
 /// Counters of an [`Uploader`], since it started.
@@ -603,22 +621,20 @@ async fn attempt_once(shared: &Shared, request: &UploadRequest) -> Outcome {
         Err(error) => return Outcome::Retry(describe_error(error), None),
     };
     let status = response.status();
-    if status.is_success() {
-        // Read the (usually empty) body so the connection can be reused; its content does
-        // not matter.
-        let _ = tokio::time::timeout(Duration::from_secs(1), response.bytes()).await;
-        return Outcome::Delivered;
-    }
     let retry_after = response
         .headers()
         .get(RETRY_AFTER)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok())
         .map(Duration::from_secs);
-    let excerpt = match tokio::time::timeout(Duration::from_secs(1), response.bytes()).await {
-        Ok(Ok(body)) => excerpt(&body),
-        _ => String::new(),
-    };
+    // The status decides; the body is only read for an excerpt (reading to its end lets a
+    // small one's connection be reused, and what is left of a big one is never read).
+    let body = read_excerpt(response).await;
+    if status.is_success() {
+        return Outcome::Delivered;
+    }
+    let credentials = Credentials::of_request(&request.url, &request.headers);
+    let excerpt = excerpt(&credentials.scrub(&String::from_utf8_lossy(&body)));
     let reason = format!("status {status}, body {excerpt:?}");
     if status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error() {
         Outcome::Retry(reason, retry_after)
@@ -629,9 +645,30 @@ async fn attempt_once(shared: &Shared, request: &UploadRequest) -> Outcome {
     }
 }
 
-/// At most 200 characters of a response body, control characters replaced.
-fn excerpt(body: &[u8]) -> String {
-    let text = String::from_utf8_lossy(&body[..body.len().min(400)]);
+/// The most of a response body read, whatever its length: enough for an error message.
+const EXCERPT_BYTES: usize = 4 << 10;
+
+/// The longest time spent reading a response body (one that trickles, or never ends).
+const EXCERPT_TIME: Duration = Duration::from_secs(1);
+
+/// At most [`EXCERPT_BYTES`] of the body, read within [`EXCERPT_TIME`]. The rest is never
+/// read: dropping the response closes its connection unless the body has ended.
+async fn read_excerpt(mut response: reqwest::Response) -> Vec<u8> {
+    let mut body = Vec::new();
+    let read = async {
+        while body.len() < EXCERPT_BYTES {
+            let Ok(Some(chunk)) = response.chunk().await else {
+                break;
+            };
+            body.extend_from_slice(&chunk[..chunk.len().min(EXCERPT_BYTES - body.len())]);
+        }
+    };
+    let _ = tokio::time::timeout(EXCERPT_TIME, read).await;
+    body
+}
+
+/// At most 200 characters of a response body's text, control characters replaced.
+fn excerpt(text: &str) -> String {
     text.chars()
         .take(200)
         .map(|c| if c.is_control() { ' ' } else { c })
@@ -968,7 +1005,7 @@ mod tests {
 
     #[test]
     fn excerpts_are_short_and_clean() {
-        assert_eq!(excerpt(b"bad\nrequest"), "bad request");
-        assert_eq!(excerpt(&[b'x'; 1000]).len(), 200);
+        assert_eq!(excerpt("bad\nrequest"), "bad request");
+        assert_eq!(excerpt(&"x".repeat(1000)).len(), 200);
     }
 }

@@ -123,6 +123,8 @@ pub struct Recorded {
     pub body: Vec<u8>,
     /// The multipart parts, when the body is multipart and parses.
     pub parts: Vec<Part>,
+    /// The request line and header lines, as received.
+    pub head: String,
     /// The status answered (0 when the connection was closed or the answer was garbage).
     pub status: u16,
     pub at: Instant,
@@ -169,6 +171,25 @@ pub enum Fault {
     Close,
     /// Read the request, then answer bytes that are not HTTP and close.
     Garbage,
+    /// Read the request, then send bytes that are not HTTP without end (until the peer
+    /// closes).
+    EndlessGarbage,
+    /// Answer this status with a body made while it is sent (see [`Body`]).
+    Answer(u16, Body),
+}
+
+/// A body the server makes while sending it, so that its size costs the test nothing.
+#[derive(Clone, Debug)]
+pub enum Body {
+    /// This many bytes (`x`), with a `Content-Length`.
+    Sized(u64),
+    /// A chunked body that never ends (until the peer closes).
+    Endless,
+    /// A chunked body of one byte (`x`) per interval, never ending.
+    Trickle(Duration),
+    /// The request's header lines as received, as some servers and proxies echo them in
+    /// their error pages.
+    EchoHeaders,
 }
 
 /// Which server to mimic.
@@ -337,6 +358,19 @@ async fn handle(
                 .await?;
             None
         }
+        Some(Fault::EndlessGarbage) => {
+            state.lock().unwrap().requests.push(recorded);
+            let garbage: Vec<u8> = (0..=255u8).cycle().take(64 << 10).collect();
+            loop {
+                stream.write_all(&garbage).await?;
+            }
+        }
+        Some(Fault::Answer(status, body)) => {
+            recorded.status = status;
+            let head = recorded.head.clone();
+            state.lock().unwrap().requests.push(recorded);
+            return send_made_body(&mut stream, status, body, &head).await;
+        }
         Some(Fault::Status(status, body, retry_after)) => {
             Some((status, body.to_string(), retry_after))
         }
@@ -368,6 +402,57 @@ async fn handle(
         head.push_str("\r\n");
         stream.write_all(head.as_bytes()).await?;
         stream.write_all(body.as_bytes()).await?;
+    }
+    stream.shutdown().await
+}
+
+/// Answers `status` with `body`, made while it is sent; returns when the body ends or the
+/// peer goes away.
+async fn send_made_body(
+    stream: &mut TcpStream,
+    status: u16,
+    body: Body,
+    request_head: &str,
+) -> std::io::Result<()> {
+    let chunked = format!("HTTP/1.1 {status} X\r\nTransfer-Encoding: chunked\r\n\r\n");
+    match body {
+        Body::Sized(length) => {
+            let head = format!("HTTP/1.1 {status} X\r\nContent-Length: {length}\r\n\r\n");
+            stream.write_all(head.as_bytes()).await?;
+            let block = vec![b'x'; 64 << 10];
+            let mut left = length;
+            while left > 0 {
+                let n = left.min(block.len() as u64);
+                stream.write_all(&block[..n as usize]).await?;
+                left -= n;
+            }
+        }
+        Body::Endless => {
+            stream.write_all(chunked.as_bytes()).await?;
+            let mut chunk = format!("{:x}\r\n", 64 << 10).into_bytes();
+            chunk.extend(std::iter::repeat_n(b'x', 64 << 10));
+            chunk.extend_from_slice(b"\r\n");
+            loop {
+                stream.write_all(&chunk).await?;
+            }
+        }
+        Body::Trickle(interval) => {
+            stream.write_all(chunked.as_bytes()).await?;
+            loop {
+                stream.write_all(b"1\r\nx\r\n").await?;
+                stream.flush().await?;
+                tokio::time::sleep(interval).await;
+            }
+        }
+        Body::EchoHeaders => {
+            let headers = request_head.split_once("\r\n").map_or("", |(_, h)| h);
+            let head = format!(
+                "HTTP/1.1 {status} X\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                headers.len()
+            );
+            stream.write_all(head.as_bytes()).await?;
+            stream.write_all(headers.as_bytes()).await?;
+        }
     }
     stream.shutdown().await
 }
@@ -442,6 +527,7 @@ async fn read_request(stream: &mut TcpStream) -> std::io::Result<Option<Recorded
         headers,
         body,
         parts,
+        head,
         status: 0,
         at: Instant::now(),
     }))

@@ -17,8 +17,9 @@ use crate::config::{Duration, Parameters};
 /// The JSON field names of a profefe app, in canonical order.
 pub const FIELDS: &[&str] = &["address", "service", "timeout", "parameters"];
 
-/// The configuration of a profefe profiler. Every field is optional.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// The configuration of a profefe profiler. Every field is optional. Its `Debug` shows the
+/// address without userinfo.
+#[derive(Clone, Default, PartialEq)]
 pub struct ProfefeApp {
     /// The collector URL; unset means `http://localhost:10100`.
     pub address: Option<String>,
@@ -28,6 +29,23 @@ pub struct ProfefeApp {
     pub timeout: Option<Duration>,
     /// This profiler's own parameters.
     pub parameters: Option<Parameters>,
+}
+
+impl std::fmt::Debug for ProfefeApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ProfefeApp {
+            address,
+            service,
+            timeout,
+            parameters,
+        } = self;
+        f.debug_struct("ProfefeApp")
+            .field("address", &address.as_deref().map(crate::redact::url))
+            .field("service", service)
+            .field("timeout", timeout)
+            .field("parameters", parameters)
+            .finish()
+    }
 }
 
 /// Decodes a profefe app object at `path`.

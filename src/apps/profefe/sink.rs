@@ -48,11 +48,23 @@ pub fn uploader_options(settings: &ProfefeSettings) -> UploaderOptions {
     }
 }
 
-/// Where one profefe app uploads.
-#[derive(Clone, Debug)]
+/// Where one profefe app uploads. Its `Debug` shows the URL without userinfo.
+#[derive(Clone)]
 pub struct ProfilesTarget {
     profiles_url: Url,
     service: String,
+}
+
+impl std::fmt::Debug for ProfilesTarget {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProfilesTarget")
+            .field(
+                "profiles_url",
+                &crate::redact::url(self.profiles_url.as_str()),
+            )
+            .field("service", &self.service)
+            .finish()
+    }
 }
 
 impl RequestTarget for ProfilesTarget {

@@ -29,7 +29,8 @@ pub const FIELDS: &[&str] = &[
     "parameters",
 ];
 
-/// The configuration of a pyroscope profiler. Every field is optional.
+/// The configuration of a pyroscope profiler. Every field is optional. Its `Debug` shows
+/// neither the secrets nor the userinfo of the server's URL.
 #[derive(Clone, Default, PartialEq)]
 pub struct PyroscopeApp {
     /// The application name shown in Pyroscope; unset means the executable's file name.
@@ -57,7 +58,10 @@ impl fmt::Debug for PyroscopeApp {
         let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
         f.debug_struct("PyroscopeApp")
             .field("application_name", &self.application_name)
-            .field("server_address", &self.server_address)
+            .field(
+                "server_address",
+                &self.server_address.as_deref().map(crate::redact::url),
+            )
             .field("auth_token", &redact(&self.auth_token))
             .field("basic_auth_user", &self.basic_auth_user)
             .field("basic_auth_password", &redact(&self.basic_auth_password))

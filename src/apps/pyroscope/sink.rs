@@ -162,7 +162,7 @@ pub struct IngestTarget {
 impl std::fmt::Debug for IngestTarget {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("IngestTarget")
-            .field("ingest_url", &self.ingest_url.as_str())
+            .field("ingest_url", &crate::redact::url(self.ingest_url.as_str()))
             .field("name", &self.name)
             .field("cpu_sample_rate", &self.cpu_sample_rate)
             .finish_non_exhaustive()
