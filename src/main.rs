@@ -222,18 +222,25 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 &options_for(&file),
             )?;
             print_diagnostics(&loaded.warnings);
-            // What running it would warn about too (defaults filled in, settings without
-            // effect); its errors depend on the environment it runs in, not on the file.
+            // What running it here would warn about too (defaults filled in, settings without
+            // effect), and what would stop it (an `{env.NAME}` whose variable is unset): as
+            // warnings, since the file may be meant for another environment.
             let options = caddyprof::runtime::plan::PlanOptions::default();
-            if let Ok(planned) = caddyprof::runtime::plan::Plan::resolve(&loaded.config, &options) {
-                let warnings: Vec<_> = planned
-                    .warnings
-                    .into_iter()
-                    .map(|w| loaded.sources.locate(w))
-                    .collect();
-                print_diagnostics(&warnings);
+            let checked = caddyprof::runtime::plan::Plan::check(&loaded.config, &options);
+            let warnings: Vec<_> = checked
+                .warnings
+                .into_iter()
+                .map(|w| loaded.sources.locate(w))
+                .collect();
+            print_diagnostics(&warnings);
+            if checked.would_fail {
+                println!(
+                    "Valid configuration, but `caddyprof run` would fail in this environment \
+                     (see the warnings)"
+                );
+            } else {
+                println!("Valid configuration");
             }
-            println!("Valid configuration");
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {

@@ -311,38 +311,21 @@ pub fn executable_name() -> String {
         .unwrap_or_else(|| "caddyprof".to_owned())
 }
 
+/// What [`Plan::check`] finds: what running the config would warn about and refuse.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// Every warning of [`Plan::resolve`] and, as warnings, its errors, in the order found.
+    pub warnings: Vec<Diagnostic>,
+    /// Whether [`Plan::resolve`] fails (its errors are among the warnings).
+    pub would_fail: bool,
+}
+
 impl Plan {
     /// Resolves `config` into a plan: inheritance, defaults, placeholders and validation.
     /// Every problem is reported (the error holds them all); nothing is produced on error.
     pub fn resolve(config: &Config, options: &PlanOptions) -> Result<Planned, Error> {
-        let mut r = Resolver {
-            options,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            no_block_samples: Vec::new(),
-            no_mutex_samples: Vec::new(),
-            threadcreate_dropped: Vec::new(),
-        };
-        let mut sinks = Vec::new();
-        if let Some(app) = &config.profiling {
-            for (i, child) in app.profilers.iter().enumerate() {
-                let path = format!("apps.profiling.profilers[{i}]");
-                let inherited = Some(&app.parameters);
-                let sink = match child {
-                    ChildProfiler::Pyroscope(p) => r.pyroscope(p, inherited, path),
-                    ChildProfiler::Profefe(p) => r.profefe(p, inherited, path),
-                    ChildProfiler::File(f) => r.file(f, inherited, path),
-                };
-                sinks.extend(sink);
-            }
-        }
-        if let Some(app) = &config.pyroscope {
-            sinks.extend(r.pyroscope(app, None, "apps.pyroscope".into()));
-        }
-        if let Some(app) = &config.profefe {
-            sinks.extend(r.profefe(app, None, "apps.profefe".into()));
-        }
-        r.summary_warnings();
+        let mut r = Resolver::new(options, Refusals::Errors);
+        let sinks = r.sinks(config);
         if !r.errors.is_empty() {
             return Err(r.errors.into());
         }
@@ -351,6 +334,76 @@ impl Plan {
             plan: Plan { sinks, collectors },
             warnings: r.warnings,
         })
+    }
+
+    /// What [`resolve`](Self::resolve) would say of `config`, without failing: each of its
+    /// errors (an `{env.NAME}` whose variable is unset, …) becomes a warning with the same
+    /// message that says `caddyprof run` would stop there. For `caddyprof validate`, which
+    /// checks a config for an environment it may not run in.
+    ///
+    /// ```
+    /// use caddyprof::runtime::plan::{Plan, PlanOptions};
+    ///
+    /// let config = caddyprof::Config::from_json(
+    ///     r#"{"apps": {"pyroscope": {"server_address": "http://p:4040", "auth_token": "{env.TOKEN}"}}}"#,
+    /// )?;
+    /// let options = PlanOptions { env: Box::new(|_| None), executable_name: "api".into() };
+    /// let checked = Plan::check(&config, &options);
+    /// assert!(checked.would_fail);
+    /// assert_eq!(
+    ///     checked.warnings[0].message(),
+    ///     "apps.pyroscope.auth_token: environment variable TOKEN is not set"
+    /// );
+    /// assert!(!checked.warnings[0].is_error());
+    /// # Ok::<(), caddyprof::Error>(())
+    /// ```
+    pub fn check(config: &Config, options: &PlanOptions) -> Checked {
+        let mut r = Resolver::new(options, Refusals::Warnings);
+        r.sinks(config);
+        Checked {
+            warnings: r.warnings,
+            would_fail: r.refused > 0,
+        }
+    }
+}
+
+impl<'a> Resolver<'a> {
+    fn new(options: &'a PlanOptions, refusals: Refusals) -> Self {
+        Resolver {
+            options,
+            refusals,
+            refused: 0,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            no_block_samples: Vec::new(),
+            no_mutex_samples: Vec::new(),
+            threadcreate_dropped: Vec::new(),
+        }
+    }
+
+    /// The sinks of `config`, and the warnings said once for all of them.
+    fn sinks(&mut self, config: &Config) -> Vec<SinkSettings> {
+        let mut sinks = Vec::new();
+        if let Some(app) = &config.profiling {
+            for (i, child) in app.profilers.iter().enumerate() {
+                let path = format!("apps.profiling.profilers[{i}]");
+                let inherited = Some(&app.parameters);
+                let sink = match child {
+                    ChildProfiler::Pyroscope(p) => self.pyroscope(p, inherited, path),
+                    ChildProfiler::Profefe(p) => self.profefe(p, inherited, path),
+                    ChildProfiler::File(f) => self.file(f, inherited, path),
+                };
+                sinks.extend(sink);
+            }
+        }
+        if let Some(app) = &config.pyroscope {
+            sinks.extend(self.pyroscope(app, None, "apps.pyroscope".into()));
+        }
+        if let Some(app) = &config.profefe {
+            sinks.extend(self.profefe(app, None, "apps.profefe".into()));
+        }
+        self.summary_warnings();
+        sinks
     }
 }
 
@@ -393,8 +446,20 @@ enum Field {
     Secret,
 }
 
+/// How the resolver reports what stops the config from running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusals {
+    /// As errors ([`Plan::resolve`]).
+    Errors,
+    /// As warnings that say so ([`Plan::check`]).
+    Warnings,
+}
+
 struct Resolver<'a> {
     options: &'a PlanOptions,
+    refusals: Refusals,
+    /// How many problems found stop the config from running.
+    refused: usize,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     no_block_samples: Vec<String>,
@@ -409,7 +474,7 @@ impl Resolver<'_> {
         inherited: Option<&Parameters>,
         path: String,
     ) -> Option<SinkSettings> {
-        let errors_before = self.errors.len();
+        let refused_before = self.refused;
         if app.server_address.is_none() {
             self.warnings.push(
                 Diagnostic::warning(format!(
@@ -499,7 +564,7 @@ impl Resolver<'_> {
                 .retain(|&t| t != ProfileType::ThreadCreate);
             self.threadcreate_dropped.push(path.clone());
         }
-        let server_url = server_url.filter(|_| self.errors.len() == errors_before)?;
+        let server_url = server_url.filter(|_| self.refused == refused_before)?;
         Some(SinkSettings::Pyroscope(PyroscopeSettings {
             path,
             application_name,
@@ -517,7 +582,7 @@ impl Resolver<'_> {
         inherited: Option<&Parameters>,
         path: String,
     ) -> Option<SinkSettings> {
-        let errors_before = self.errors.len();
+        let refused_before = self.refused;
         if app.address.is_none() {
             self.warnings.push(
                 Diagnostic::warning(format!(
@@ -543,7 +608,7 @@ impl Resolver<'_> {
             PROFEFE_DEFAULT_TYPES,
             &path,
         );
-        let address = address.filter(|_| self.errors.len() == errors_before)?;
+        let address = address.filter(|_| self.refused == refused_before)?;
         Some(SinkSettings::Profefe(ProfefeSettings {
             path,
             address,
@@ -560,7 +625,7 @@ impl Resolver<'_> {
         inherited: Option<&Parameters>,
         path: String,
     ) -> Option<SinkSettings> {
-        let errors_before = self.errors.len();
+        let refused_before = self.refused;
         let directory = self
             .string(&sink.directory, &path, "directory", Field::Plain)
             .unwrap_or_else(|| DEFAULT_FILE_DIRECTORY.to_owned());
@@ -577,7 +642,7 @@ impl Resolver<'_> {
             FILE_DEFAULT_TYPES,
             &path,
         );
-        (self.errors.len() == errors_before).then(|| {
+        (self.refused == refused_before).then(|| {
             SinkSettings::File(FileSettings {
                 path,
                 directory: PathBuf::from(directory),
@@ -656,7 +721,15 @@ impl Resolver<'_> {
     }
 
     fn error(&mut self, message: String, help: &str) {
-        self.errors.push(Diagnostic::error(message).help(help));
+        self.refused += 1;
+        match self.refusals {
+            Refusals::Errors => self.errors.push(Diagnostic::error(message).help(help)),
+            Refusals::Warnings => self
+                .warnings
+                .push(Diagnostic::warning(message).help(format!(
+                    "{help}; until then, `caddyprof run` fails with this error"
+                ))),
+        }
     }
 
     /// A string field with its placeholders resolved; `None` when unset or on error.
@@ -1214,6 +1287,46 @@ mod tests {
         let all = format!("{error} {} {error:?}", error.render_plain());
         assert!(all.contains("NOPE is not set"), "{all}");
         assert!(!all.contains("hunter2"), "{all}");
+    }
+
+    /// `check` says what `resolve` says, errors included (as warnings, with the same
+    /// messages, in the order found), and whether `resolve` fails.
+    #[test]
+    fn check_says_what_resolve_refuses_as_warnings() {
+        let apps = r#""pyroscope": {"server_address": "{env.URL}", "auth_token": "{env.T}",
+                        "disable_gc_runs": true},
+                      "profefe": {"address": "http://x", "timeout": "{env.TIMEOUT}"}"#;
+        let config = Config::from_json(&format!(r#"{{"apps": {{{apps}}}}}"#)).unwrap();
+        let checked = Plan::check(&config, &options(&[("TIMEOUT", "soon")]));
+        assert!(checked.would_fail);
+        let messages: Vec<&str> = checked.warnings.iter().map(Diagnostic::message).collect();
+        assert_eq!(
+            messages,
+            [
+                "apps.pyroscope.server_address: environment variable URL is not set",
+                "apps.pyroscope.auth_token: environment variable T is not set",
+                "apps.pyroscope.disable_gc_runs: has no effect: Rust has no garbage collector \
+                 to run before heap profiles",
+                "apps.profefe.timeout: invalid duration 'soon': expected a number",
+            ]
+        );
+        assert!(checked.warnings.iter().all(|w| !w.is_error()));
+        let errors = errors(apps, &[("TIMEOUT", "soon")]);
+        assert_eq!(errors.len(), 3);
+        for error in &errors {
+            assert!(messages.contains(&error.as_str()), "{error}");
+        }
+        assert!(checked.warnings[1].help_text().unwrap().starts_with(
+            "set T in the environment of the process; until then, `caddyprof run` fails"
+        ));
+
+        // Resolved, it is what `resolve` warns about.
+        let vars = [("URL", "http://p"), ("T", "t"), ("TIMEOUT", "5s")];
+        let checked = Plan::check(&config, &options(&vars));
+        assert!(!checked.would_fail);
+        let planned = resolve_with(apps, &vars).unwrap();
+        let messages: Vec<&str> = checked.warnings.iter().map(Diagnostic::message).collect();
+        assert_eq!(messages, warnings(&planned));
     }
 
     #[test]
