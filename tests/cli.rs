@@ -509,6 +509,37 @@ fn validate_warns_about_each_placeholder_run_cannot_resolve() {
     assert_eq!(out.stderr, "");
 }
 
+/// A config file larger than the documented limit (64 MiB) is refused at once with a clear
+/// error, by every command that reads one; the file here is sparse, so it costs nothing to make.
+#[test]
+fn a_file_over_64_mib_is_refused() {
+    let dir = temp();
+    let path = dir.path().join("Profilingfile");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(caddyprof::MAX_SOURCE_BYTES + 1).unwrap();
+    for args in [
+        &["validate", "Profilingfile"][..],
+        &["adapt", "Profilingfile"],
+        &["adapt", "--validate", "Profilingfile"],
+        &["fmt", "Profilingfile"],
+        &["run", "--once", "--window", "1s", "Profilingfile"],
+    ] {
+        caddyprof(dir.path(), args)
+            .run()
+            .assert_failed()
+            .assert_stderr_has(
+                "Profilingfile is too large: caddyprof reads config files of up to 64 MiB",
+            );
+    }
+    // From stdin too, where there is no size to ask for before reading.
+    let big = " ".repeat(usize::try_from(caddyprof::MAX_SOURCE_BYTES).unwrap() + 1);
+    caddyprof(dir.path(), &["validate", "-"])
+        .stdin(&big)
+        .run()
+        .assert_failed()
+        .assert_stderr_has("<stdin> is too large");
+}
+
 #[test]
 fn validate_reads_json_by_extension() {
     let dir = temp();

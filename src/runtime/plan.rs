@@ -325,7 +325,8 @@ impl Plan {
     /// Every problem is reported (the error holds them all); nothing is produced on error.
     pub fn resolve(config: &Config, options: &PlanOptions) -> Result<Planned, Error> {
         let mut r = Resolver::new(options, Refusals::Errors);
-        let sinks = r.sinks(config);
+        let mut sinks = Vec::new();
+        r.sinks(config, |sink| sinks.push(sink));
         if !r.errors.is_empty() {
             return Err(r.errors.into());
         }
@@ -359,7 +360,8 @@ impl Plan {
     /// ```
     pub fn check(config: &Config, options: &PlanOptions) -> Checked {
         let mut r = Resolver::new(options, Refusals::Warnings);
-        r.sinks(config);
+        // The sinks are not kept: a large config's would take as much memory again.
+        r.sinks(config, drop);
         Checked {
             warnings: r.warnings,
             would_fail: r.refused > 0,
@@ -381,29 +383,30 @@ impl<'a> Resolver<'a> {
         }
     }
 
-    /// The sinks of `config`, and the warnings said once for all of them.
-    fn sinks(&mut self, config: &Config) -> Vec<SinkSettings> {
-        let mut sinks = Vec::new();
+    /// Resolves the sinks of `config`, handing each to `sink`, then says the warnings said
+    /// once for all of them.
+    fn sinks(&mut self, config: &Config, mut sink: impl FnMut(SinkSettings)) {
         if let Some(app) = &config.profiling {
             for (i, child) in app.profilers.iter().enumerate() {
                 let path = format!("apps.profiling.profilers[{i}]");
                 let inherited = Some(&app.parameters);
-                let sink = match child {
+                let resolved = match child {
                     ChildProfiler::Pyroscope(p) => self.pyroscope(p, inherited, path),
                     ChildProfiler::Profefe(p) => self.profefe(p, inherited, path),
                     ChildProfiler::File(f) => self.file(f, inherited, path),
                 };
-                sinks.extend(sink);
+                resolved.map(&mut sink);
             }
         }
         if let Some(app) = &config.pyroscope {
-            sinks.extend(self.pyroscope(app, None, "apps.pyroscope".into()));
+            self.pyroscope(app, None, "apps.pyroscope".into())
+                .map(&mut sink);
         }
         if let Some(app) = &config.profefe {
-            sinks.extend(self.profefe(app, None, "apps.profefe".into()));
+            self.profefe(app, None, "apps.profefe".into())
+                .map(&mut sink);
         }
         self.summary_warnings();
-        sinks
     }
 }
 
@@ -740,11 +743,10 @@ impl Resolver<'_> {
         field: &str,
         kind: Field,
     ) -> Option<String> {
-        let field_path = format!("{path}.{field}");
-        let resolved = self.placeholders(value.as_deref()?, &field_path, kind)?;
+        let resolved = self.placeholders(value.as_deref()?, path, field, kind)?;
         if resolved.is_empty() {
             self.error(
-                format!("{field_path}: empty after replacing its placeholders"),
+                format!("{path}.{field}: empty after replacing its placeholders"),
                 "set the environment variable to a value, or leave the field out to use the \
                  default",
             );
@@ -761,7 +763,6 @@ impl Resolver<'_> {
         field: &str,
         default: &str,
     ) -> Option<Url> {
-        let field_path = format!("{path}.{field}");
         let text = match value {
             Some(_) => self.string(value, path, field, Field::Plain)?,
             None => default.to_owned(),
@@ -775,7 +776,7 @@ impl Resolver<'_> {
         match checked.and_then(|()| Url::parse(&text).map_err(|e| e.to_string())) {
             Ok(url) => Some(url),
             Err(reason) => {
-                self.error(format!("{field_path}: {reason}"), URL_HELP);
+                self.error(format!("{path}.{field}: {reason}"), URL_HELP);
                 None
             }
         }
@@ -790,22 +791,22 @@ impl Resolver<'_> {
         field: &str,
         bound: Bound,
     ) -> Option<Option<Duration>> {
-        let field_path = format!("{path}.{field}");
+        let field_path = || format!("{path}.{field}");
         let resolved = match value {
             None => return Some(None),
             Some(config::Duration::Placeholder(text)) => {
-                let text = self.placeholders(text, &field_path, Field::Plain)?;
+                let text = self.placeholders(text, path, field, Field::Plain)?;
                 match config::Duration::parse(&text) {
                     Ok(config::Duration::Placeholder(_)) => {
                         self.error(
-                            format!("{field_path}: invalid duration '{text}'"),
+                            format!("{}: invalid duration '{text}'", field_path()),
                             DURATION_HELP,
                         );
                         return None;
                     }
                     Ok(duration) => duration,
                     Err(reason) => {
-                        self.error(format!("{field_path}: {reason}"), DURATION_HELP);
+                        self.error(format!("{}: {reason}", field_path()), DURATION_HELP);
                         return None;
                     }
                 }
@@ -816,14 +817,17 @@ impl Resolver<'_> {
         match bound {
             Bound::Positive if nanos <= 0 => {
                 self.error(
-                    format!("{field_path}: must be greater than zero (found {resolved})"),
+                    format!(
+                        "{}: must be greater than zero (found {resolved})",
+                        field_path()
+                    ),
                     "write a positive duration such as 15s",
                 );
                 None
             }
             Bound::NonNegative if nanos < 0 => {
                 self.error(
-                    format!("{field_path}: must not be negative (found {resolved})"),
+                    format!("{}: must not be negative (found {resolved})", field_path()),
                     "write a positive duration such as 10s, or 0 for no timeout",
                 );
                 None
@@ -832,9 +836,14 @@ impl Resolver<'_> {
         }
     }
 
-    /// Replaces each `{env.NAME}` in `text`. Errors name the variable and the path, never the
-    /// value. Other `{…}` is kept as written, with a warning unless the field is secret.
-    fn placeholders(&mut self, text: &str, field_path: &str, kind: Field) -> Option<String> {
+    /// Replaces each `{env.NAME}` in `text`, the value of `field` in the object at `path`.
+    /// Errors name the variable and the path, never the value. Other `{…}` is kept as
+    /// written, with a warning unless the field is secret.
+    fn placeholders(&mut self, text: &str, path: &str, field: &str, kind: Field) -> Option<String> {
+        if !text.contains('{') {
+            return Some(text.to_owned());
+        }
+        let field_path = format!("{path}.{field}");
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         let mut ok = true;
