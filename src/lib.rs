@@ -35,6 +35,7 @@ pub mod syntax;
 
 use std::path::{Path, PathBuf};
 
+use crate::adapt::locate::{FieldsAhead, SourceMap};
 use crate::apps::profiling::ProfilersAhead;
 
 pub use adapt::Adapted;
@@ -157,19 +158,51 @@ pub fn adapt_source_to_text(
     options: &AdaptOptions,
     pretty: bool,
 ) -> Result<Adapted<String>, Error> {
+    adapt_to_text(file, options, pretty, None).map(|(adapted, _)| adapted)
+}
+
+/// [`adapt_source_to_text`], pretty, also returning where each part of the config was
+/// written.
+pub(crate) fn adapt_to_text_mapped(
+    file: &SourceFile,
+    options: &AdaptOptions,
+) -> Result<(Adapted<String>, SourceMap), Error> {
+    let mut fields = FieldsAhead::default();
+    let (adapted, document) = adapt_to_text(file, options, true, Some(&mut fields))?;
+    Ok((adapted, SourceMap::of_read_ahead(&document, fields)))
+}
+
+/// [`adapt_source_to_text`], also returning the document adapted (what is left of it) and
+/// keeping the fields of the profilers taken from it in `fields`, for its map.
+fn adapt_to_text(
+    file: &SourceFile,
+    options: &AdaptOptions,
+    pretty: bool,
+    mut fields: Option<&mut FieldsAhead>,
+) -> Result<(Adapted<String>, syntax::Document), Error> {
+    // The JSON is rarely more than 1.5 times as long as the Profilingfile, or twice when
+    // pretty; room for it up front saves copying it as it grows (and room never written to
+    // takes no memory).
+    let size = file.text().len();
+    let json_size = size.saturating_mul(if pretty { 4 } else { 3 }) / 2;
     // Each profiler is read and written as soon as it is parsed (see `ProfilersAhead`).
-    let mut ahead = ProfilersAhead::new(pretty);
+    let mut ahead = ProfilersAhead::new(pretty, json_size);
     let parsed = parse_to_adapt(
         file,
         options,
-        Some(&mut |keys, place, directive| ahead.read(keys, place, directive)),
+        Some(&mut |keys, place, directive| match fields.as_deref_mut() {
+            Some(fields) => fields.around(keys, place, directive, |directive| {
+                ahead.read(keys, place, directive);
+            }),
+            None => ahead.read(keys, place, directive),
+        }),
     )?;
-    // The JSON is rarely more than 1.5 times as long as the Profilingfile (a little more
-    // when pretty); room for it up front saves copying it as it grows.
-    let size = file.text().len();
-    let out = String::with_capacity(size.saturating_add(size / 2));
+    let out = String::with_capacity(json_size);
     let adapted = adapt::adapt_document_into(&parsed.document, Some(&mut ahead), pretty, out)?;
-    Ok(with_parse_warnings(parsed.warnings, adapted))
+    Ok((
+        with_parse_warnings(parsed.warnings, adapted),
+        parsed.document,
+    ))
 }
 
 /// [`adapt_source`], also returning the document adapted (for its
@@ -212,20 +245,77 @@ fn with_parse_warnings<J>(mut warnings: Vec<Diagnostic>, mut adapted: Adapted<J>
     adapted
 }
 
+/// The largest config file caddyprof reads: 64 MiB. A Profilingfile or JSON config is rarely
+/// more than a few hundred kilobytes; a larger file is refused with a clear error rather than
+/// taking seconds and gigabytes to turn out to be something else.
+pub const MAX_SOURCE_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Reads a file as a [`SourceFile`] (invalid UTF-8 becomes U+FFFD), or a diagnostic saying
-/// why it cannot be read.
+/// why it cannot be read. A file larger than [`MAX_SOURCE_BYTES`] is refused.
 ///
 /// ```
 /// let error = caddyprof::read_source(std::path::Path::new("no/such/Profilingfile")).unwrap_err();
 /// assert!(error.to_string().starts_with("cannot read no/such/Profilingfile"));
 /// ```
 pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
-    let bytes = std::fs::read(path).map_err(|e| {
-        Diagnostic::error(format!("cannot read {}: {e}", path.display()))
+    let name = path.display().to_string();
+    let cannot_read = |e: std::io::Error| {
+        Diagnostic::error(format!("cannot read {name}: {e}"))
             .help("check the path and its permissions")
+    };
+    let file = std::fs::File::open(path).map_err(cannot_read)?;
+    // The size the file system gives, when it gives one, refuses a large file before reading
+    // it; `read_capped` stops at the limit anyway (a pipe, a file still growing).
+    let size = file.metadata().map_or(0, |metadata| metadata.len());
+    if size > MAX_SOURCE_BYTES {
+        return Err(too_large(&name).into());
+    }
+    let bytes = read_capped(&name, file, size, cannot_read)?;
+    // Valid UTF-8 (the usual case) is taken as it is, without a copy.
+    let text = String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
+    Ok(SourceFile::new(name, text))
+}
+
+/// Reads standard input as a [`SourceFile`] named `<stdin>`; it must be UTF-8, and at most
+/// [`MAX_SOURCE_BYTES`] long.
+pub fn read_stdin() -> Result<SourceFile, Error> {
+    let name = "<stdin>";
+    let cannot_read = |e: std::io::Error| Diagnostic::error(format!("cannot read stdin: {e}"));
+    let bytes = read_capped(name, std::io::stdin().lock(), 0, cannot_read)?;
+    let text = String::from_utf8(bytes).map_err(|_| {
+        cannot_read(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "stream did not contain valid UTF-8",
+        ))
     })?;
-    Ok(SourceFile::new(
-        path.display().to_string(),
-        String::from_utf8_lossy(&bytes).into_owned(),
+    Ok(SourceFile::new(name, text))
+}
+
+/// All of `reader` (about `size` bytes, or more), named `name`: an error if it is longer
+/// than [`MAX_SOURCE_BYTES`], or `cannot_read`'s if reading fails.
+fn read_capped(
+    name: &str,
+    reader: impl std::io::Read,
+    size: u64,
+    cannot_read: impl Fn(std::io::Error) -> Diagnostic,
+) -> Result<Vec<u8>, Diagnostic> {
+    use std::io::Read;
+    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
+    reader
+        .take(MAX_SOURCE_BYTES + 1)
+        .read_to_end(&mut bytes)
+        .map_err(cannot_read)?;
+    if bytes.len() as u64 > MAX_SOURCE_BYTES {
+        return Err(too_large(name));
+    }
+    Ok(bytes)
+}
+
+/// The error for a config file larger than [`MAX_SOURCE_BYTES`].
+fn too_large(name: &str) -> Diagnostic {
+    Diagnostic::error(format!(
+        "{name} is too large: caddyprof reads config files of up to 64 MiB"
     ))
+    .help("check that this is the config file you meant")
 }

@@ -3,11 +3,10 @@
 
 use std::path::Path;
 
-use crate::adapt::locate::SourceMap;
+use crate::AdaptOptions;
 use crate::config::{Config, Loaded};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
-use crate::{AdaptOptions, Adapted};
 
 /// The two kinds of config file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -68,29 +67,48 @@ pub fn load_source(
     match format {
         ConfigFormat::Json => Config::load_json(source),
         ConfigFormat::Profilingfile => {
-            let (adapted, document) = crate::adapt_keeping_document(source, options)?;
-            let mut loaded = check_adapted(source, &adapted)?;
-            let mut warnings = adapted.warnings;
-            warnings.append(&mut loaded.warnings);
-            loaded.warnings = warnings;
-            loaded.sources = SourceMap::of(&document);
-            Ok(loaded)
+            load_profilingfile(source, options).map(|(loaded, _)| loaded)
         }
     }
 }
 
-/// Loads the JSON adapted from `source` as a typed config; its warnings are those the adapter
-/// did not already give.
-pub fn check_adapted(source: &SourceFile, adapted: &Adapted) -> Result<Loaded, Error> {
-    let generated = SourceFile::new(
-        format!("{} (adapted)", source.name()),
-        pretty_json(&adapted.json),
-    );
-    let mut loaded = Config::load_json(&generated)?;
+/// Adapts the Profilingfile `source` and loads its JSON as a typed config: the warnings are
+/// the adapter's, then those of the loader that the adapter did not already give, and the
+/// sources say where each part of the config was written. Also returns the JSON (pretty, named
+/// `NAME (adapted)`), which the loader's diagnostics point into.
+///
+/// A large file is adapted as `caddyprof adapt` does (each profiler written as soon as it is
+/// parsed, see [`crate::adapt_source_to_text`]), so that no whole syntax tree or
+/// `serde_json::Value` is kept beside the typed config.
+///
+/// ```
+/// use caddyprof::load::load_profilingfile;
+/// use caddyprof::{AdaptOptions, SourceFile};
+///
+/// let source = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate 5\n}\n");
+/// let (loaded, json) = load_profilingfile(&source, &AdaptOptions::default()).unwrap();
+/// assert_eq!(loaded.config.profiling.unwrap().parameters.cpu_profile_rate, Some(5));
+/// assert_eq!(json.name(), "Profilingfile (adapted)");
+/// // The loader's warning points into the JSON.
+/// let warning = &loaded.warnings[0];
+/// assert!(warning.message().ends_with("the profiling app does nothing"));
+/// assert_eq!(warning.location().unwrap().line_col(), (3, 16));
+/// ```
+pub fn load_profilingfile(
+    source: &SourceFile,
+    options: &AdaptOptions,
+) -> Result<(Loaded, SourceFile), Error> {
+    let (adapted, sources) = crate::adapt_to_text_mapped(source, options)?;
+    let generated = SourceFile::new(format!("{} (adapted)", source.name()), adapted.json);
+    let mut loaded = Config::load_written_json(&generated)?;
     loaded
         .warnings
         .retain(|w| !already_reported(w, &adapted.warnings));
-    Ok(loaded)
+    let mut warnings = adapted.warnings;
+    warnings.append(&mut loaded.warnings);
+    loaded.warnings = warnings;
+    loaded.sources = sources;
+    Ok((loaded, generated))
 }
 
 /// Whether the adapter already said what a config warning says: config warnings start with
@@ -104,9 +122,4 @@ fn already_reported(warning: &Diagnostic, adapter_warnings: &[Diagnostic]) -> bo
     adapter_warnings
         .iter()
         .any(|w| w.message() == said || w.message().split_whitespace().next() == Some(field))
-}
-
-/// Tab-indented JSON, like `caddy adapt --pretty`.
-pub fn pretty_json(value: &serde_json::Value) -> String {
-    crate::adapt::json::text_of(value, true)
 }

@@ -1,14 +1,14 @@
 //! The `caddyprof` command: adapt, validate and format Profilingfiles, and run them.
 
-use std::io::{IsTerminal, Read};
+use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use std::task::Poll;
 use std::time::Duration;
 
-use caddyprof::adapt::json::text_of;
-use caddyprof::load::{check_adapted, load_source};
+use caddyprof::adapt::json::compact;
+use caddyprof::load::{load_profilingfile, load_source};
 use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
 
@@ -199,18 +199,22 @@ fn run(command: Command) -> Result<ExitCode, Error> {
             let path = file.or(config).expect("clap requires one");
             let source = read(&path)?;
             let options = options_for(&path);
-            let (json, warnings) = if validate {
-                let adapted = caddyprof::adapt_source(&source, &options)?;
-                let mut warnings = adapted.warnings.clone();
-                warnings.extend(check_adapted(&source, &adapted)?.warnings);
-                (text_of(&adapted.json, pretty), warnings)
+            if validate {
+                // Checked as `validate` loads it: pretty, for the loader's diagnostics.
+                let (loaded, json) = load_profilingfile(&source, &options)?;
+                print_diagnostics(&loaded.warnings);
+                leave_to_exit(loaded);
+                if pretty {
+                    println!("{}", json.text());
+                } else {
+                    println!("{}", compact(json.text()));
+                }
             } else {
                 // Text straight from the adapter: no serde_json::Value to build.
                 let adapted = caddyprof::adapt_source_to_text(&source, &options, pretty)?;
-                (adapted.json, adapted.warnings)
-            };
-            print_diagnostics(&warnings);
-            println!("{json}");
+                print_diagnostics(&adapted.warnings);
+                println!("{}", adapted.json);
+            }
             Ok(ExitCode::SUCCESS)
         }
         Command::Validate { file, adapter } => {
@@ -222,18 +226,26 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 &options_for(&file),
             )?;
             print_diagnostics(&loaded.warnings);
-            // What running it would warn about too (defaults filled in, settings without
-            // effect); its errors depend on the environment it runs in, not on the file.
+            // What running it here would warn about too (defaults filled in, settings without
+            // effect), and what would stop it (an `{env.NAME}` whose variable is unset): as
+            // warnings, since the file may be meant for another environment.
             let options = caddyprof::runtime::plan::PlanOptions::default();
-            if let Ok(planned) = caddyprof::runtime::plan::Plan::resolve(&loaded.config, &options) {
-                let warnings: Vec<_> = planned
-                    .warnings
-                    .into_iter()
-                    .map(|w| loaded.sources.locate(w))
-                    .collect();
-                print_diagnostics(&warnings);
+            let checked = caddyprof::runtime::plan::Plan::check(&loaded.config, &options);
+            let warnings: Vec<_> = checked
+                .warnings
+                .into_iter()
+                .map(|w| loaded.sources.locate(w))
+                .collect();
+            print_diagnostics(&warnings);
+            if checked.would_fail {
+                println!(
+                    "Valid configuration, but `caddyprof run` would fail in this environment \
+                     (see the warnings)"
+                );
+            } else {
+                println!("Valid configuration");
             }
-            println!("Valid configuration");
+            leave_to_exit(loaded);
             Ok(ExitCode::SUCCESS)
         }
         Command::Run {
@@ -296,6 +308,13 @@ fn run(command: Command) -> Result<ExitCode, Error> {
 /// The format asked for, or the one guessed from the file's name and content.
 fn guessed(format: Option<ConfigFormat>, path: &Path, source: &SourceFile) -> Option<ConfigFormat> {
     format.or_else(|| Some(ConfigFormat::guess(path, source.text())))
+}
+
+/// Leaves `value` for the process's exit to free: freeing a large config piece by piece takes
+/// a good part of the time of checking it, just before the process exits and frees it all at
+/// once.
+fn leave_to_exit<T>(value: T) {
+    std::mem::forget(value);
 }
 
 /// `caddyprof run`.
@@ -418,11 +437,7 @@ fn init_logging(format: LogFormat) {
 /// Reads FILE, or stdin for `-`.
 fn read(path: &Path) -> Result<SourceFile, Error> {
     if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(|e| Diagnostic::error(format!("cannot read stdin: {e}")))?;
-        return Ok(SourceFile::new("<stdin>", text));
+        return caddyprof::read_stdin();
     }
     caddyprof::read_source(path)
 }

@@ -405,7 +405,12 @@ fn validate_accepts_a_profilingfile() {
         "profefe.Profilingfile",
         "team.Profilingfile",
     ] {
-        let out = caddyprof(&examples(), &["validate", example]).run();
+        // Their secrets are runtime placeholders, resolved from the environment.
+        let out = caddyprof(&examples(), &["validate", example])
+            .env("PYROSCOPE_AUTH_TOKEN", "token")
+            .env("PYROSCOPE_USER", "user")
+            .env("PYROSCOPE_PASSWORD", "password")
+            .run();
         out.assert_code(0);
         assert_eq!(out.stdout, "Valid configuration\n", "{example}");
     }
@@ -434,11 +439,115 @@ fn validate_warns_where_a_default_is_filled_in() {
     assert!(out.stderr.contains("[Profilingfile:3:2]"), "{}", out.stderr);
 }
 
+/// A runtime placeholder whose variable is unset makes `run` fail: `validate` warns about
+/// each one at its line, with the message `run` fails with, and says `run` would fail; it
+/// still exits 0 (the file may be meant for another environment).
+#[test]
+fn validate_warns_about_each_placeholder_run_cannot_resolve() {
+    let dir = temp();
+    write(
+        dir.path(),
+        "Profilingfile",
+        "pyroscope http://localhost:4040 {\n\
+         \tauth_token {env.CADDYPROF_TEST_TOKEN}\n\
+         \ttenant_id {env.CADDYPROF_TEST_TENANT}\n\
+         }\n",
+    );
+    fn unset(run: Run) -> Run {
+        run.env_remove("CADDYPROF_TEST_TOKEN")
+            .env_remove("CADDYPROF_TEST_TENANT")
+    }
+    let token_error =
+        "apps.pyroscope.auth_token: environment variable CADDYPROF_TEST_TOKEN is not set";
+    let tenant_error =
+        "apps.pyroscope.tenant_id: environment variable CADDYPROF_TEST_TENANT is not set";
+
+    let run = unset(caddyprof(
+        dir.path(),
+        &["run", "--once", "--window", "1s", "Profilingfile"],
+    ))
+    .run();
+    run.assert_code(1);
+    assert!(run.stderr.contains(token_error), "{}", run.stderr);
+
+    let out = unset(caddyprof(dir.path(), &["validate", "Profilingfile"])).run();
+    out.assert_code(0);
+    assert_eq!(
+        out.stdout,
+        "Valid configuration, but `caddyprof run` would fail in this environment (see the \
+         warnings)\n"
+    );
+    for (message, line) in [(token_error, 2), (tenant_error, 3)] {
+        let at = out
+            .stderr
+            .find(message)
+            .unwrap_or_else(|| panic!("no '{message}' in {}", out.stderr));
+        let warning = &out.stderr[at..];
+        let warning = &warning[..warning[1..].find("⚠").map_or(warning.len(), |i| i + 1)];
+        assert!(
+            out.stderr[..at].ends_with("⚠ "),
+            "not a warning: {}",
+            out.stderr
+        );
+        assert!(
+            warning.contains(&format!("[Profilingfile:{line}:2]")),
+            "{warning}"
+        );
+        assert!(
+            warning.contains("`caddyprof run` fails with this error"),
+            "{warning}"
+        );
+    }
+
+    // Set, they are resolved: nothing to say.
+    let out = caddyprof(dir.path(), &["validate", "Profilingfile"])
+        .env("CADDYPROF_TEST_TOKEN", "token")
+        .env("CADDYPROF_TEST_TENANT", "tenant")
+        .run();
+    out.assert_code(0);
+    assert_eq!(out.stdout, "Valid configuration\n");
+    assert_eq!(out.stderr, "");
+}
+
+/// A config file larger than the documented limit (64 MiB) is refused at once with a clear
+/// error, by every command that reads one; the file here is sparse, so it costs nothing to make.
+#[test]
+fn a_file_over_64_mib_is_refused() {
+    let dir = temp();
+    let path = dir.path().join("Profilingfile");
+    let file = std::fs::File::create(&path).unwrap();
+    file.set_len(caddyprof::MAX_SOURCE_BYTES + 1).unwrap();
+    for args in [
+        &["validate", "Profilingfile"][..],
+        &["adapt", "Profilingfile"],
+        &["adapt", "--validate", "Profilingfile"],
+        &["fmt", "Profilingfile"],
+        &["run", "--once", "--window", "1s", "Profilingfile"],
+    ] {
+        caddyprof(dir.path(), args)
+            .run()
+            .assert_failed()
+            .assert_stderr_has(
+                "Profilingfile is too large: caddyprof reads config files of up to 64 MiB",
+            );
+    }
+    // From stdin too, where there is no size to ask for before reading.
+    let big = " ".repeat(usize::try_from(caddyprof::MAX_SOURCE_BYTES).unwrap() + 1);
+    caddyprof(dir.path(), &["validate", "-"])
+        .stdin(&big)
+        .run()
+        .assert_failed()
+        .assert_stderr_has("<stdin> is too large");
+}
+
 #[test]
 fn validate_reads_json_by_extension() {
     let dir = temp();
     write(dir.path(), "caddy.json", PYROSCOPE_JSON);
-    let out = caddyprof(dir.path(), &["validate", "caddy.json"]).run();
+    // Its token is a runtime placeholder, resolved from the environment.
+    let out = caddyprof(dir.path(), &["validate", "caddy.json"])
+        .env("PYROSCOPE_AUTH_TOKEN", "token")
+        .run();
     out.assert_code(0);
     assert_eq!(out.stdout, "Valid configuration\n");
     assert_eq!(out.stderr, "");
@@ -448,12 +557,15 @@ fn validate_reads_json_by_extension() {
 fn validate_reads_json_by_content() {
     let dir = temp();
     write(dir.path(), "config.txt", &format!("\n  {PYROSCOPE_JSON}"));
-    let out = caddyprof(dir.path(), &["validate", "config.txt"]).run();
+    let out = caddyprof(dir.path(), &["validate", "config.txt"])
+        .env("PYROSCOPE_AUTH_TOKEN", "token")
+        .run();
     out.assert_code(0);
     assert_eq!(out.stdout, "Valid configuration\n");
     // The same from stdin, where there is no extension to go by.
     let stdin = caddyprof(dir.path(), &["validate", "-"])
         .stdin(PYROSCOPE_JSON)
+        .env("PYROSCOPE_AUTH_TOKEN", "token")
         .run();
     stdin.assert_code(0);
     assert_eq!(stdin.stdout, "Valid configuration\n");
@@ -485,6 +597,7 @@ fn validate_adapter_flag_overrides_the_guess() {
         dir.path(),
         &["validate", "--adapter", "json", "config.conf"],
     )
+    .env("PYROSCOPE_AUTH_TOKEN", "token")
     .run();
     json.assert_code(0);
     assert_eq!(json.stdout, "Valid configuration\n");

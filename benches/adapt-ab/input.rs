@@ -3,7 +3,9 @@
 
 use std::fmt::Write;
 
-/// A Profilingfile of at least `target` bytes.
+/// A Profilingfile of at least `target` bytes, which `caddyprof run` accepts (every basic
+/// auth user has a password, every profiler an address): `caddyprof validate` has little to
+/// say about it.
 pub fn generate(target: usize) -> String {
     let mut out = String::from(
         "# generated for the adapt benchmark\n\
@@ -25,6 +27,7 @@ pub fn generate(target: usize) -> String {
                 "\tpyroscope http://pyroscope-{i}.internal:4040 {{\n\
                  \t\timport team app-{i} tenant-{i} cpu heap\n\
                  \t\tbasic_auth_user \"user {i}\"\n\
+                 \t\tbasic_auth_password \"password {i}\"\n\
                  \t}}"
             ),
             1 => writeln!(
@@ -36,6 +39,7 @@ pub fn generate(target: usize) -> String {
                  \t\t\tTOKEN\n\
                  \t\tparameters {{\n\
                  \t\t\tblock_profile_rate {i}\n\
+                 \t\t\tmutex_profile_fraction 10\n\
                  \t\t\tprofile_types block mutex\n\
                  \t\t}}\n\
                  \t}}",
@@ -49,7 +53,7 @@ pub fn generate(target: usize) -> String {
                  \t\ttimeout 30s\n\
                  \t}}"
             ),
-            _ => writeln!(out, "\tprofefe"),
+            _ => writeln!(out, "\tprofefe http://profefe.internal:10100"),
         }
         .expect("writing to a String");
         i += 1;

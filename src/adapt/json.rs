@@ -104,6 +104,56 @@ pub fn text_of<T: Serialize + ?Sized>(value: &T, pretty: bool) -> String {
     String::from_utf8(out).expect("serde_json writes UTF-8")
 }
 
+/// The compact form of JSON `text`: the same without the spaces, tabs and line breaks
+/// between its tokens. For text written pretty by [`Json::to_text`] or [`text_of`], it is
+/// what they write compact.
+///
+/// ```
+/// use caddyprof::adapt::json::compact;
+///
+/// assert_eq!(compact("{\n\t\"a b\": [\n\t\t1,\n\t\t\"\\\" \\t\"\n\t]\n}"), r#"{"a b":[1,"\" \t"]}"#);
+/// ```
+pub fn compact(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let end = match bytes[i] {
+            b' ' | b'\t' | b'\n' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            // A string, to its closing quote, as it is.
+            b'"' => {
+                let mut end = i + 1;
+                loop {
+                    let Some(at) = memchr::memchr2(b'"', b'\\', &bytes[end..]) else {
+                        break bytes.len();
+                    };
+                    end += at + 1;
+                    if bytes[end - 1] == b'"' {
+                        break end;
+                    }
+                    // An escaped quote or backslash is skipped with its backslash.
+                    if matches!(bytes.get(end), Some(b'"' | b'\\')) {
+                        end += 1;
+                    }
+                }
+            }
+            // Anything else (punctuation, a number, a literal), to the next space or string.
+            _ => {
+                i + bytes[i..]
+                    .iter()
+                    .position(|b| matches!(b, b' ' | b'\t' | b'\n' | b'\r' | b'"'))
+                    .unwrap_or(bytes.len() - i)
+            }
+        };
+        out.push_str(&text[i..end]);
+        i = end;
+    }
+    out
+}
+
 /// The `serde_json` object of `entries`.
 fn object_of(entries: &[(&str, Json)]) -> Map<String, Value> {
     // A serde_json object hashes each key it is given (SipHash), which costs more than the
@@ -335,6 +385,34 @@ mod tests {
         let value = json.to_value();
         for pretty in [false, true] {
             assert_eq!(json.to_text(pretty), text_of(&value, pretty));
+        }
+        assert_eq!(compact(&json.to_text(true)), json.to_text(false));
+    }
+
+    /// Any text is compacted without a panic, a string's inside kept as it is, even in
+    /// text that is not JSON.
+    #[test]
+    fn compact_keeps_strings_and_takes_any_text() {
+        assert_eq!(
+            compact(" [ \"a \\\\\" , \"\\\" é \" ] "),
+            r#"["a \\","\" é "]"#
+        );
+        // What is left is the text with some of its spaces removed.
+        for text in [
+            "\"",
+            "\"\\",
+            "\"\\é",
+            "é \u{1F980}\t\" x",
+            "\\\"\\ \" ",
+            "é\\ \"\\é \"",
+        ] {
+            let mut left = text.chars();
+            for c in compact(text).chars() {
+                assert!(left.any(|d| d == c), "{text:?}");
+            }
+            let removed = text.chars().count() - compact(text).chars().count();
+            let spaces = text.chars().filter(|c| c.is_ascii_whitespace()).count();
+            assert!(removed <= spaces, "{text:?}");
         }
     }
 

@@ -3,6 +3,8 @@
 //! after adapting (when the config is resolved to run) name JSON paths; with this map they
 //! point at the Profilingfile's line instead.
 
+use std::collections::VecDeque;
+
 use crate::apps;
 use crate::diagnostic::Diagnostic;
 use crate::source::Location;
@@ -12,9 +14,43 @@ use super::reader::{PARAMETERS, ProfilerSpec};
 
 /// JSON paths of a Profilingfile's config (`apps.profiling.profilers[0].upload_rate`), each
 /// with where it was written.
-#[derive(Clone, Debug, Default)]
+///
+/// Kept by app and by child profiler, with field names that are the specs' own strings: a
+/// file of a million directives maps in a few tens of bytes each, and a path is found
+/// without going through the others.
+#[derive(Clone, Debug, Default, PartialEq)]
 pub struct SourceMap {
-    entries: Vec<(String, Location)>,
+    /// The apps, by name (`profiling`): their blocks' first key and their fields.
+    apps: Vec<(&'static str, Object)>,
+    /// The child profilers of the `profiling` app, in order.
+    children: Vec<Object>,
+}
+
+/// Where an app or a child profiler was written, and its fields.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Object {
+    at: Option<Location>,
+    fields: Fields,
+}
+
+/// The fields of an object and where each was written, in order.
+type Fields = Vec<(Field, Location)>;
+
+/// A field's name, relative to its object: `upload_rate`, or `parameters.profile_types`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Field {
+    Own(&'static str),
+    Parameter(&'static str),
+}
+
+impl Field {
+    /// Whether this is the field at `path`, relative to its object.
+    fn is(self, path: &str) -> bool {
+        match self {
+            Field::Own(name) => path == name,
+            Field::Parameter(name) => path.strip_prefix("parameters.") == Some(name),
+        }
+    }
 }
 
 impl SourceMap {
@@ -36,53 +72,98 @@ impl SourceMap {
     /// assert_eq!(at.line_col(), (2, 2));
     /// ```
     pub fn of(document: &Document) -> SourceMap {
+        Self::of_read_ahead(document, FieldsAhead::default())
+    }
+
+    /// The map of a document whose child profilers' blocks were taken while it was parsed,
+    /// their fields kept in `ahead`.
+    pub(crate) fn of_read_ahead(document: &Document, mut ahead: FieldsAhead) -> SourceMap {
         let mut map = SourceMap::default();
-        for block in &document.blocks {
+        for (index, block) in document.blocks.iter().enumerate() {
             let Some(key) = block.key() else { continue };
-            let path = format!("apps.{}", key.text);
-            map.add(&path, key);
-            match key.text.as_str() {
-                "profiling" => {
-                    let mut children = 0;
-                    for directive in &block.body.directives {
-                        let name = directive.name.text.as_str();
-                        if let Some(spec) = apps::profiling::child_spec(name) {
-                            let child = format!("{path}.profilers[{children}]");
-                            children += 1;
-                            map.add(&child, &directive.name);
-                            map.profiler(
-                                &child,
-                                spec,
-                                directive.args.first(),
-                                directive.children(),
-                            );
-                        } else {
-                            // The profiling app's own parameters are not nested.
-                            map.add(&format!("{path}.{name}"), &directive.name);
-                        }
+            let Some(name) = super::APP_NAMES.iter().find(|name| **name == key.text) else {
+                continue;
+            };
+            map.app(name).at = Some(key.location.clone());
+            if *name == "profiling" {
+                for (place, directive) in block.body.directives.iter().enumerate() {
+                    let own_name = directive.name.text.as_str();
+                    if let Some(spec) = apps::profiling::child_spec(own_name) {
+                        let mut child = Object {
+                            at: Some(directive.name.location.clone()),
+                            fields: Vec::new(),
+                        };
+                        child.profiler(spec, directive.args.first(), directive.children());
+                        child
+                            .fields
+                            .extend(ahead.take((index, place)).into_iter().flatten());
+                        child.fields.shrink_to_fit();
+                        map.children.push(child);
+                    } else if let Some(&parameter) = PARAMETERS.iter().find(|p| **p == own_name) {
+                        // The profiling app's own parameters are not nested.
+                        let at = directive.name.location.clone();
+                        map.app(name).fields.push((Field::Own(parameter), at));
                     }
                 }
-                name => {
-                    if let Some(spec) = apps::profiling::child_spec(name) {
-                        map.profiler(&path, spec, block.keys.get(1), &block.body.directives);
-                    }
-                }
+            } else if let Some(spec) = apps::profiling::child_spec(name) {
+                map.app(name)
+                    .profiler(spec, block.keys.get(1), &block.body.directives);
             }
         }
         map
     }
 
+    fn app(&mut self, name: &'static str) -> &mut Object {
+        let index = match self.apps.iter().position(|(app, _)| *app == name) {
+            Some(index) => index,
+            None => {
+                self.apps.push((name, Object::default()));
+                self.apps.len() - 1
+            }
+        };
+        &mut self.apps[index].1
+    }
+
     /// Where the longest path of the map that begins `path` was written: the field itself
     /// if it is written, else the object holding it.
     pub fn find(&self, path: &str) -> Option<&Location> {
-        self.entries
-            .iter()
-            .filter(|(p, _)| {
-                path.strip_prefix(p.as_str())
-                    .is_some_and(|rest| rest.is_empty() || rest.starts_with(['.', '[', ':', ' ']))
-            })
-            .max_by_key(|(p, _)| p.len())
-            .map(|(_, at)| at)
+        // `path`, then each part of it ending before a '.', '[', ':' or ' '.
+        let mut end = path.len();
+        loop {
+            if let Some(at) = self.get(&path[..end]) {
+                return Some(at);
+            }
+            end = path[..end].rfind(['.', '[', ':', ' '])?;
+        }
+    }
+
+    /// Where exactly `path` was written, if it is in the map.
+    fn get(&self, path: &str) -> Option<&Location> {
+        let rest = path.strip_prefix("apps.")?;
+        let (name, rest) = match rest.split_once('.') {
+            Some((name, rest)) => (name, Some(rest)),
+            None => (rest, None),
+        };
+        let (_, app) = self.apps.iter().find(|(app, _)| *app == name)?;
+        let Some(rest) = rest else {
+            return app.at.as_ref();
+        };
+        if name == "profiling"
+            && let Some((index, rest)) = rest
+                .strip_prefix("profilers[")
+                .and_then(|rest| rest.split_once(']'))
+        {
+            // Only the index as written in paths: no sign, no leading zero.
+            if index.is_empty() || index.len() > 1 && index.starts_with('0') {
+                return None;
+            }
+            let child = self.children.get(index.parse::<usize>().ok()?)?;
+            return match rest {
+                "" => child.at.as_ref(),
+                rest => child.field(rest.strip_prefix('.')?),
+            };
+        }
+        app.field(rest)
     }
 
     /// `diagnostic`, labelled where the JSON path its message starts with was written, when
@@ -100,44 +181,100 @@ impl SourceMap {
             None => diagnostic,
         }
     }
+}
 
-    fn add(&mut self, path: &str, token: &Token) {
-        self.entries.push((path.to_owned(), token.location.clone()));
+impl Object {
+    /// Where the field at `path` (relative to this object) was written; the last one if it
+    /// was written twice.
+    fn field(&self, path: &str) -> Option<&Location> {
+        self.fields
+            .iter()
+            .rev()
+            .find(|(field, _)| field.is(path))
+            .map(|(_, at)| at)
     }
 
     /// A profiler's address (argument or key) and fields.
-    fn profiler(
-        &mut self,
-        path: &str,
-        spec: &ProfilerSpec,
-        address: Option<&Token>,
-        directives: &[Directive],
-    ) {
+    fn profiler(&mut self, spec: &ProfilerSpec, address: Option<&Token>, directives: &[Directive]) {
         if let Some(address) = address {
-            self.add(&format!("{path}.{}", spec.address_field), address);
+            self.fields
+                .push((Field::Own(spec.address_field), address.location.clone()));
         }
         for directive in directives {
-            self.field(path, directive);
+            self.field_directive(spec, directive);
         }
     }
 
     /// A field directive, and the parameters of a `parameters { … }` block (which go under
-    /// `parameters`, as do parameters written directly).
-    fn field(&mut self, path: &str, directive: &Directive) {
+    /// `parameters`, as do parameters written directly). A name the spec does not know is
+    /// left out: its file does not adapt.
+    fn field_directive(&mut self, spec: &ProfilerSpec, directive: &Directive) {
         let name = directive.name.text.as_str();
+        let at = || directive.name.location.clone();
         if name == "parameters" {
-            self.add(&format!("{path}.parameters"), &directive.name);
+            self.fields.push((Field::Own("parameters"), at()));
             for parameter in directive.children() {
-                self.add(
-                    &format!("{path}.parameters.{}", parameter.name.text),
-                    &parameter.name,
-                );
+                if let Some(field) = parameter_field(&parameter.name.text) {
+                    self.fields.push((field, parameter.name.location.clone()));
+                }
             }
-        } else if PARAMETERS.contains(&name) {
-            self.add(&format!("{path}.parameters.{name}"), &directive.name);
-        } else {
-            self.add(&format!("{path}.{name}"), &directive.name);
+        } else if let Some(field) = parameter_field(name) {
+            self.fields.push((field, at()));
+        } else if let Some(&(own, _)) = spec.fields.iter().find(|(field, _)| *field == name) {
+            self.fields.push((Field::Own(own), at()));
         }
+    }
+}
+
+/// The field of the parameter named `name`, if it is one.
+fn parameter_field(name: &str) -> Option<Field> {
+    PARAMETERS
+        .iter()
+        .find(|p| **p == name)
+        .map(|&p| Field::Parameter(p))
+}
+
+/// The fields of the child profilers whose blocks are taken while a file is parsed (see
+/// [`crate::apps::profiling::ProfilersAhead`]), kept for its [`SourceMap`].
+#[derive(Default)]
+pub(crate) struct FieldsAhead {
+    /// The place of each child (its block's index in the document, its own in the block),
+    /// and its fields, in order.
+    read: VecDeque<((usize, usize), Fields)>,
+}
+
+impl FieldsAhead {
+    /// Calls `take` on `directive`, at `place` in a block whose keys are `keys`; if it is a
+    /// child profiler of `profiling` whose block `take` takes, keeps the fields of that block.
+    pub(crate) fn around(
+        &mut self,
+        keys: &[Token],
+        place: (usize, usize),
+        directive: &mut Directive,
+        take: impl FnOnce(&mut Directive),
+    ) {
+        let spec = apps::profiling::child_spec(&directive.name.text)
+            .filter(|_| directive.block.is_some())
+            .filter(|_| matches!(keys, [key] if key.text == "profiling"));
+        let Some(spec) = spec else {
+            return take(directive);
+        };
+        let mut child = Object::default();
+        for field in directive.children() {
+            child.field_directive(spec, field);
+        }
+        take(directive);
+        if directive.block.is_none() {
+            self.read.push_back((place, child.fields));
+        }
+    }
+
+    /// The fields read for the child at `place`.
+    fn take(&mut self, place: (usize, usize)) -> Option<Fields> {
+        if self.read.front()?.0 != place {
+            return None;
+        }
+        self.read.pop_front().map(|(_, fields)| fields)
     }
 }
 
@@ -217,6 +354,64 @@ mod tests {
         assert_eq!(line_of(&map, "apps.profiling.profilers[1]0"), Some(4));
         assert_eq!(line_of(&map, "apps.profilingx"), None);
         assert_eq!(line_of(&map, "apps.pyroscope"), None);
+    }
+
+    /// The map made while the profilers' blocks are taken during parsing (as `validate`
+    /// adapts) is the map of the whole tree.
+    #[test]
+    fn the_map_made_while_parsing_is_that_of_the_tree() {
+        let text = "(team) {\n\
+                    \tpyroscope http://t:4040 {\n\
+                    \t\tupload_rate 10s\n\
+                    \t}\n\
+                    }\n\
+                    profiling {\n\
+                    \tcpu_profile_rate 50\n\
+                    \tpyroscope http://a:4040 {\n\
+                    \t\tprofile_types cpu\n\
+                    \t\tauth_token {env.T}\n\
+                    \t}\n\
+                    \timport team\n\
+                    \tprofefe\n\
+                    \tfile {\n\
+                    \t\tparameters {\n\
+                    \t\t\tblock_profile_rate 1\n\
+                    \t\t}\n\
+                    \t\tinterval 5s\n\
+                    \t}\n\
+                    \tprofile_types cpu heap\n\
+                    }\n\
+                    profefe http://p:10100 {\n\
+                    \tservice api\n\
+                    }\n";
+        let file = SourceFile::new("Profilingfile", text);
+        let options = crate::AdaptOptions {
+            env: Box::new(|_| None),
+            base_dir: ".".into(),
+        };
+        let (_, mapped) = crate::adapt_to_text_mapped(&file, &options).unwrap();
+        let parse_options = ParseOptions {
+            expand: true,
+            env: None,
+            base_dir: ".".into(),
+        };
+        let tree = SourceMap::of(&parse(&file, &parse_options).unwrap().document);
+        assert_eq!(mapped, tree);
+        assert_eq!(
+            line_of(&mapped, "apps.profiling.profilers[0].auth_token"),
+            Some(10)
+        );
+        assert_eq!(
+            line_of(&mapped, "apps.profiling.profilers[1].upload_rate"),
+            Some(3)
+        );
+        assert_eq!(
+            line_of(
+                &mapped,
+                "apps.profiling.profilers[3].parameters.block_profile_rate"
+            ),
+            Some(16)
+        );
     }
 
     #[test]

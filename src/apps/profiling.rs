@@ -9,7 +9,9 @@ use crate::diagnostic::Error;
 use crate::syntax::parser::error_at;
 use crate::syntax::{Directive, Token};
 use serde_json::{Map, Value};
+use smallvec::SmallVec;
 use std::collections::VecDeque;
+use std::fmt::Write;
 use std::ops::Range;
 
 use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
@@ -132,8 +134,13 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfilingApp {
             );
             continue;
         };
+        app.profilers.reserve(items.len());
+        // One path for all of them, rewritten for each.
+        let mut child_path = String::new();
         for (i, item) in items.iter().enumerate() {
-            if let Some(child) = decode_child(d, item, &format!("{list_path}[{i}]")) {
+            child_path.clear();
+            write!(child_path, "{list_path}[{i}]").expect("writing to a String");
+            if let Some(child) = decode_child(d, item, &child_path) {
                 app.profilers.push(child);
             }
         }
@@ -185,12 +192,14 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
         }
     };
     // `profile_types` directly on a child is the seed's alias for `parameters.profile_types`.
-    let mut allowed = vec!["profiler"];
+    // (On the stack: this is done for each of a large file's profilers.)
+    let mut allowed: SmallVec<[&str; 16]> = SmallVec::new();
+    allowed.push("profiler");
     allowed.extend_from_slice(own_fields);
     allowed.push("profile_types");
     let valid = d.object(node, path, &allowed);
     let alias = valid.iter().copied().find(|m| m.key == "profile_types");
-    let fields: Vec<_> = valid
+    let fields: SmallVec<[_; 16]> = valid
         .into_iter()
         .filter(|m| m.key != "profiler" && m.key != "profile_types")
         .collect();
@@ -373,11 +382,11 @@ pub(crate) struct Ahead<'a, 'r> {
 }
 
 impl ProfilersAhead {
-    /// Nothing read yet; the JSON text will be compact or `pretty`.
-    pub(crate) fn new(pretty: bool) -> Self {
+    /// Nothing read yet; the JSON text will be compact or `pretty`, about `size` bytes.
+    pub(crate) fn new(pretty: bool, size: usize) -> Self {
         ProfilersAhead {
             pretty,
-            text: String::new(),
+            text: String::with_capacity(size),
             read: VecDeque::new(),
         }
     }

@@ -26,6 +26,17 @@ pub(crate) fn join(parent: &str, key: &str) -> String {
     }
 }
 
+/// `parent.key`, written into `buffer` (one allocation for all the fields of an object).
+pub(crate) fn join_into<'b>(buffer: &'b mut String, parent: &str, key: &str) -> &'b str {
+    buffer.clear();
+    if !parent.is_empty() {
+        buffer.push_str(parent);
+        buffer.push('.');
+    }
+    buffer.push_str(key);
+    buffer
+}
+
 impl Decoder {
     pub fn new(file: SourceFile) -> Self {
         Decoder {
@@ -74,21 +85,26 @@ impl Decoder {
 
     /// The members of an object, checking that it is one, that no key is repeated and that
     /// every key is in `fields`. Returns the valid members (first of each key) in source order.
-    pub fn object<'n>(&mut self, node: &'n Node, path: &str, fields: &[&str]) -> Vec<&'n Member> {
+    pub fn object<'n, 't>(
+        &mut self,
+        node: &'n Node<'t>,
+        path: &str,
+        fields: &[&str],
+    ) -> Vec<&'n Member<'t>> {
         let Kind::Object(members) = &node.kind else {
             self.wrong_type(node, path, "an object", "write the fields inside { … }");
             return Vec::new();
         };
         let mut valid: Vec<&Member> = Vec::new();
         for member in members {
-            let key_path = join(path, &member.key);
             if let Some(first) = valid.iter().find(|m| m.key == member.key) {
+                let key_path = join(path, &member.key);
                 let d = Diagnostic::error(format!("{key_path} is given twice"))
                     .label(&self.at(&member.key_span), "given again here")
                     .label(&self.at(&first.key_span), "first given here")
                     .help("JSON keeps only one of them: remove or merge the other");
                 self.errors.push(d);
-            } else if !fields.contains(&member.key.as_str()) {
+            } else if !fields.contains(&member.key.as_ref()) {
                 let where_ = if path.is_empty() {
                     "the top level"
                 } else {
@@ -119,7 +135,7 @@ impl Decoder {
                 );
                 None
             }
-            Kind::String(s) => Some(s.clone()),
+            Kind::String(s) => Some(s.to_string()),
             _ => {
                 self.wrong_type(node, path, "a string", "put the value in double quotes");
                 None

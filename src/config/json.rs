@@ -1,39 +1,42 @@
 //! A JSON tree that remembers where every key and value is in the text.
 //!
 //! serde_json does all the real work: it checks the syntax first (so its error messages and
-//! positions are the ones the user sees), and it decodes every string and number. What is left
-//! here is a small walk over text already known to be valid, recording byte spans. Unlike
-//! `serde_json::Value`, objects keep every member, so duplicate keys can be reported.
+//! positions are the ones the user sees), and it decodes every string with an escape and
+//! every number. What is left here is a small walk over text already known to be valid,
+//! recording byte spans. Unlike `serde_json::Value`, objects keep every member, so duplicate
+//! keys can be reported. Keys and strings without escapes (nearly all) are borrowed from the
+//! text: a large config is decoded without a copy of each.
 
+use std::borrow::Cow;
 use std::ops::Range;
 
 /// A JSON value and its byte span in the text (strings include their quotes).
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Node {
+pub(crate) struct Node<'t> {
     pub span: Range<usize>,
-    pub kind: Kind,
+    pub kind: Kind<'t>,
 }
 
 /// What a [`Node`] holds.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Kind {
+pub(crate) enum Kind<'t> {
     Null,
     Bool(bool),
     Number(serde_json::Number),
-    String(String),
-    Array(Vec<Node>),
-    Object(Vec<Member>),
+    String(Cow<'t, str>),
+    Array(Vec<Node<'t>>),
+    Object(Vec<Member<'t>>),
 }
 
 /// One `"key": value` of an object, in source order.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) struct Member {
-    pub key: String,
+pub(crate) struct Member<'t> {
+    pub key: Cow<'t, str>,
     pub key_span: Range<usize>,
-    pub value: Node,
+    pub value: Node<'t>,
 }
 
-impl Kind {
+impl Kind<'_> {
     /// The JSON type name, for "expected X, found Y" messages.
     pub fn type_name(&self) -> &'static str {
         match self {
@@ -59,13 +62,13 @@ pub(crate) struct SyntaxError {
 }
 
 /// Parses `text`, which must be one JSON value nested at most [`crate::MAX_NESTING`] deep.
-pub(crate) fn parse(text: &str) -> Result<Node, SyntaxError> {
+pub(crate) fn parse(text: &str) -> Result<Node<'_>, SyntaxError> {
     // serde_json refuses more than 128 levels, but a debug build needs more stack for them
     // than a small thread has: it is given only the text before a bracket nested too deep,
     // so that a syntax error before that bracket is still the one reported.
     let too_deep = too_deep_at(text);
     let checked = too_deep.map_or(text, |at| &text[..at]);
-    if let Err(e) = serde_json::from_str::<serde_json::Value>(checked)
+    if let Err(e) = serde_json::from_str::<Syntax>(checked)
         && !(too_deep.is_some() && e.is_eof())
     {
         let full = e.to_string();
@@ -129,6 +132,69 @@ fn too_deep_at(text: &str) -> Option<usize> {
     None
 }
 
+/// Parses `text`, JSON that this crate wrote (the adapter's): valid by construction, so
+/// that its syntax is checked (for serde_json's message) only if the walk finds it invalid.
+/// The walk alone is lenient (it does not look for control characters in strings, nor for
+/// text after the value), and checking first takes a good part of loading a large config.
+pub(crate) fn parse_written(text: &str) -> Result<Node<'_>, SyntaxError> {
+    Walk { text, pos: 0 }
+        .value()
+        .map_or_else(|| parse(text), Ok)
+}
+
+/// Any JSON value, read and forgotten: checks the syntax as reading a `serde_json::Value`
+/// does, with the same errors at the same places, without building the value (nor any string
+/// of it). (serde's `IgnoredAny` takes another path in serde_json, with other messages.)
+struct Syntax;
+
+impl<'de> serde::Deserialize<'de> for Syntax {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(Syntax)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for Syntax {
+    type Value = Syntax;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("any valid JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<Syntax, E> {
+        Ok(Syntax)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Syntax, E> {
+        Ok(Syntax)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Syntax, E> {
+        Ok(Syntax)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Syntax, E> {
+        Ok(Syntax)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Syntax, E> {
+        Ok(Syntax)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Syntax, E> {
+        Ok(Syntax)
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<Syntax, A::Error> {
+        while seq.next_element::<Syntax>()?.is_some() {}
+        Ok(Syntax)
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Syntax, A::Error> {
+        while map.next_entry::<Syntax, Syntax>()?.is_some() {}
+        Ok(Syntax)
+    }
+}
+
 /// The byte offset of serde_json's 1-based line and (byte) column.
 fn offset_of(text: &str, line: usize, column: usize) -> usize {
     let line_start = if line <= 1 {
@@ -150,7 +216,7 @@ struct Walk<'a> {
     pos: usize,
 }
 
-impl Walk<'_> {
+impl<'a> Walk<'a> {
     fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.pos).copied()
     }
@@ -166,7 +232,7 @@ impl Walk<'_> {
         (self.peek()? == byte).then(|| self.pos += 1)
     }
 
-    fn value(&mut self) -> Option<Node> {
+    fn value(&mut self) -> Option<Node<'a>> {
         self.skip_ws();
         let start = self.pos;
         let kind = match self.peek()? {
@@ -192,15 +258,16 @@ impl Walk<'_> {
         })
     }
 
-    fn literal(&mut self, word: &str, kind: Kind) -> Option<Kind> {
+    fn literal(&mut self, word: &str, kind: Kind<'a>) -> Option<Kind<'a>> {
         self.text[self.pos..].starts_with(word).then(|| {
             self.pos += word.len();
             kind
         })
     }
 
-    /// A string at `pos`: its decoded value and span (with quotes).
-    fn string(&mut self) -> Option<(String, Range<usize>)> {
+    /// A string at `pos`: its decoded value (the text itself if it has no escape) and span
+    /// (with quotes).
+    fn string(&mut self) -> Option<(Cow<'a, str>, Range<usize>)> {
         self.skip_ws();
         let start = self.pos;
         let bytes = self.text.as_bytes();
@@ -208,19 +275,27 @@ impl Walk<'_> {
             return None;
         }
         let mut i = start + 1;
+        let mut escaped = false;
         loop {
             match bytes.get(i)? {
-                b'\\' => i += 2,
+                b'\\' => {
+                    escaped = true;
+                    i += 2;
+                }
                 b'"' => break,
                 _ => i += 1,
             }
         }
         self.pos = i + 1;
-        let value = serde_json::from_str(self.text.get(start..self.pos)?).ok()?;
+        let value = if escaped {
+            Cow::Owned(serde_json::from_str(self.text.get(start..self.pos)?).ok()?)
+        } else {
+            Cow::Borrowed(self.text.get(start + 1..i)?)
+        };
         Some((value, start..self.pos))
     }
 
-    fn array(&mut self) -> Option<Vec<Node>> {
+    fn array(&mut self) -> Option<Vec<Node<'a>>> {
         self.eat(b'[')?;
         let mut items = Vec::new();
         if self.eat(b']').is_some() {
@@ -235,7 +310,7 @@ impl Walk<'_> {
         }
     }
 
-    fn object(&mut self) -> Option<Vec<Member>> {
+    fn object(&mut self) -> Option<Vec<Member<'a>>> {
         self.eat(b'{')?;
         let mut members = Vec::new();
         if self.eat(b'}').is_some() {
@@ -290,6 +365,72 @@ mod tests {
         assert!(err.offset <= 10);
         let err = parse("").unwrap_err();
         assert_eq!(err.offset, 0);
+    }
+
+    /// The syntax check gives serde_json's errors for a `Value`, at the same places.
+    #[test]
+    fn syntax_errors_are_those_of_a_value() {
+        let deep = "[".repeat(200);
+        let texts = [
+            "",
+            " ",
+            "{",
+            "}",
+            "[",
+            "]",
+            "{\"a\": 1,}",
+            "[1,]",
+            "[1 2]",
+            "{\"a\" 1}",
+            "{\"a\":}",
+            "{1: 2}",
+            "{\"a\": 1 \"b\": 2}",
+            "\"abc",
+            "\"a\\q\"",
+            "\"\\u12\"",
+            "\"\\ud800\"",
+            "\"a\nb\"",
+            "tru",
+            "nul",
+            "falsy",
+            "01",
+            "-",
+            "1.",
+            "1e",
+            "1e400",
+            "-1e400",
+            "18446744073709551616",
+            "{\"a\": [1, {\"b\": nul}]}",
+            "{} {}",
+            "[] x",
+            "\u{feff}{}",
+            "{\"a\": 1}\n\n  ,",
+            &deep,
+            "{\"a\":1,\"a\":2}",
+            "[1, 2.5, -3, \"x\", true, null]",
+        ];
+        for text in texts {
+            let value = serde_json::from_str::<serde_json::Value>(text).map(drop);
+            let checked = serde_json::from_str::<Syntax>(text).map(drop);
+            assert_eq!(
+                checked.map_err(|e| e.to_string()),
+                value.map_err(|e| e.to_string()),
+                "{text:?}"
+            );
+        }
+    }
+
+    /// Written JSON is read as `parse` reads it; where the walk finds it invalid, the error
+    /// is `parse`'s.
+    #[test]
+    fn written_json_is_read_as_any() {
+        let text = "{\n\t\"a\": [\n\t\t1,\n\t\t\"x\\\"y\"\n\t],\n\t\"b\": {}\n}";
+        assert_eq!(parse_written(text).unwrap(), parse(text).unwrap());
+        for invalid in ["{\"a\": 1,}", "[1 2]", "", "{\"a\" 1}"] {
+            let written = parse_written(invalid).unwrap_err();
+            let any = parse(invalid).unwrap_err();
+            assert_eq!((written.message, written.offset), (any.message, any.offset));
+        }
     }
 
     #[test]

@@ -74,8 +74,21 @@ impl Config {
 
     /// Decodes the JSON in `file`, strictly. On success, also returns the warnings and notes.
     pub fn load_json(file: &SourceFile) -> Result<Loaded, Error> {
+        Self::load_parsed(file, json::parse)
+    }
+
+    /// [`load_json`](Self::load_json) for JSON this crate wrote (the adapter's), valid by
+    /// construction: its syntax is not checked before it is read.
+    pub(crate) fn load_written_json(file: &SourceFile) -> Result<Loaded, Error> {
+        Self::load_parsed(file, json::parse_written)
+    }
+
+    fn load_parsed(
+        file: &SourceFile,
+        parse: fn(&str) -> Result<json::Node<'_>, json::SyntaxError>,
+    ) -> Result<Loaded, Error> {
         let mut d = Decoder::new(file.clone());
-        let root = match json::parse(file.text()) {
+        let root = match parse(file.text()) {
             Ok(root) => root,
             Err(e) => {
                 let end = file.text()[e.offset..]
@@ -136,7 +149,7 @@ fn decode_root(d: &mut Decoder, root: &json::Node) -> Config {
         return config;
     };
     // Keys other than `apps` belong to Caddy: note them once each, but still catch duplicates.
-    let keys: Vec<&str> = members.iter().map(|m| m.key.as_str()).collect();
+    let keys: Vec<&str> = members.iter().map(|m| m.key.as_ref()).collect();
     for member in d.object(root, "", &keys) {
         if member.key != "apps" {
             let d_ = Diagnostic::advice(format!(
@@ -160,10 +173,10 @@ fn decode_root(d: &mut Decoder, root: &json::Node) -> Config {
         d.object(&apps.value, "apps", APPS);
         return config;
     };
-    let keys: Vec<&str> = app_members.iter().map(|m| m.key.as_str()).collect();
+    let keys: Vec<&str> = app_members.iter().map(|m| m.key.as_ref()).collect();
     for member in d.object(&apps.value, "apps", &keys) {
         let path = format!("apps.{}", member.key);
-        match member.key.as_str() {
+        match member.key.as_ref() {
             "profiling" => config.profiling = Some(profiling::decode(d, &member.value, &path)),
             "pyroscope" => config.pyroscope = Some(pyroscope::decode(d, &member.value, &path)),
             "profefe" => config.profefe = Some(profefe::decode(d, &member.value, &path)),

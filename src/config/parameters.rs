@@ -41,7 +41,7 @@ impl Parameters {
     pub(crate) fn read_field(&mut self, d: &mut Decoder, member: &Member, parent: &str) {
         let path = join(parent, &member.key);
         let value = &member.value;
-        match member.key.as_str() {
+        match member.key.as_ref() {
             "cpu_profile_rate" => {
                 self.cpu_profile_rate = d.rate(value, &path);
                 if let Some(rate) = self.cpu_profile_rate.filter(|&r| r > CPU_RATE_WARNING) {

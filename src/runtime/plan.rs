@@ -355,38 +355,22 @@ pub fn executable_name() -> String {
         .unwrap_or_else(|| "caddyprof".to_owned())
 }
 
+/// What [`Plan::check`] finds: what running the config would warn about and refuse.
+#[derive(Clone, Debug)]
+pub struct Checked {
+    /// Every warning of [`Plan::resolve`] and, as warnings, its errors, in the order found.
+    pub warnings: Vec<Diagnostic>,
+    /// Whether [`Plan::resolve`] fails (its errors are among the warnings).
+    pub would_fail: bool,
+}
+
 impl Plan {
     /// Resolves `config` into a plan: inheritance, defaults, placeholders and validation.
     /// Every problem is reported (the error holds them all); nothing is produced on error.
     pub fn resolve(config: &Config, options: &PlanOptions) -> Result<Planned, Error> {
-        let mut r = Resolver {
-            options,
-            errors: Vec::new(),
-            warnings: Vec::new(),
-            no_block_samples: Vec::new(),
-            no_mutex_samples: Vec::new(),
-            threadcreate_dropped: Vec::new(),
-        };
+        let mut r = Resolver::new(options, Refusals::Errors);
         let mut sinks = Vec::new();
-        if let Some(app) = &config.profiling {
-            for (i, child) in app.profilers.iter().enumerate() {
-                let path = format!("apps.profiling.profilers[{i}]");
-                let inherited = Some(&app.parameters);
-                let sink = match child {
-                    ChildProfiler::Pyroscope(p) => r.pyroscope(p, inherited, path),
-                    ChildProfiler::Profefe(p) => r.profefe(p, inherited, path),
-                    ChildProfiler::File(f) => r.file(f, inherited, path),
-                };
-                sinks.extend(sink);
-            }
-        }
-        if let Some(app) = &config.pyroscope {
-            sinks.extend(r.pyroscope(app, None, "apps.pyroscope".into()));
-        }
-        if let Some(app) = &config.profefe {
-            sinks.extend(r.profefe(app, None, "apps.profefe".into()));
-        }
-        r.summary_warnings();
+        r.sinks(config, |sink| sinks.push(sink));
         if !r.errors.is_empty() {
             return Err(r.errors.into());
         }
@@ -395,6 +379,78 @@ impl Plan {
             plan: Plan { sinks, collectors },
             warnings: r.warnings,
         })
+    }
+
+    /// What [`resolve`](Self::resolve) would say of `config`, without failing: each of its
+    /// errors (an `{env.NAME}` whose variable is unset, …) becomes a warning with the same
+    /// message that says `caddyprof run` would stop there. For `caddyprof validate`, which
+    /// checks a config for an environment it may not run in.
+    ///
+    /// ```
+    /// use caddyprof::runtime::plan::{Plan, PlanOptions};
+    ///
+    /// let config = caddyprof::Config::from_json(
+    ///     r#"{"apps": {"pyroscope": {"server_address": "http://p:4040", "auth_token": "{env.TOKEN}"}}}"#,
+    /// )?;
+    /// let options = PlanOptions { env: Box::new(|_| None), executable_name: "api".into() };
+    /// let checked = Plan::check(&config, &options);
+    /// assert!(checked.would_fail);
+    /// assert_eq!(
+    ///     checked.warnings[0].message(),
+    ///     "apps.pyroscope.auth_token: environment variable TOKEN is not set"
+    /// );
+    /// assert!(!checked.warnings[0].is_error());
+    /// # Ok::<(), caddyprof::Error>(())
+    /// ```
+    pub fn check(config: &Config, options: &PlanOptions) -> Checked {
+        let mut r = Resolver::new(options, Refusals::Warnings);
+        // The sinks are not kept: a large config's would take as much memory again.
+        r.sinks(config, drop);
+        Checked {
+            warnings: r.warnings,
+            would_fail: r.refused > 0,
+        }
+    }
+}
+
+impl<'a> Resolver<'a> {
+    fn new(options: &'a PlanOptions, refusals: Refusals) -> Self {
+        Resolver {
+            options,
+            refusals,
+            refused: 0,
+            errors: Vec::new(),
+            warnings: Vec::new(),
+            no_block_samples: Vec::new(),
+            no_mutex_samples: Vec::new(),
+            threadcreate_dropped: Vec::new(),
+        }
+    }
+
+    /// Resolves the sinks of `config`, handing each to `sink`, then says the warnings said
+    /// once for all of them.
+    fn sinks(&mut self, config: &Config, mut sink: impl FnMut(SinkSettings)) {
+        if let Some(app) = &config.profiling {
+            for (i, child) in app.profilers.iter().enumerate() {
+                let path = format!("apps.profiling.profilers[{i}]");
+                let inherited = Some(&app.parameters);
+                let resolved = match child {
+                    ChildProfiler::Pyroscope(p) => self.pyroscope(p, inherited, path),
+                    ChildProfiler::Profefe(p) => self.profefe(p, inherited, path),
+                    ChildProfiler::File(f) => self.file(f, inherited, path),
+                };
+                resolved.map(&mut sink);
+            }
+        }
+        if let Some(app) = &config.pyroscope {
+            self.pyroscope(app, None, "apps.pyroscope".into())
+                .map(&mut sink);
+        }
+        if let Some(app) = &config.profefe {
+            self.profefe(app, None, "apps.profefe".into())
+                .map(&mut sink);
+        }
+        self.summary_warnings();
     }
 }
 
@@ -437,8 +493,20 @@ enum Field {
     Secret,
 }
 
+/// How the resolver reports what stops the config from running.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Refusals {
+    /// As errors ([`Plan::resolve`]).
+    Errors,
+    /// As warnings that say so ([`Plan::check`]).
+    Warnings,
+}
+
 struct Resolver<'a> {
     options: &'a PlanOptions,
+    refusals: Refusals,
+    /// How many problems found stop the config from running.
+    refused: usize,
     errors: Vec<Diagnostic>,
     warnings: Vec<Diagnostic>,
     no_block_samples: Vec<String>,
@@ -453,7 +521,7 @@ impl Resolver<'_> {
         inherited: Option<&Parameters>,
         path: String,
     ) -> Option<SinkSettings> {
-        let errors_before = self.errors.len();
+        let refused_before = self.refused;
         if app.server_address.is_none() {
             self.warnings.push(
                 Diagnostic::warning(format!(
@@ -543,7 +611,7 @@ impl Resolver<'_> {
                 .retain(|&t| t != ProfileType::ThreadCreate);
             self.threadcreate_dropped.push(path.clone());
         }
-        let server_url = server_url.filter(|_| self.errors.len() == errors_before)?;
+        let server_url = server_url.filter(|_| self.refused == refused_before)?;
         Some(SinkSettings::Pyroscope(PyroscopeSettings {
             path,
             application_name,
@@ -561,7 +629,7 @@ impl Resolver<'_> {
         inherited: Option<&Parameters>,
         path: String,
     ) -> Option<SinkSettings> {
-        let errors_before = self.errors.len();
+        let refused_before = self.refused;
         if app.address.is_none() {
             self.warnings.push(
                 Diagnostic::warning(format!(
@@ -587,7 +655,7 @@ impl Resolver<'_> {
             PROFEFE_DEFAULT_TYPES,
             &path,
         );
-        let address = address.filter(|_| self.errors.len() == errors_before)?;
+        let address = address.filter(|_| self.refused == refused_before)?;
         Some(SinkSettings::Profefe(ProfefeSettings {
             path,
             address,
@@ -604,7 +672,7 @@ impl Resolver<'_> {
         inherited: Option<&Parameters>,
         path: String,
     ) -> Option<SinkSettings> {
-        let errors_before = self.errors.len();
+        let refused_before = self.refused;
         let directory = self
             .string(&sink.directory, &path, "directory", Field::Plain)
             .unwrap_or_else(|| DEFAULT_FILE_DIRECTORY.to_owned());
@@ -621,7 +689,7 @@ impl Resolver<'_> {
             FILE_DEFAULT_TYPES,
             &path,
         );
-        (self.errors.len() == errors_before).then(|| {
+        (self.refused == refused_before).then(|| {
             SinkSettings::File(FileSettings {
                 path,
                 directory: PathBuf::from(directory),
@@ -700,7 +768,15 @@ impl Resolver<'_> {
     }
 
     fn error(&mut self, message: String, help: &str) {
-        self.errors.push(Diagnostic::error(message).help(help));
+        self.refused += 1;
+        match self.refusals {
+            Refusals::Errors => self.errors.push(Diagnostic::error(message).help(help)),
+            Refusals::Warnings => self
+                .warnings
+                .push(Diagnostic::warning(message).help(format!(
+                    "{help}; until then, `caddyprof run` fails with this error"
+                ))),
+        }
     }
 
     /// A string field with its placeholders resolved; `None` when unset or on error.
@@ -711,11 +787,10 @@ impl Resolver<'_> {
         field: &str,
         kind: Field,
     ) -> Option<String> {
-        let field_path = format!("{path}.{field}");
-        let resolved = self.placeholders(value.as_deref()?, &field_path, kind)?;
+        let resolved = self.placeholders(value.as_deref()?, path, field, kind)?;
         if resolved.is_empty() {
             self.error(
-                format!("{field_path}: empty after replacing its placeholders"),
+                format!("{path}.{field}: empty after replacing its placeholders"),
                 "set the environment variable to a value, or leave the field out to use the \
                  default",
             );
@@ -732,7 +807,6 @@ impl Resolver<'_> {
         field: &str,
         default: &str,
     ) -> Option<Url> {
-        let field_path = format!("{path}.{field}");
         let text = match value {
             Some(_) => self.string(value, path, field, Field::Plain)?,
             None => default.to_owned(),
@@ -749,7 +823,7 @@ impl Resolver<'_> {
         match checked.and_then(|()| Url::parse(&text).map_err(|e| e.to_string())) {
             Ok(url) => Some(url),
             Err(reason) => {
-                self.error(format!("{field_path}: {reason}"), URL_HELP);
+                self.error(format!("{path}.{field}: {reason}"), URL_HELP);
                 None
             }
         }
@@ -764,22 +838,22 @@ impl Resolver<'_> {
         field: &str,
         bound: Bound,
     ) -> Option<Option<Duration>> {
-        let field_path = format!("{path}.{field}");
+        let field_path = || format!("{path}.{field}");
         let resolved = match value {
             None => return Some(None),
             Some(config::Duration::Placeholder(text)) => {
-                let text = self.placeholders(text, &field_path, Field::Plain)?;
+                let text = self.placeholders(text, path, field, Field::Plain)?;
                 match config::Duration::parse(&text) {
                     Ok(config::Duration::Placeholder(_)) => {
                         self.error(
-                            format!("{field_path}: invalid duration '{text}'"),
+                            format!("{}: invalid duration '{text}'", field_path()),
                             DURATION_HELP,
                         );
                         return None;
                     }
                     Ok(duration) => duration,
                     Err(reason) => {
-                        self.error(format!("{field_path}: {reason}"), DURATION_HELP);
+                        self.error(format!("{}: {reason}", field_path()), DURATION_HELP);
                         return None;
                     }
                 }
@@ -790,14 +864,17 @@ impl Resolver<'_> {
         match bound {
             Bound::Positive if nanos <= 0 => {
                 self.error(
-                    format!("{field_path}: must be greater than zero (found {resolved})"),
+                    format!(
+                        "{}: must be greater than zero (found {resolved})",
+                        field_path()
+                    ),
                     "write a positive duration such as 15s",
                 );
                 None
             }
             Bound::NonNegative if nanos < 0 => {
                 self.error(
-                    format!("{field_path}: must not be negative (found {resolved})"),
+                    format!("{}: must not be negative (found {resolved})", field_path()),
                     "write a positive duration such as 10s, or 0 for no timeout",
                 );
                 None
@@ -806,9 +883,14 @@ impl Resolver<'_> {
         }
     }
 
-    /// Replaces each `{env.NAME}` in `text`. Errors name the variable and the path, never the
-    /// value. Other `{…}` is kept as written, with a warning unless the field is secret.
-    fn placeholders(&mut self, text: &str, field_path: &str, kind: Field) -> Option<String> {
+    /// Replaces each `{env.NAME}` in `text`, the value of `field` in the object at `path`.
+    /// Errors name the variable and the path, never the value. Other `{…}` is kept as
+    /// written, with a warning unless the field is secret.
+    fn placeholders(&mut self, text: &str, path: &str, field: &str, kind: Field) -> Option<String> {
+        if !text.contains('{') {
+            return Some(text.to_owned());
+        }
+        let field_path = format!("{path}.{field}");
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         let mut ok = true;
@@ -1261,6 +1343,46 @@ mod tests {
         let all = format!("{error} {} {error:?}", error.render_plain());
         assert!(all.contains("NOPE is not set"), "{all}");
         assert!(!all.contains("hunter2"), "{all}");
+    }
+
+    /// `check` says what `resolve` says, errors included (as warnings, with the same
+    /// messages, in the order found), and whether `resolve` fails.
+    #[test]
+    fn check_says_what_resolve_refuses_as_warnings() {
+        let apps = r#""pyroscope": {"server_address": "{env.URL}", "auth_token": "{env.T}",
+                        "disable_gc_runs": true},
+                      "profefe": {"address": "http://x", "timeout": "{env.TIMEOUT}"}"#;
+        let config = Config::from_json(&format!(r#"{{"apps": {{{apps}}}}}"#)).unwrap();
+        let checked = Plan::check(&config, &options(&[("TIMEOUT", "soon")]));
+        assert!(checked.would_fail);
+        let messages: Vec<&str> = checked.warnings.iter().map(Diagnostic::message).collect();
+        assert_eq!(
+            messages,
+            [
+                "apps.pyroscope.server_address: environment variable URL is not set",
+                "apps.pyroscope.auth_token: environment variable T is not set",
+                "apps.pyroscope.disable_gc_runs: has no effect: Rust has no garbage collector \
+                 to run before heap profiles",
+                "apps.profefe.timeout: invalid duration 'soon': expected a number",
+            ]
+        );
+        assert!(checked.warnings.iter().all(|w| !w.is_error()));
+        let errors = errors(apps, &[("TIMEOUT", "soon")]);
+        assert_eq!(errors.len(), 3);
+        for error in &errors {
+            assert!(messages.contains(&error.as_str()), "{error}");
+        }
+        assert!(checked.warnings[1].help_text().unwrap().starts_with(
+            "set T in the environment of the process; until then, `caddyprof run` fails"
+        ));
+
+        // Resolved, it is what `resolve` warns about.
+        let vars = [("URL", "http://p"), ("T", "t"), ("TIMEOUT", "5s")];
+        let checked = Plan::check(&config, &options(&vars));
+        assert!(!checked.would_fail);
+        let planned = resolve_with(apps, &vars).unwrap();
+        let messages: Vec<&str> = checked.warnings.iter().map(Diagnostic::message).collect();
+        assert_eq!(messages, warnings(&planned));
     }
 
     #[test]

@@ -10,7 +10,7 @@ pub mod sink;
 use crate::adapt::reader::{Kind, ProfilerSpec};
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join};
+use crate::config::decode::{Decoder, join_into};
 use crate::config::json::Member;
 use crate::config::{Duration, Parameters};
 
@@ -42,13 +42,14 @@ pub struct FileSink {
 /// Decodes members already checked to be in [`FIELDS`].
 pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) -> FileSink {
     let mut sink = FileSink::default();
+    let mut path_buffer = String::new();
     for member in members {
-        let path = join(parent, &member.key);
+        let path = join_into(&mut path_buffer, parent, &member.key);
         let value = &member.value;
-        match member.key.as_str() {
-            "directory" => sink.directory = d.string(value, &path),
+        match member.key.as_ref() {
+            "directory" => sink.directory = d.string(value, path),
             "interval" => {
-                sink.interval = d.duration(value, &path);
+                sink.interval = d.duration(value, path);
                 if sink
                     .interval
                     .as_ref()
@@ -65,7 +66,7 @@ pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) 
                 }
             }
             "keep" => {
-                sink.keep = d.rate(value, &path);
+                sink.keep = d.rate(value, path);
                 if sink.keep == Some(0) {
                     d.error(
                         &value.span,
@@ -77,8 +78,8 @@ pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) 
                     sink.keep = None;
                 }
             }
-            "flamegraph" => sink.flamegraph = d.boolean(value, &path),
-            "parameters" => sink.parameters = Some(Parameters::decode(d, value, &path)),
+            "flamegraph" => sink.flamegraph = d.boolean(value, path),
+            "parameters" => sink.parameters = Some(Parameters::decode(d, value, path)),
             _ => {}
         }
     }

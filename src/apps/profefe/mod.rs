@@ -6,7 +6,7 @@ pub mod sink;
 use crate::adapt::reader::{Kind, ProfilerSpec};
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join};
+use crate::config::decode::{Decoder, join_into};
 use crate::config::json::{Member, Node};
 use crate::config::{Duration, Parameters};
 
@@ -57,14 +57,15 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfefeApp {
 /// Decodes members already checked to be in [`FIELDS`].
 pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) -> ProfefeApp {
     let mut app = ProfefeApp::default();
+    let mut path_buffer = String::new();
     for member in members {
-        let path = join(parent, &member.key);
+        let path = join_into(&mut path_buffer, parent, &member.key);
         let value = &member.value;
-        match member.key.as_str() {
-            "address" => app.address = d.url(value, &path),
-            "service" => app.service = d.string(value, &path),
+        match member.key.as_ref() {
+            "address" => app.address = d.url(value, path),
+            "service" => app.service = d.string(value, path),
             "timeout" => {
-                app.timeout = d.duration(value, &path);
+                app.timeout = d.duration(value, path);
                 if app
                     .timeout
                     .as_ref()
@@ -80,7 +81,7 @@ pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) 
                     app.timeout = None;
                 }
             }
-            "parameters" => app.parameters = Some(Parameters::decode(d, value, &path)),
+            "parameters" => app.parameters = Some(Parameters::decode(d, value, path)),
             _ => {}
         }
     }

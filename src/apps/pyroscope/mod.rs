@@ -8,7 +8,7 @@ use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join};
+use crate::config::decode::{Decoder, join_into};
 use crate::config::json::{Member, Node};
 use crate::config::{Duration, Parameters};
 
@@ -82,19 +82,20 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> PyroscopeApp {
 /// Decodes members already checked to be in [`FIELDS`].
 pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) -> PyroscopeApp {
     let mut app = PyroscopeApp::default();
+    let mut path_buffer = String::new();
     for member in members {
-        let path = join(parent, &member.key);
+        let path = join_into(&mut path_buffer, parent, &member.key);
         let value = &member.value;
-        match member.key.as_str() {
-            "application_name" => app.application_name = d.string(value, &path),
-            "server_address" => app.server_address = d.url(value, &path),
-            "auth_token" => app.auth_token = d.string(value, &path),
-            "basic_auth_user" => app.basic_auth_user = d.string(value, &path),
-            "basic_auth_password" => app.basic_auth_password = d.string(value, &path),
-            "tenant_id" => app.tenant_id = d.string(value, &path),
-            "disable_gc_runs" => app.disable_gc_runs = d.boolean(value, &path),
+        match member.key.as_ref() {
+            "application_name" => app.application_name = d.string(value, path),
+            "server_address" => app.server_address = d.url(value, path),
+            "auth_token" => app.auth_token = d.string(value, path),
+            "basic_auth_user" => app.basic_auth_user = d.string(value, path),
+            "basic_auth_password" => app.basic_auth_password = d.string(value, path),
+            "tenant_id" => app.tenant_id = d.string(value, path),
+            "disable_gc_runs" => app.disable_gc_runs = d.boolean(value, path),
             "upload_rate" => {
-                app.upload_rate = d.duration(value, &path);
+                app.upload_rate = d.duration(value, path);
                 if app
                     .upload_rate
                     .as_ref()
@@ -110,7 +111,7 @@ pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) 
                     app.upload_rate = None;
                 }
             }
-            "parameters" => app.parameters = Some(Parameters::decode(d, value, &path)),
+            "parameters" => app.parameters = Some(Parameters::decode(d, value, path)),
             _ => {}
         }
     }
