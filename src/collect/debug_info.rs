@@ -21,6 +21,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
+use std::sync::Arc;
 
 use addr2line::gimli::{self, EndianSlice, RunTimeEndian, SectionId};
 use object::{Object, ObjectSection, ObjectSymbol};
@@ -44,6 +45,8 @@ pub struct DebugInfo {
     path: PathBuf,
     /// The units' ranges and starts; `None` until first needed, empty without DWARF.
     index: Option<UnitIndex>,
+    /// The tables of the units read most recently.
+    tables: TableCache,
 }
 
 /// Where the units of `.debug_info` are.
@@ -64,18 +67,100 @@ impl UnitIndex {
     }
 }
 
+/// A function of a unit: the addresses `begin..end` of one of its ranges, and its entry.
+#[derive(Clone, Copy, Debug)]
+struct FunctionRange {
+    begin: u64,
+    end: u64,
+    entry: gimli::UnitOffset,
+}
+
+/// A row of a unit's line table: from `address` on, `file` (an index in the line program's
+/// file table) and `line`, or, for the end of a sequence, no place ([`Row::END`]).
+#[derive(Clone, Copy, Debug)]
+struct Row {
+    address: u64,
+    file: u32,
+    line: u32,
+}
+
+impl Row {
+    /// The `file` of a row that ends a sequence.
+    const END: u32 = u32::MAX;
+}
+
+/// What a unit's entries and line program say, in a form looked up directly: its functions
+/// sorted by start, and its line table sorted by address (a sequence's end before a row
+/// starting at the same address; rows at one address in program order).
+#[derive(Debug)]
+struct UnitTables {
+    functions: Vec<FunctionRange>,
+    rows: Vec<Row>,
+}
+
+impl UnitTables {
+    fn bytes(&self) -> usize {
+        std::mem::size_of_val(&*self.functions) + std::mem::size_of_val(&*self.rows)
+    }
+
+    /// The file and line at `probe`: the last row at or before it, unless a sequence ends
+    /// there.
+    fn row_at(&self, probe: u64) -> Option<(u64, u32)> {
+        let after = self.rows.partition_point(|r| r.address <= probe);
+        let row = self.rows[..after].last()?;
+        (row.file != Row::END).then_some((u64::from(row.file), row.line))
+    }
+}
+
+/// The tables of recently read units, at most [`TABLE_CACHE_BYTES`] of them: an address new
+/// in a unit read before needs only its function's entries, not a walk of the whole unit
+/// and a run of its line program.
+#[derive(Debug, Default)]
+struct TableCache {
+    /// Unit offset → its tables, least recently used first.
+    units: Vec<(usize, Arc<UnitTables>)>,
+    bytes: usize,
+}
+
+/// The most the table cache holds, per object.
+pub const TABLE_CACHE_BYTES: usize = 1 << 20;
+
+impl TableCache {
+    fn get(&mut self, unit: usize) -> Option<Arc<UnitTables>> {
+        let at = self.units.iter().position(|(u, _)| *u == unit)?;
+        let entry = self.units.remove(at);
+        let tables = Arc::clone(&entry.1);
+        self.units.push(entry);
+        Some(tables)
+    }
+
+    fn insert(&mut self, unit: usize, tables: Arc<UnitTables>) {
+        self.bytes += tables.bytes();
+        self.units.push((unit, tables));
+        while self.bytes > TABLE_CACHE_BYTES && self.units.len() > 1 {
+            let (_, evicted) = self.units.remove(0);
+            self.bytes -= evicted.bytes();
+        }
+    }
+}
+
 impl DebugInfo {
     /// The debug info of the file at `path` (nothing is read yet).
     pub fn new(path: PathBuf) -> Self {
-        DebugInfo { path, index: None }
+        DebugInfo {
+            path,
+            index: None,
+            tables: TableCache::default(),
+        }
     }
 
     /// The bytes the unit index holds: what stays resident between calls.
     pub fn resident_bytes(&self) -> usize {
-        self.index.as_ref().map_or(0, |index| {
+        let index = self.index.as_ref().map_or(0, |index| {
             index.ranges.capacity() * std::mem::size_of::<UnitRange>()
                 + index.starts.capacity() * std::mem::size_of::<usize>()
-        })
+        });
+        index + self.tables.bytes
     }
 
     /// The functions at each of `probes` (file addresses), innermost (inlined) first, from
@@ -105,9 +190,19 @@ impl DebugInfo {
             .collect();
         order.sort_unstable();
         for group in order.chunk_by(|a, b| a.0 == b.0) {
+            let unit = group[0].0;
             let in_unit: Vec<(u64, usize)> = group.iter().map(|&(_, p, i)| (p, i)).collect();
-            let _ = UnitReader::new(&dwarf, index, group[0].0)
-                .and_then(|reader| reader.frames(&in_unit, &mut found));
+            let _ = UnitReader::new(&dwarf, index, unit).and_then(|reader| {
+                let tables = match self.tables.get(unit) {
+                    Some(tables) => tables,
+                    None => {
+                        let tables = Arc::new(reader.tables()?);
+                        self.tables.insert(unit, Arc::clone(&tables));
+                        tables
+                    }
+                };
+                reader.frames(&tables, &in_unit, &mut found)
+            });
             release();
         }
         let unnamed: Vec<usize> = (0..probes.len()).filter(|&i| found[i].is_empty()).collect();
@@ -233,11 +328,19 @@ impl<'d, 'a> UnitReader<'d, 'a> {
     /// the line it made the call from.
     fn frames(
         &self,
+        tables: &UnitTables,
         probes: &[(u64, usize)],
         found: &mut [Vec<Frame<'static>>],
     ) -> gimli::Result<()> {
-        let chains = self.containing(probes);
-        let mut lines = self.lines(probes)?;
+        let chains = self.containing(&tables.functions, probes);
+        let header = self.unit.line_program.as_ref().map(|p| p.header());
+        let mut lines: Vec<Option<Place>> = probes
+            .iter()
+            .map(|&(p, _)| {
+                let (file, line) = tables.row_at(p)?;
+                Some((header.and_then(|h| self.file(h, file)), line))
+            })
+            .collect();
         for (k, &(_, i)) in probes.iter().enumerate() {
             let chain = &chains[k];
             let mut frames = Vec::with_capacity(chain.len());
@@ -266,80 +369,122 @@ impl<'d, 'a> UnitReader<'d, 'a> {
         Ok(())
     }
 
-    /// For each probe, the functions and inlined calls containing it, outermost first: one
-    /// walk of the unit's entries. (An entry whose ranges cannot be read contains nothing.)
-    fn containing(&self, probes: &[(u64, usize)]) -> Vec<Vec<Containing>> {
-        let mut chains = vec![Vec::new(); probes.len()];
+    /// The unit's tables: one walk of its entries (an entry whose ranges cannot be read has
+    /// none), one run of its line program.
+    fn tables(&self) -> gimli::Result<UnitTables> {
+        let mut functions = Vec::new();
         let unit = self.unit.unit_ref(self.dwarf);
         let mut entries = unit.entries();
         while let Ok(Some(entry)) = entries.next_dfs() {
-            let depth = entry.depth();
-            let tag = entry.tag();
-            if tag != gimli::DW_TAG_subprogram && tag != gimli::DW_TAG_inlined_subroutine {
+            if entry.tag() != gimli::DW_TAG_subprogram {
                 continue;
             }
             let Ok(mut ranges) = unit.die_ranges(entry) else {
                 continue;
             };
             while let Ok(Some(range)) = ranges.next() {
-                let first = probes.partition_point(|&(p, _)| p < range.begin);
-                for (k, _) in probes
-                    .iter()
-                    .enumerate()
-                    .skip(first)
-                    .take_while(|(_, (p, _))| *p < range.end)
-                {
-                    let chain = &mut chains[k];
-                    // A function starts a chain; an inlined call continues its parent's.
-                    if tag == gimli::DW_TAG_subprogram {
-                        chain.clear();
-                    } else {
-                        chain.retain(|c: &Containing| c.depth < depth);
-                    }
-                    chain.push(Containing {
+                if range.end > range.begin {
+                    functions.push(FunctionRange {
+                        begin: range.begin,
+                        end: range.end,
                         entry: entry.offset(),
-                        depth,
                     });
                 }
             }
         }
-        chains
+        functions.sort_unstable_by_key(|f| (f.begin, f.end));
+        functions.shrink_to_fit();
+        let mut rows = Vec::new();
+        if let Some(program) = self.unit.line_program.clone() {
+            let mut program_rows = program.rows();
+            while let Some((_, row)) = program_rows.next_row()? {
+                rows.push(if row.end_sequence() {
+                    Row {
+                        address: row.address(),
+                        file: Row::END,
+                        line: 0,
+                    }
+                } else {
+                    Row {
+                        address: row.address(),
+                        file: u32::try_from(row.file_index()).unwrap_or(Row::END - 1),
+                        line: row.line().map_or(0, |l| l.get() as u32),
+                    }
+                });
+            }
+        }
+        // Stable: rows at one address keep their order, the last one wins.
+        rows.sort_by_key(|r| (r.address, r.file != Row::END));
+        rows.shrink_to_fit();
+        Ok(UnitTables { functions, rows })
     }
 
-    /// For each probe, the file and line of the last row at or before it in its sequence of
-    /// the line program (of several rows at one address, the last): one run of the program.
-    fn lines(&self, probes: &[(u64, usize)]) -> gimli::Result<Vec<Option<Place>>> {
-        let mut rows_at: Vec<Option<(u64, u32)>> = vec![None; probes.len()];
-        let Some(program) = self.unit.line_program.clone() else {
-            return Ok(vec![None; probes.len()]);
-        };
-        let mut rows = program.rows();
-        let mut previous: Option<(u64, u64, u32)> = None;
-        while let Some((_, row)) = rows.next_row()? {
-            let address = row.address();
-            if let Some((start, file, line)) = previous
-                && address > start
-            {
-                let first = probes.partition_point(|&(p, _)| p < start);
-                for (k, _) in probes
+    /// For each probe, the function and the inlined calls containing it, outermost first:
+    /// for each function holding probes, one walk of its own entries.
+    fn containing(
+        &self,
+        functions: &[FunctionRange],
+        probes: &[(u64, usize)],
+    ) -> Vec<Vec<Containing>> {
+        let mut chains = vec![Vec::new(); probes.len()];
+        // The innermost function containing each probe (nested functions are rare: of the
+        // few ranges starting before it, the narrowest that contains it).
+        let mut by_function: Vec<(gimli::UnitOffset, usize)> = probes
+            .iter()
+            .enumerate()
+            .filter_map(|(k, &(p, _))| {
+                let after = functions.partition_point(|f| f.begin <= p);
+                functions[..after]
                     .iter()
-                    .enumerate()
-                    .skip(first)
-                    .take_while(|(_, (p, _))| *p < address)
-                {
-                    rows_at[k] = Some((file, line));
+                    .rev()
+                    .take(8)
+                    .filter(|f| p < f.end)
+                    .min_by_key(|f| f.end - f.begin)
+                    .map(|f| (f.entry, k))
+            })
+            .collect();
+        by_function.sort_unstable();
+        let unit = self.unit.unit_ref(self.dwarf);
+        for group in by_function.chunk_by(|a, b| a.0 == b.0) {
+            let function = group[0].0;
+            for &(_, k) in group {
+                chains[k].push(Containing {
+                    entry: function,
+                    depth: 0,
+                });
+            }
+            let Ok(mut entries) = unit.entries_at_offset(function) else {
+                continue;
+            };
+            // The function itself, then its descendants (depth > 0) until the walk leaves it.
+            let _ = entries.next_dfs();
+            while let Ok(Some(entry)) = entries.next_dfs() {
+                let depth = entry.depth();
+                if depth <= 0 {
+                    break;
+                }
+                if entry.tag() != gimli::DW_TAG_inlined_subroutine {
+                    continue;
+                }
+                let Ok(mut ranges) = unit.die_ranges(entry) else {
+                    continue;
+                };
+                while let Ok(Some(range)) = ranges.next() {
+                    for &(_, k) in group {
+                        let p = probes[k].0;
+                        if range.begin <= p && p < range.end {
+                            let chain = &mut chains[k];
+                            chain.retain(|c: &Containing| c.depth < depth);
+                            chain.push(Containing {
+                                entry: entry.offset(),
+                                depth,
+                            });
+                        }
+                    }
                 }
             }
-            previous = (!row.end_sequence()).then(|| {
-                let line = row.line().map_or(0, |l| l.get() as u32);
-                (address, row.file_index(), line)
-            });
         }
-        let header = rows.header();
-        Ok(rows_at
-            .into_iter()
-            .map(|row| row.map(|(file, line)| (self.file(header, file), line)))
-            .collect())
+        chains
     }
 
     /// Where the inlined call at `entry` was made from.

@@ -46,7 +46,7 @@ const FLUSH_SHARE: Duration = Duration::from_millis(400);
 
 /// Windows a sink's clock may have cut ahead of its builder; beyond them a window is
 /// dropped (counted, and said at most once a minute).
-pub const PENDING_WINDOWS: usize = 4;
+pub const PENDING_WINDOWS: usize = 8;
 
 /// One window is built at a time in the process: builds share the process's symbolizer, and
 /// blocking threads held waiting for it would keep clocks from cutting on time.
