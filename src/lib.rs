@@ -271,25 +271,24 @@ pub fn read_source(path: &Path) -> Result<SourceFile, Error> {
         return Err(too_large(&name).into());
     }
     let bytes = read_capped(&name, file, size, cannot_read)?;
-    // Valid UTF-8 (the usual case) is taken as it is, without a copy.
-    let text = String::from_utf8(bytes)
-        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned());
-    Ok(SourceFile::new(name, text))
+    Ok(SourceFile::new(name, text_of(bytes)))
 }
 
-/// Reads standard input as a [`SourceFile`] named `<stdin>`; it must be UTF-8, and at most
+/// Reads standard input as a [`SourceFile`] named `<stdin>`, as [`read_source`] reads a file
+/// (invalid UTF-8 becomes U+FFFD, which the lexer refuses with its byte offset); at most
 /// [`MAX_SOURCE_BYTES`] long.
 pub fn read_stdin() -> Result<SourceFile, Error> {
     let name = "<stdin>";
     let cannot_read = |e: std::io::Error| Diagnostic::error(format!("cannot read stdin: {e}"));
     let bytes = read_capped(name, std::io::stdin().lock(), 0, cannot_read)?;
-    let text = String::from_utf8(bytes).map_err(|_| {
-        cannot_read(std::io::Error::new(
-            std::io::ErrorKind::InvalidData,
-            "stream did not contain valid UTF-8",
-        ))
-    })?;
-    Ok(SourceFile::new(name, text))
+    Ok(SourceFile::new(name, text_of(bytes)))
+}
+
+/// `bytes` as text: taken as it is when valid UTF-8 (the usual case, without a copy), else
+/// with each invalid sequence replaced by U+FFFD.
+fn text_of(bytes: Vec<u8>) -> String {
+    String::from_utf8(bytes)
+        .unwrap_or_else(|invalid| String::from_utf8_lossy(invalid.as_bytes()).into_owned())
 }
 
 /// All of `reader` (about `size` bytes, or more), named `name`: an error if it is longer
@@ -299,7 +298,7 @@ fn read_capped(
     reader: impl std::io::Read,
     size: u64,
     cannot_read: impl Fn(std::io::Error) -> Diagnostic,
-) -> Result<Vec<u8>, Diagnostic> {
+) -> Result<Vec<u8>, Error> {
     use std::io::Read;
     let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
     reader
@@ -307,7 +306,7 @@ fn read_capped(
         .read_to_end(&mut bytes)
         .map_err(cannot_read)?;
     if bytes.len() as u64 > MAX_SOURCE_BYTES {
-        return Err(too_large(name));
+        return Err(too_large(name).into());
     }
     Ok(bytes)
 }

@@ -912,6 +912,32 @@ fn a_binary_file_is_not_a_text_profilingfile() {
     }
 }
 
+/// Bytes that are not UTF-8 on standard input are refused as a file's are, with their offset.
+#[test]
+fn binary_standard_input_is_not_a_text_profilingfile() {
+    for command in ["fmt", "adapt", "validate"] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_caddyprof"))
+            .args([command, "-"])
+            .env("NO_COLOR", "1")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        // The binary may exit before reading all of it: a broken pipe is not a failure.
+        let _ = stdin.write_all(b"profiling {\n\tpro\xff\xfe\n}\n");
+        drop(stdin);
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(1), "{command}: {stderr}");
+        assert!(
+            stderr.contains("<stdin> is not a text Profilingfile: byte 16 is not UTF-8"),
+            "{command}: {stderr}"
+        );
+    }
+}
+
 /// `import /etc/shadow` printed the file's first lines inside the diagnostic.
 #[test]
 fn an_imported_file_that_is_no_profilingfile_is_not_shown() {
