@@ -226,6 +226,15 @@ fn run(command: Command) -> Result<ExitCode, Error> {
                 &options_for(&file),
             )?;
             print_diagnostics(&loaded.warnings);
+            // Said here only: it matters to who would give the configuration to Caddy, not
+            // to running it.
+            let notes: Vec<_> = loaded
+                .config
+                .caddy_notes()
+                .into_iter()
+                .map(|note| loaded.sources.locate(note))
+                .collect();
+            print_diagnostics(&notes);
             // What running it here would warn about too (defaults filled in, settings without
             // effect), and what would stop it (an `{env.NAME}` whose variable is unset): as
             // warnings, since the file may be meant for another environment.

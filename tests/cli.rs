@@ -680,8 +680,14 @@ fn validate_profilingfile_shows_the_notes_of_the_typed_config() {
     );
     let out = caddyprof(dir.path(), &["validate", "ext.Profilingfile"]).run();
     out.assert_code(0)
-        .assert_stderr_has("caddyprof extension: Caddy cannot load this configuration");
+        .assert_stderr_has("caddyprof extension: Caddy cannot load this configuration")
+        .assert_stderr_has("ext.Profilingfile:2:2]");
+    assert_eq!(out.stderr.matches("caddyprof extension").count(), 1);
     assert_eq!(out.stdout, "Valid configuration\n");
+    // Only validate says it: adapting or running the configuration does not need Caddy.
+    let out = caddyprof(dir.path(), &["adapt", "ext.Profilingfile"]).run();
+    out.assert_code(0);
+    assert!(!out.stderr.contains("extension"), "{}", out.stderr);
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -185,13 +185,22 @@ fn canonical_order_and_forms() {
     );
 }
 
+/// Loading says nothing of the extension (running it needs no Caddy); `Config::caddy_notes`,
+/// which `validate` prints, does.
 #[test]
-fn extension_profiler_gets_a_note() {
+fn extension_profiler_gets_a_note_for_caddy() {
     let loaded = load(
         r#"{"apps": {"profiling": {"profilers": [{"profiler": "file", "directory": "/tmp/p", "interval": "30s"}]}}}"#,
     );
-    assert_eq!(loaded.warnings.len(), 1);
-    assert!(loaded.warnings[0].message().contains("Caddy cannot load"));
+    assert!(loaded.warnings.is_empty(), "{:?}", loaded.warnings);
+    let notes = loaded.config.caddy_notes();
+    assert_eq!(notes.len(), 1);
+    assert!(
+        notes[0]
+            .message()
+            .starts_with("apps.profiling.profilers[0]: the 'file' profiler")
+    );
+    assert!(notes[0].message().contains("Caddy cannot load"));
     assert!(loaded.config.profiling.unwrap().profilers[0].is_extension());
 }
 

@@ -714,6 +714,8 @@ fn cli_run_stops_cleanly_on_a_sigterm_during_start_up() {
     let (status, took) = terminate(&mut child);
     log.push_str(&collect_lines(&lines));
     assert!(status.success(), "{status:?}\n{log}");
+    // That the file profiler is a caddyprof extension is validate's to say, not run's.
+    assert!(!log.contains("extension"), "{log}");
     assert!(took <= STOP_BOUND, "took {took:?}\n{log}");
     // The final flush wrote the (short) window.
     let written: Vec<_> = std::fs::read_dir(dir.path().join("out"))

@@ -238,14 +238,6 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
             );
         }
     }
-    if child.is_extension() {
-        let note = Diagnostic::advice(format!(
-            "{path}: the '{name}' profiler is a caddyprof extension: Caddy cannot load this \
-             configuration"
-        ))
-        .label(&d.at(&name_member.value.span), "caddyprof extension");
-        d.warnings.push(note);
-    }
     Some(child)
 }
 
@@ -305,15 +297,6 @@ pub(crate) fn adapt_with<'a>(
             }
             if fields.set_by("profilers").is_none() {
                 fields.set("profilers", Json::Null, &directive.name)?;
-            }
-            if EXTENSION_PROFILERS.contains(&name) {
-                warnings.push(
-                    Diagnostic::advice(format!(
-                        "the '{name}' profiler is a caddyprof extension: Caddy cannot load this \
-                         configuration"
-                    ))
-                    .label(&directive.name.location, "caddyprof extension"),
-                );
             }
             let child = match ahead.as_mut().and_then(|ahead| ahead.take(i)) {
                 Some((read, read_warnings)) => {

@@ -47,6 +47,30 @@ pub struct Config {
     pub profefe: Option<ProfefeApp>,
 }
 
+impl Config {
+    /// What keeps Caddy itself from loading this configuration: a note per caddyprof
+    /// extension it uses (the `file` profiler), each naming its JSON path. `caddyprof
+    /// validate` says them; running the configuration does not need to.
+    pub fn caddy_notes(&self) -> Vec<Diagnostic> {
+        let Some(profiling) = &self.profiling else {
+            return Vec::new();
+        };
+        profiling
+            .profilers
+            .iter()
+            .enumerate()
+            .filter(|(_, child)| child.is_extension())
+            .map(|(i, child)| {
+                Diagnostic::advice(format!(
+                    "apps.profiling.profilers[{i}]: the '{}' profiler is a caddyprof extension: \
+                     Caddy cannot load this configuration",
+                    child.name()
+                ))
+            })
+            .collect()
+    }
+}
+
 /// A successfully loaded configuration with the warnings and notes found on the way.
 #[derive(Clone, Debug)]
 pub struct Loaded {
