@@ -3,18 +3,27 @@
 //! Keeping an object's parsed debug info resident is what makes profilers heavy: for a
 //! release build with full debug info, addr2line's `Loader` kept 40 MiB of parsed units and
 //! 70 MiB of the file's DWARF mapped (about 100 MiB for a program of 124 MB), and grew
-//! while new code kept appearing in the samples. Here only a compact index stays resident:
-//! which compilation unit covers which addresses ([`UnitRange`], from `.debug_aranges`, or
-//! from each unit's own ranges where the file has none). Each call to [`DebugInfo::frames`]
-//! maps the file, reads just the units its addresses lie in, one at a time (addr2line over
-//! that unit's slice of `.debug_info`: the same names, inlined frames, files and lines), and
-//! unmaps the file before it returns, so neither the parsed units nor the file's pages stay
-//! resident between calls. Addresses no unit names get their symbol-table entry, found by
-//! one pass over the table (no map of every symbol is kept).
+//! while new code kept appearing in the samples. Here, between calls, only this stays
+//! resident:
 //!
-//! What a unit refers to in another unit (`DW_FORM_ref_addr`, made by LTO's cross-unit
-//! inlining) cannot be followed from a unit's slice: such a frame keeps its file and line
-//! but takes the name of the function it was inlined into, or the symbol table's.
+//! - an index of the compilation units: the address ranges each covers (as addr2line finds
+//!   them: a unit's own `DW_AT_ranges` or low and high pc, else its `.debug_aranges`
+//!   entries), merged, and where each unit starts;
+//! - the tables of the units read most recently, up to [`TABLE_CACHE_BYTES`]: a unit's
+//!   function ranges and its line table, so that an address new in a unit read before needs
+//!   only its own function's entries.
+//!
+//! Each call to [`DebugInfo::frames`] maps the file, reads just the units its addresses lie
+//! in, one at a time, drops the pages each unit touched as soon as it is read (`madvise`),
+//! and unmaps the file before it returns. In a unit, the function containing an address is
+//! found in its table, and one walk of that function's entries finds the inlined calls
+//! around it; the line table gives the innermost frame's file and line, each inlined call's
+//! `DW_AT_call_file`/`DW_AT_call_line` its caller's. Names are the linkage name (else the
+//! name) of the entry, following `DW_AT_abstract_origin` and `DW_AT_specification`, into
+//! other units too (`DW_FORM_ref_addr`: thin-local LTO inlines across a crate's units). The
+//! result is what addr2line gives (`tests/symbols.rs` holds it to binutils' `addr2line -f
+//! -i -C`). Addresses no unit names get their symbol-table entry, found by one pass over the
+//! table (no map of every symbol is kept).
 
 use std::borrow::Cow;
 use std::cell::RefCell;
