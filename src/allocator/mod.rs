@@ -22,7 +22,8 @@
 //!   a profile is being taken, a sample.
 //! - **Every free**: one byte of a 64 KiB filter of the sampled live addresses (indexed by
 //!   address, so nearby frees share cache lines) is read; only
-//!   a hit looks further (in the live table).
+//!   a hit looks further (in the live table). And the thread-local that says whether the
+//!   thread is doing caddyprof's own work (see below): three instructions.
 //! - **A sample**: the stack is walked from the registers of the sampling function (one
 //!   `asm!` block) by [`crate::collect::unwind`] (framehop over the objects' `.eh_frame`,
 //!   with cached rules; libgcc's unwinder where it cannot run) into a fixed array on the
@@ -522,11 +523,12 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        // Before the block can be handed out again.
-        freed(ptr);
+        // First: nothing then needs `layout` past `freed`'s call (no register to save).
         if in_own_work() {
             count_own_free(layout.size());
         }
+        // Before the block can be handed out again.
+        freed(ptr);
         // SAFETY: as for `alloc`.
         unsafe { self.inner.dealloc(ptr, layout) }
     }
