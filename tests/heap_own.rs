@@ -9,8 +9,6 @@ mod support;
 
 use std::alloc::System;
 use std::hint::black_box;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
 use caddyprof::allocator::{self, Sampled};
@@ -19,32 +17,12 @@ use caddyprof::config::ProfileType;
 use caddyprof::profile::{Symbols, decode};
 use caddyprof::runtime;
 use caddyprof::runtime::upload::Windows;
+use support::Log;
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
 
 const ALLOC_SPACE: usize = 1;
-
-/// The log, at info.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
-    type Writer = Log;
-    fn make_writer(&'a self) -> Log {
-        self.clone()
-    }
-}
 
 /// Allocates and frees blocks of 1–64 KiB, `bytes` in all (about); returns the bytes.
 #[inline(never)]
@@ -79,12 +57,7 @@ fn next(x: &mut u64) -> u64 {
 
 #[test]
 fn the_profilers_own_allocations_are_counted_apart_from_the_programs_heap_profile() {
-    let log = Log::default();
-    tracing_subscriber::fmt()
-        .with_writer(log.clone())
-        .with_ansi(false)
-        .with_max_level(tracing::Level::INFO)
-        .init();
+    let log = Log::install();
     // Fine sampling, so that 10 % is far outside the sampling error (≈ 2 % per function).
     allocator::set_rate(16 * 1024);
     let dir = tempfile::tempdir().unwrap();
@@ -232,7 +205,7 @@ fn the_profilers_own_allocations_are_counted_apart_from_the_programs_heap_profil
         own.in_use_bytes,
         own.allocated_bytes
     );
-    let text = String::from_utf8_lossy(&log.0.lock().unwrap()).into_owned();
+    let text = log.text();
     let line = text
         .lines()
         .find(|l| l.contains("caddyprof itself: "))
