@@ -4,26 +4,10 @@
 mod support;
 
 use std::hint::black_box;
-use std::io::Write;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use caddyprof::runtime;
-
-/// Everything logged, as text.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(buf);
-        Ok(buf.len())
-    }
-
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
+use support::Log;
 
 #[inline(never)]
 fn spin(duration: Duration) -> u64 {
@@ -70,7 +54,7 @@ fn heap_without_the_sampling_allocator_warns_once_and_cpu_keeps_working() {
         assert!(report.is_clean(), "{report:?}");
     }
 
-    let text = String::from_utf8(log.0.lock().unwrap().clone()).unwrap();
+    let text = log.text();
     let warnings: Vec<&str> = text
         .lines()
         .filter(|l| l.contains("sampling allocator"))

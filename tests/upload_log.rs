@@ -4,53 +4,24 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::pyroscope::sink::PyroscopeSink;
 use caddyprof::config::ProfileType;
 use caddyprof::runtime::upload::{RetryPolicy, Submitted, UploaderOptions};
-use support::{Body, FakeServer, Fault, Kind, profile};
+use support::{Body, FakeServer, Fault, Kind, Log, profile};
 
 /// Every line logged by this test binary.
-#[derive(Clone, Default)]
-struct Log(Arc<Mutex<Vec<u8>>>);
-
-impl Write for Log {
-    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(bytes);
-        Ok(bytes.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl<'a> tracing_subscriber::fmt::MakeWriter<'a> for Log {
-    type Writer = Log;
-    fn make_writer(&'a self) -> Log {
-        self.clone()
-    }
-}
-
 fn log() -> &'static Log {
     static LOG: OnceLock<Log> = OnceLock::new();
-    LOG.get_or_init(|| {
-        let log = Log::default();
-        tracing_subscriber::fmt()
-            .with_writer(log.clone())
-            .with_ansi(false)
-            .with_max_level(tracing::Level::INFO)
-            .init();
-        log
-    })
+    LOG.get_or_init(Log::install)
 }
 
 /// The lines logged so far by the sink called `sink`.
 fn lines_of(sink: &str) -> Vec<String> {
-    let text = String::from_utf8_lossy(&log().0.lock().unwrap()).into_owned();
+    let text = log().text();
     let field = format!("sink={sink} ");
     text.lines()
         .filter(|line| line.contains(&field))

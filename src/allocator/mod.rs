@@ -22,7 +22,8 @@
 //!   a profile is being taken, a sample.
 //! - **Every free**: one byte of a 64 KiB filter of the sampled live addresses (indexed by
 //!   address, so nearby frees share cache lines) is read; only
-//!   a hit looks further (in the live table).
+//!   a hit looks further (in the live table). And the thread-local that says whether the
+//!   thread is doing caddyprof's own work (see below): three instructions.
 //! - **A sample**: the stack is walked from the registers of the sampling function (one
 //!   `asm!` block) by [`crate::collect::unwind`] (framehop over the objects' `.eh_frame`,
 //!   with cached rules; libgcc's unwinder where it cannot run) into a fixed array on the
@@ -33,6 +34,27 @@
 //!
 //! Before a profile is first asked for ([`crate::collect::heap::subscribe`]) and after the
 //! last subscription ends, allocations pass straight through: only the countdown runs.
+//!
+//! # caddyprof's own allocations
+//!
+//! What caddyprof allocates for itself (symbolizing, encoding, uploading, its tables) is not
+//! the program's, and is never sampled into its profiles. Its own work is: everything on the
+//! threads it starts (the runtime's `caddyprof` threads, the CPU collector's
+//! `caddyprof-cpu`), and, on the program's threads, its public entry points while they run
+//! (`runtime::start`, `Running::stop`, the collectors' subscribe, cut, collect and build
+//! calls, the symbolizer's methods, the instrumented locks' event recording). While a thread
+//! does such work, each allocation takes the slow path (its countdown is parked at 0 and given
+//! back afterwards, so the program's own sampling is not shifted) and is counted in
+//! [`own_allocations`] instead of sampled; each free on such a thread is counted too.
+//!
+//! So [`OwnAllocations::in_use_bytes`] is *bytes allocated during caddyprof's work minus
+//! bytes freed during it*: exact for what caddyprof allocates and frees itself (all of the
+//! runtime's windows, profiles and uploads). It is off where a block crosses over: a block
+//! caddyprof allocated and the program freed (a [`Profile`](crate::runtime::Profile)
+//! returned by a direct collector call, the stop reports, a log line a `tracing` subscriber
+//! frees on another thread) stays counted as in use; a block of the program freed during
+//! caddyprof's work is counted as freed by it (the total never goes below 0). Frees of the
+//! program's sampled blocks leave its live samples wherever they happen.
 //!
 //! # Memory
 //!
@@ -57,6 +79,7 @@ mod table;
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::cell::Cell;
+use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
@@ -130,15 +153,43 @@ struct ThreadState {
     rng: Cell<u64>,
     /// Whether this thread is taking a sample.
     busy: Cell<bool>,
+    /// How many [`OwnWork`] scopes the thread is in (a whole caddyprof thread: one that never
+    /// ends). Above 0, its allocations and frees are caddyprof's own.
+    own_depth: Cell<u32>,
+    /// The countdown put aside while the thread does caddyprof's own work.
+    saved_countdown: Cell<i64>,
 }
 
 thread_local! {
     // `const`, and no `Drop`: no lazy initialization, no destructor, usable during thread
     // exit.
     static STATE: ThreadState = const {
-        ThreadState { countdown: Cell::new(0), rng: Cell::new(0), busy: Cell::new(false) }
+        ThreadState {
+            countdown: Cell::new(0),
+            rng: Cell::new(0),
+            busy: Cell::new(false),
+            own_depth: Cell::new(0),
+            saved_countdown: Cell::new(0),
+        }
     };
 }
+
+/// Counts of caddyprof's own allocations and frees, apart from the other statics (every
+/// thread of caddyprof writes them).
+#[repr(align(64))]
+struct OwnCounters {
+    allocations: AtomicU64,
+    allocated_bytes: AtomicU64,
+    frees: AtomicU64,
+    freed_bytes: AtomicU64,
+}
+
+static OWN: OwnCounters = OwnCounters {
+    allocations: AtomicU64::new(0),
+    allocated_bytes: AtomicU64::new(0),
+    frees: AtomicU64::new(0),
+    freed_bytes: AtomicU64::new(0),
+};
 
 /// Whether a [`Sampled`] allocator is the program's global allocator (it has allocated).
 pub fn is_installed() -> bool {
@@ -161,10 +212,106 @@ pub fn set_rate(bytes: u64) {
     let rate = bytes.min(RATE_UNSET - 1);
     RATE.store(rate, Ordering::Relaxed);
     let _ = STATE.try_with(|s| {
-        if !s.busy.get() {
+        if s.own_depth.get() > 0 {
+            s.saved_countdown.set(next_countdown(s, rate));
+        } else if !s.busy.get() {
             s.countdown.set(next_countdown(s, rate));
         }
     });
+}
+
+/// caddyprof's own work on the current thread, until dropped (scopes nest): its allocations
+/// are counted in [`own_allocations`], not sampled. See the [module docs](self).
+#[must_use = "the work is caddyprof's only while the scope lives"]
+pub(crate) struct OwnWork {
+    /// Dropped on the thread that made it.
+    _not_send: PhantomData<*const ()>,
+}
+
+/// Starts a scope of caddyprof's own work on the current thread. A function's parameters
+/// are dropped after its locals, so after the scope: consume inside it what the work frees.
+pub(crate) fn own_work() -> OwnWork {
+    let _ = STATE.try_with(enter_own_work);
+    OwnWork {
+        _not_send: PhantomData,
+    }
+}
+
+impl Drop for OwnWork {
+    fn drop(&mut self) {
+        let _ = STATE.try_with(|s| match s.own_depth.get() {
+            0 => {}
+            1 => {
+                s.own_depth.set(0);
+                s.countdown.set(s.saved_countdown.get());
+            }
+            depth => s.own_depth.set(depth - 1),
+        });
+    }
+}
+
+/// Makes all of the current thread's work caddyprof's own, to its end (for the threads
+/// caddyprof starts).
+pub(crate) fn own_thread() {
+    let _ = STATE.try_with(enter_own_work);
+}
+
+fn enter_own_work(s: &ThreadState) {
+    let depth = s.own_depth.get();
+    if depth == 0 {
+        s.saved_countdown.set(s.countdown.get());
+        // Every allocation takes the slow path, which counts it.
+        s.countdown.set(0);
+    }
+    s.own_depth.set(depth.saturating_add(1));
+}
+
+/// Whether the current thread is doing caddyprof's own work.
+#[inline(always)]
+fn in_own_work() -> bool {
+    STATE.try_with(|s| s.own_depth.get() != 0).unwrap_or(false)
+}
+
+/// What caddyprof's own work allocated and freed since the process started (see the
+/// [module docs](self#caddyprofs-own-allocations)); all 0 unless a [`Sampled`] allocator is
+/// the global allocator.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct OwnAllocations {
+    /// Allocations made (a `realloc` counts as one, and as one free).
+    pub allocations: u64,
+    /// Bytes allocated.
+    pub allocated_bytes: u64,
+    /// Frees made.
+    pub frees: u64,
+    /// Bytes freed.
+    pub freed_bytes: u64,
+}
+
+impl OwnAllocations {
+    /// Bytes allocated less bytes freed (0 at least): what caddyprof holds, as far as it
+    /// can tell (see the [module docs](self#caddyprofs-own-allocations)).
+    pub fn in_use_bytes(&self) -> u64 {
+        self.allocated_bytes.saturating_sub(self.freed_bytes)
+    }
+}
+
+/// caddyprof's own allocations so far.
+pub fn own_allocations() -> OwnAllocations {
+    // Frees first: a block's free is then never seen without its allocation.
+    let frees = OWN.frees.load(Ordering::Relaxed);
+    let freed_bytes = OWN.freed_bytes.load(Ordering::Relaxed);
+    OwnAllocations {
+        allocations: OWN.allocations.load(Ordering::Relaxed),
+        allocated_bytes: OWN.allocated_bytes.load(Ordering::Relaxed),
+        frees,
+        freed_bytes,
+    }
+}
+
+#[cold]
+fn count_own_free(size: usize) {
+    OWN.frees.fetch_add(1, Ordering::Relaxed);
+    OWN.freed_bytes.fetch_add(size as u64, Ordering::Relaxed);
 }
 
 /// Starts sampling for one more consumer (see [`crate::collect::heap`]).
@@ -234,9 +381,10 @@ pub fn stats() -> Stats {
 }
 
 impl<A> Sampled<A> {
-    /// Counts `size` bytes allocated at `ptr` down; samples when the countdown runs out.
+    /// Counts `size` bytes allocated at `ptr` down (in place of a block of `replaced` bytes,
+    /// for a `realloc`; else 0); samples when the countdown runs out.
     #[inline(always)]
-    fn allocated(&self, ptr: *mut u8, size: usize) {
+    fn allocated(&self, ptr: *mut u8, size: usize, replaced: usize) {
         let due = STATE
             .try_with(|s| {
                 let left = s.countdown.get().wrapping_sub(size as i64);
@@ -245,13 +393,13 @@ impl<A> Sampled<A> {
             })
             .unwrap_or(false);
         if due {
-            self.slow_path(ptr, size);
+            self.slow_path(ptr, size, replaced);
         }
     }
 
     #[cold]
     #[inline(never)]
-    fn slow_path(&self, ptr: *mut u8, size: usize) {
+    fn slow_path(&self, ptr: *mut u8, size: usize, replaced: usize) {
         if !INSTALLED.load(Ordering::Relaxed) {
             let _ = RATE.compare_exchange(
                 RATE_UNSET,
@@ -262,6 +410,16 @@ impl<A> Sampled<A> {
             INSTALLED.store(true, Ordering::Relaxed);
         }
         let _ = STATE.try_with(|s| {
+            if s.own_depth.get() > 0 {
+                OWN.allocations.fetch_add(1, Ordering::Relaxed);
+                OWN.allocated_bytes
+                    .fetch_add(size as u64, Ordering::Relaxed);
+                if replaced > 0 {
+                    count_own_free(replaced);
+                }
+                s.countdown.set(0);
+                return;
+            }
             if s.busy.get() {
                 REENTERED.fetch_add(1, Ordering::Relaxed);
                 return;
@@ -348,7 +506,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
         // SAFETY: the caller's contract is `inner`'s.
         let ptr = unsafe { self.inner.alloc(layout) };
         if !ptr.is_null() {
-            self.allocated(ptr, layout.size());
+            self.allocated(ptr, layout.size(), 0);
         }
         ptr
     }
@@ -358,13 +516,17 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
         // SAFETY: as for `alloc`.
         let ptr = unsafe { self.inner.alloc_zeroed(layout) };
         if !ptr.is_null() {
-            self.allocated(ptr, layout.size());
+            self.allocated(ptr, layout.size(), 0);
         }
         ptr
     }
 
     #[inline]
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        // First: nothing then needs `layout` past `freed`'s call (no register to save).
+        if in_own_work() {
+            count_own_free(layout.size());
+        }
         // Before the block can be handed out again.
         freed(ptr);
         // SAFETY: as for `alloc`.
@@ -389,7 +551,7 @@ unsafe impl<A: GlobalAlloc> GlobalAlloc for Sampled<A> {
         if let Some((slot, weight)) = old {
             table::add_free(slot, weight);
         }
-        self.allocated(new, new_size);
+        self.allocated(new, new_size, layout.size());
         new
     }
 }

@@ -170,6 +170,7 @@ pub(crate) fn mutex_event(delay: Duration) {
 /// is built, by name: inlining makes counting frames here unreliable).
 #[inline(never)]
 fn record(kind: Kind, values: Values) {
+    let _own = crate::allocator::own_work();
     let mut addresses = [0usize; MAX_DEPTH];
     // The cached unwinder: no lock, a few hundred instructions for a stack seen before.
     let (depth, _) = super::unwind::current_stack(&mut addresses);
@@ -221,6 +222,7 @@ fn is_instrumentation(function: &str) -> bool {
 /// Subscribes to `kind` events: each [`ContentionSubscription::collect`] gives the events
 /// since the previous one, or all of them with `cumulative`.
 pub fn subscribe(kind: Kind, cumulative: bool) -> ContentionSubscription {
+    let _own = crate::allocator::own_work();
     let mut registry = registry();
     let baseline = if cumulative {
         Vec::new()
@@ -280,6 +282,7 @@ impl ContentionSubscription {
     /// Ends the current window and returns its events per stack, not yet symbolized (quick:
     /// the instrumented locks wait for the registry only while it is read).
     pub fn cut(&mut self) -> ContentionWindow {
+        let _own = crate::allocator::own_work();
         // Libraries loaded or unloaded since: a new module list for the unwinder.
         super::unwind::refresh();
         let end = SystemTime::now();
@@ -335,6 +338,7 @@ impl ContentionWindow {
     /// period type `contentions/count`, period 1, one sample per stack, the lock's own frames
     /// cut.
     pub fn build(self) -> Profile {
+        let _own = crate::allocator::own_work();
         let mut builder = ProfileBuilder::new();
         builder
             .sample_type("contentions", "count")
@@ -345,8 +349,9 @@ impl ContentionWindow {
         let mut symbolizer = symbolizer();
         symbolizer.prepare(self.stacks.iter().flat_map(|(a, _, _)| a.iter().copied()));
         let mut ids = ProfileLocations::default();
-        for (addresses, count, delay) in &self.stacks {
-            let resolved = symbolizer.resolve(addresses);
+        // Consumed (so freed) inside the own-work scope, which ends before parameters drop.
+        for (addresses, count, delay) in self.stacks {
+            let resolved = symbolizer.resolve(&addresses);
             let frames = symbolizer.frames(&resolved);
             // Up to the outermost frame of the lock's (inlined standard-library frames may
             // sit between its own).
@@ -356,7 +361,7 @@ impl ContentionWindow {
                 .map_or(0, |last| last + 1);
             let cut = if cut < frames.len() { cut } else { 0 };
             let locations = ids.of_frames(&frames, cut, &symbolizer, &mut builder);
-            builder.add_sample_at(&locations, &[*count, *delay], &[]);
+            builder.add_sample_at(&locations, &[count, delay], &[]);
         }
         symbolizer.end_batch();
         drop(symbolizer);

@@ -133,6 +133,7 @@ pub fn start(frequency: u32) -> Result<u32, CpuError> {
 /// Starts the process-wide sampler with `options`, unless it is already started (then the
 /// options are ignored); returns the frequency in use.
 pub fn start_with(options: CpuOptions) -> Result<u32, CpuError> {
+    let _own = crate::allocator::own_work();
     let mut collector = lock();
     Ok(started(&mut collector, options)?.frequency)
 }
@@ -179,6 +180,7 @@ pub fn frequency() -> Option<u32> {
 /// see the module docs: the rate is fixed once started) and returns a subscription whose
 /// first window starts now.
 pub fn subscribe(frequency: u32) -> Result<CpuSubscription, CpuError> {
+    let _own = crate::allocator::own_work();
     let mut guard = lock();
     let collector = started(
         &mut guard,
@@ -219,6 +221,7 @@ pub fn subscribe(frequency: u32) -> Result<CpuSubscription, CpuError> {
 
 /// The collector thread: drains the ring while someone subscribes, sleeps otherwise.
 fn drain_loop() {
+    crate::allocator::own_thread();
     loop {
         let active = {
             let mut guard = lock();
@@ -272,6 +275,7 @@ impl CpuSubscription {
     /// Ends the current window and returns its samples, not yet symbolized (quick: no
     /// symbolization, no encoding). The next window starts now.
     pub fn cut(&mut self) -> CpuWindow {
+        let _own = crate::allocator::own_work();
         let mut guard = lock();
         let collector = guard
             .as_mut()
@@ -326,6 +330,7 @@ impl CpuWindow {
     /// `cpu/nanoseconds`, period type `cpu/nanoseconds`, period 1e9/frequency, the window's
     /// start and length, and a `thread` label on every sample.
     pub fn build(self) -> Profile {
+        let _own = crate::allocator::own_work();
         let period = 1_000_000_000 / i64::from(self.frequency);
         let mut builder = ProfileBuilder::new();
         builder
@@ -341,12 +346,13 @@ impl CpuWindow {
                 .flat_map(|(key, _)| key.1.iter().copied()),
         );
         let mut ids = ProfileLocations::default();
-        for (key, count) in &self.stacks {
+        // Consumed (so freed) inside the own-work scope, which ends before parameters drop.
+        for (key, count) in self.stacks {
             let resolved = symbolizer.resolve(&key.1);
             let locations = ids.of(&resolved, &symbolizer, &mut builder);
             builder.add_sample_at(
                 &locations,
-                &[*count, count * period],
+                &[count, count * period],
                 &[Label::str("thread", &key.0)],
             );
         }

@@ -176,6 +176,7 @@ impl DebugInfo {
     /// DWARF with file and line, else from the symbol table; empty where nothing names the
     /// address. The file is mapped for this call only.
     pub fn frames(&mut self, probes: &[u64]) -> Vec<Vec<Frame<'static>>> {
+        let _own = crate::allocator::own_work();
         let mut found = vec![Vec::new(); probes.len()];
         let Some(map) = map_file(&self.path) else {
             return found;

@@ -69,6 +69,7 @@ static REPORTED_LIVE_LOST: AtomicU64 = AtomicU64::new(0);
 ///
 /// [`HeapError::NotInstalled`] when [`allocator::Sampled`] is not the global allocator.
 pub fn subscribe() -> Result<HeapSubscription, HeapError> {
+    let _own = crate::allocator::own_work();
     if !allocator::is_installed() {
         return Err(HeapError::NotInstalled);
     }
@@ -117,6 +118,7 @@ impl HeapSubscription {
     /// Ends the current window and returns its values per stack, not yet symbolized
     /// (quick: a read of the sampler's tables). The next window starts now.
     pub fn cut(&mut self, profile_type: ProfileType, accumulation: Accumulation) -> HeapWindow {
+        let _own = crate::allocator::own_work();
         // Libraries loaded or unloaded since: the sampler's unwinder gets a new module list.
         super::unwind::refresh();
         let end = SystemTime::now();
@@ -174,6 +176,7 @@ pub struct HeapWindow {
 impl HeapWindow {
     /// The window's profile (see the [module docs](self)).
     pub fn build(self) -> Profile {
+        let _own = crate::allocator::own_work();
         let mut builder = ProfileBuilder::new();
         builder
             .sample_type("alloc_objects", "count")

@@ -81,6 +81,7 @@ pub(crate) fn program_headers(info: &libc::dl_phdr_info) -> &[libc::Elf64_Phdr] 
 
 /// The objects mapped now, the program first (`dl_iterate_phdr`).
 pub fn mapped_objects() -> Vec<MappedObject> {
+    let _own = crate::allocator::own_work();
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let mut objects = Vec::new();

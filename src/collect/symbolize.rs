@@ -62,6 +62,7 @@ impl ProfileLocations {
         symbolizer: &Symbolizer,
         builder: &mut ProfileBuilder,
     ) -> Vec<LocationId> {
+        let _own = crate::allocator::own_work();
         resolved
             .iter()
             .map(|&l| self.location(l, 0, symbolizer, builder))
@@ -77,6 +78,7 @@ impl ProfileLocations {
         symbolizer: &Symbolizer,
         builder: &mut ProfileBuilder,
     ) -> Vec<LocationId> {
+        let _own = crate::allocator::own_work();
         let mut ids = Vec::with_capacity(frames.len().saturating_sub(cut));
         let mut k = cut;
         while let Some(&(l, first)) = frames.get(k) {
@@ -157,6 +159,7 @@ impl Symbolizer {
     /// and each unit of its debug info is read once for the lot. Call it with all the
     /// addresses of a window before [`resolve`](Self::resolve)ing its stacks.
     pub fn prepare(&mut self, addresses: impl IntoIterator<Item = usize>) {
+        let _own = crate::allocator::own_work();
         let mut new: Vec<usize> = addresses
             .into_iter()
             .filter(|a| *a != 0 && !self.by_address.contains_key(a))
@@ -221,6 +224,7 @@ impl Symbolizer {
     /// (location, line) indexes, for [`function`](Self::function) and
     /// [`ProfileLocations::of_frames`].
     pub fn frames(&self, resolved: &[usize]) -> Vec<(usize, usize)> {
+        let _own = crate::allocator::own_work();
         resolved
             .iter()
             .flat_map(|&l| (0..self.locations[l].lines.len()).map(move |i| (l, i)))
@@ -235,6 +239,7 @@ impl Symbolizer {
     /// Ends a batch of [`resolve`](Self::resolve) calls (a collection): gives the memory
     /// its reading freed back to the system.
     pub fn end_batch(&mut self) {
+        let _own = crate::allocator::own_work();
         if std::mem::take(&mut self.new_in_batch) {
             release_freed_memory();
         }
@@ -426,6 +431,7 @@ fn mappings(object: &MappedObject, path: Option<&Path>) -> impl Iterator<Item = 
 /// The mappings of the running program's executable segments, which every profile lists
 /// first (read once: the program stays where it was loaded).
 pub fn program_mappings() -> &'static [Mapping] {
+    let _own = crate::allocator::own_work();
     static PROGRAM: LazyLock<Vec<Mapping>> = LazyLock::new(|| {
         mapped_objects().first().map_or_else(Vec::new, |program| {
             mappings(program, object_path(0, program).as_deref()).collect()

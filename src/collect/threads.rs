@@ -73,6 +73,7 @@ pub struct ThreadStack {
 
 /// The threads of the process now.
 pub fn threads() -> Vec<ThreadInfo> {
+    let _own = crate::allocator::own_work();
     let Ok(entries) = std::fs::read_dir("/proc/self/task") else {
         return Vec::new();
     };
@@ -94,6 +95,7 @@ pub fn threads() -> Vec<ThreadInfo> {
 
 /// The current stack of every thread of the process.
 pub fn stacks() -> Result<Vec<ThreadStack>, SamplerError> {
+    let _own = crate::allocator::own_work();
     let _one_at_a_time = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
     install()?;
     // Libraries loaded or unloaded since: a new module list for the handler's unwinder.
@@ -208,6 +210,7 @@ extern "C" fn on_request(_signal: c_int, _info: *mut libc::siginfo_t, context: *
 /// period 1, one sample per distinct (thread name, stack) with the number of threads, and a
 /// `thread` label.
 pub fn goroutine_profile(snapshot: &[ThreadStack], at: SystemTime) -> Profile {
+    let _own = crate::allocator::own_work();
     let mut counts: HashMap<(&str, &[usize]), i64> = HashMap::new();
     for thread in snapshot {
         *counts
@@ -241,6 +244,7 @@ pub fn goroutine_profile(snapshot: &[ThreadStack], at: SystemTime) -> Profile {
 /// `threadcreate/count`, period 1, one sample per thread at a frame `thread <name>`, with a
 /// `thread` label.
 pub fn threadcreate_profile(threads: &[ThreadInfo], at: SystemTime) -> Profile {
+    let _own = crate::allocator::own_work();
     let mut builder = ProfileBuilder::new();
     builder
         .sample_type("threadcreate", "count")

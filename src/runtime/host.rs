@@ -26,9 +26,11 @@ use std::time::{Duration, Instant, SystemTime};
 use tokio::sync::{Semaphore, mpsc as queue, watch};
 
 use super::Profile;
+use super::own_usage::{OwnMark, OwnUsage, log_own_usage};
 use super::plan::{Plan, PlanOptions, SinkSettings};
 use super::sources::{Cut, Sources};
 use super::upload::{NotSent, STOP_DEADLINE, Submitted, UploadStats, UploaderOptions, Windows};
+use crate::allocator;
 use crate::apps::file::sink::FileWriter;
 use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
 use crate::apps::pyroscope::sink::PyroscopeSink;
@@ -61,6 +63,8 @@ pub struct Running {
     reports: mpsc::Receiver<SinkReport>,
     sinks: usize,
     warnings: Vec<Diagnostic>,
+    /// caddyprof's own allocations at the start (`None` without the sampling allocator).
+    own_since: Option<OwnMark>,
 }
 
 /// The files a [`SinkReport`] names: the last ones written.
@@ -99,6 +103,10 @@ pub struct SinkReport {
     /// (messages that differ only in their numbers are one kind), in the order they were
     /// last met, the most recent [`ERROR_KINDS`] kinds.
     pub errors: Vec<RepeatedError>,
+    /// What caddyprof's own work allocated from the start to the stop, process-wide (the
+    /// same in every report of a stop, and said at info); `None` unless
+    /// [`allocator::Sampled`] is the global allocator. Never part of the heap profiles.
+    pub own_usage: Option<OwnUsage>,
 }
 
 /// One kind of error a sink met, and how often.
@@ -151,6 +159,7 @@ pub fn start(config: &Config) -> Result<Running, Error> {
 
 /// Starts a Profilingfile or JSON config file (see [`crate::load_config`]).
 pub fn start_file(path: impl AsRef<Path>) -> Result<Running, Error> {
+    let _own = allocator::own_work();
     let loaded = crate::load_config(path.as_ref(), None)?;
     let mut running = start(&loaded.config)?;
     let mut warnings = loaded.warnings;
@@ -161,12 +170,16 @@ pub fn start_file(path: impl AsRef<Path>) -> Result<Running, Error> {
 
 /// Starts `config`, resolving it with `options`.
 pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Error> {
+    let _own = allocator::own_work();
+    let own_since = OwnMark::now();
     let planned = Plan::resolve(config, options)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         // Cutting windows, at most one build, file writes, name lookups: never all waiting.
         .max_blocking_threads(4)
         .thread_name("caddyprof")
+        // Everything its threads allocate is caddyprof's own, never the program's profile.
+        .on_thread_start(allocator::own_thread)
         .enable_all()
         .build()
         .map_err(|e| Diagnostic::error(format!("cannot start the profiler's threads: {e}")))?;
@@ -220,6 +233,9 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
             let _ = report.send(result);
         });
     }
+    if own_since.is_some() {
+        runtime.spawn(log_own_usage());
+    }
     tracing::info!(sinks, "profiling started");
     Ok(Running {
         runtime: Some(runtime),
@@ -227,6 +243,7 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
         reports,
         sinks,
         warnings: planned.warnings,
+        own_since,
     })
 }
 
@@ -242,6 +259,7 @@ impl Running {
     /// warning. Do not call it from an async task (it blocks the calling thread while it
     /// waits).
     pub fn stop(mut self) -> Vec<SinkReport> {
+        let _own = allocator::own_work();
         let end = Instant::now() + STOP_DEADLINE;
         self.stop.send_replace(Some(end - STOP_MARGIN));
         let mut reports = Vec::with_capacity(self.sinks);
@@ -263,12 +281,20 @@ impl Running {
         }
         stop_lock_events();
         tracing::info!("profiling stopped");
+        let own_usage = self.own_since.map(|since| since.usage());
+        if let Some(usage) = own_usage {
+            tracing::info!("{usage}");
+            for report in &mut reports {
+                report.own_usage = Some(usage);
+            }
+        }
         reports
     }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        let _own = allocator::own_work();
         self.stop.send_replace(Some(Instant::now()));
         if let Some(runtime) = self.runtime.take() {
             runtime.shutdown_background();

@@ -5,11 +5,13 @@
 //! This module holds the types every part of the runtime shares.
 
 pub mod host;
+pub mod own_usage;
 pub mod plan;
 pub mod sources;
 pub mod upload;
 
 pub use host::{RepeatedError, Running, SinkReport, start, start_file, start_with};
+pub use own_usage::OwnUsage;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};

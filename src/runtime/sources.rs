@@ -52,6 +52,7 @@ impl Sources {
     /// `cumulative`: block and mutex profiles carry totals since the start, not deltas.
     /// Sources that cannot start are skipped; their errors are returned.
     pub fn open(path: &str, sampling: &Sampling, cumulative: bool) -> (Sources, Vec<String>) {
+        let _own = crate::allocator::own_work();
         let mut errors = Vec::new();
         let mut sources = Sources {
             path: path.to_owned(),
@@ -104,6 +105,7 @@ impl Sources {
     /// Ends the window: its raw data per profile type to [build](Cut::build), and the errors
     /// met (blocking, but quick: no symbolization, no encoding).
     pub fn cut(&mut self) -> (Vec<Cut>, Vec<String>) {
+        let _own = crate::allocator::own_work();
         let mut cuts = Vec::new();
         let mut errors = Vec::new();
         if let Some(cpu) = &mut self.cpu {
@@ -160,6 +162,7 @@ pub enum Cut {
 impl Cut {
     /// The profile: symbolized and encoded (blocking: takes the process's symbolizer).
     pub fn build(self) -> Profile {
+        let _own = crate::allocator::own_work();
         match self {
             Cut::Cpu(window) => window.build(),
             Cut::Contention(window) => window.build(),
