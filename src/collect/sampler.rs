@@ -226,6 +226,12 @@ pub fn set_frequency(frequency: u32) -> Result<(), SamplerError> {
     Ok(())
 }
 
+/// Makes the handler record nothing more (the timer stays as it is): for a forked child, whose
+/// ring belongs to its parent's collector thread. Only stores an atomic.
+pub(crate) fn stop_recording() {
+    SAMPLING.store(false, Ordering::Release);
+}
+
 /// Hands every sample in the ring to `each`, and frees its slot.
 pub fn drain(mut each: impl FnMut(Sample<'_>)) {
     let ring = RING.load(Ordering::Acquire);
