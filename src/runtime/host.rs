@@ -33,7 +33,8 @@ use super::upload::{NotSent, STOP_DEADLINE, Submitted, UploadStats, UploaderOpti
 use crate::apps::file::sink::FileWriter;
 use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
 use crate::apps::pyroscope::sink::PyroscopeSink;
-use crate::collect::{contention, cpu, fork};
+use crate::collect::cpu::{self, CpuError};
+use crate::collect::{contention, fork};
 use crate::config::{Config, ProfileType};
 use crate::diagnostic::{Diagnostic, Error};
 
@@ -169,8 +170,14 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
     if let Some(hz) = plan.collectors.cpu_hz {
         // Before any sink subscribes: the sampler's rate is fixed once it runs.
         let hz = u32::try_from(hz).unwrap_or(u32::MAX);
-        cpu::start(hz)
-            .map_err(|e| Diagnostic::error(format!("cannot start CPU profiling: {e}")))?;
+        match cpu::start(hz) {
+            Ok(_) => {}
+            // Said here, once; the sinks' reports say it too (each cpu source fails to open).
+            Err(CpuError::Host(host)) => tracing::warn!("{host}"),
+            Err(e) => {
+                return Err(Diagnostic::error(format!("cannot start CPU profiling: {e}")).into());
+            }
+        }
     }
     // The instrumented locks record only what some sink wants (0: nothing).
     contention::set_block_rate(plan.collectors.block_rate);
