@@ -26,6 +26,7 @@ const CHILD_OK: i32 = 0;
 const CHILD_STOP_REPORTED: i32 = 3;
 const CHILD_LOCK_EVENTS_ON: i32 = 4;
 const CHILD_WAITED: i32 = 5;
+const CHILD_STARTED_AGAIN: i32 = 6;
 
 /// "At once", generously: the parent's `stop()` may wait up to 2 s for its sinks; a child has
 /// none to wait for.
@@ -36,8 +37,9 @@ const AT_ONCE: Duration = Duration::from_secs(1);
 static CONTENDED: caddyprof::sync::Mutex<u64> = caddyprof::sync::Mutex::new(0);
 
 /// The child's life after `fork()`: give up the handle, allocate (sampled at every
-/// allocation), take a lock, and leave without running the parent's exit handlers.
-fn child(handle: runtime::Running, stop: bool) -> ! {
+/// allocation), take a lock, try to start profiling again (refused: the collectors' state
+/// belongs to the parent's threads), and leave without running the parent's exit handlers.
+fn child(handle: runtime::Running, stop: bool, config: &caddyprof::Config) -> ! {
     let mut status = CHILD_OK;
     let began = Instant::now();
     if stop {
@@ -64,6 +66,10 @@ fn child(handle: runtime::Running, stop: bool) -> ! {
     let own = caddyprof::sync::Mutex::new(0u64);
     *own.lock() += 1;
     black_box(&own);
+    match runtime::start(config) {
+        Err(refused) if refused.to_string().contains("forked") => {}
+        _ => status = CHILD_STARTED_AGAIN,
+    }
     // SAFETY: _exit ends the child without running the parent's atexit handlers or the test
     // harness's code.
     unsafe { libc::_exit(status) }
@@ -78,7 +84,10 @@ fn wait_for(pid: libc::pid_t) -> Option<i32> {
         let waited = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
         assert!(waited >= 0, "waitpid: {}", std::io::Error::last_os_error());
         if waited == pid {
-            assert!(libc::WIFEXITED(status), "child {pid} ended by status {status}");
+            assert!(
+                libc::WIFEXITED(status),
+                "child {pid} ended by status {status}"
+            );
             return Some(libc::WEXITSTATUS(status));
         }
         if Instant::now() > deadline {
@@ -130,7 +139,7 @@ fn children_that_drop_or_stop_the_handle_never_hang() {
         let pid = unsafe { libc::fork() };
         assert!(pid >= 0, "fork: {}", std::io::Error::last_os_error());
         if pid == 0 {
-            child(running.take().unwrap(), i % 2 == 1);
+            child(running.take().unwrap(), i % 2 == 1, &config);
         }
         match wait_for(pid) {
             Some(status) => outcomes.push(status),
