@@ -3,12 +3,19 @@
 //!
 //! A Rust process has threads where Go has goroutines. A snapshot lists
 //! `/proc/self/task`, then interrupts each thread in turn with `SIGURG` (ignored by default,
-//! so a stray one harms nothing; Go uses it for preemption too) and waits up to
-//! [`THREAD_TIMEOUT`] for the thread's handler to unwind its own stack into a static buffer,
-//! without allocating or locking (the CPU sampler's unwinder). A thread that does not answer
-//! in time (stopped, or blocking the signal) is counted with an empty stack. A blocking
-//! system call the signal interrupts is restarted (`SA_RESTART`) or returns `EINTR`, which
-//! the standard library and Tokio retry.
+//! so one arriving after a snapshot gave up on it does nothing; Go uses it for preemption
+//! too) and waits up to [`THREAD_TIMEOUT`] for the thread's handler to unwind its own stack
+//! into a static buffer, without allocating or locking (the CPU sampler's unwinder). A thread
+//! that does not answer in time (stopped, or blocking the signal) is counted with an empty
+//! stack.
+//!
+//! The handler is installed with `SA_RESTART`: a blocking call the signal interrupts is
+//! restarted, except those Linux never restarts (`poll`, `epoll_wait`, `nanosleep`, …: they
+//! return `EINTR`; `std::thread::sleep` and Tokio retry them). The README lists them.
+//!
+//! A program with its own `SIGURG` handler keeps it: one installed before the first snapshot
+//! is never replaced, one installed since is noticed before each snapshot and whenever a
+//! thread does not answer; [`stacks`] then fails with [`HostSignal`] and signals no thread.
 //!
 //! `threadcreate`: Rust keeps no stack of where a thread was created (Go's own
 //! `threadcreate` profile has been broken since 2013, golang/go#6104), so the profile has one

@@ -13,7 +13,11 @@
 //!
 //! A type with nothing to report in a window (no instrumented lock waited for, a rate at 0)
 //! is not handed over (profefe refuses empty profiles), and the sink says why once, at info
-//! level.
+//! level. A type that becomes unavailable because the program took its signal over (SIGPROF
+//! or `ITIMER_PROF` for `cpu`, SIGURG for `goroutine`: [`HostSignal`]) drops out: its error
+//! is reported once, and no empty profile follows.
+//!
+//! [`HostSignal`]: crate::collect::sampler::HostSignal
 //!
 //! A window is taken in two steps: [`Sources::cut`] ends it on time and takes its raw data
 //! (counts and addresses: quick), and [`Cut::build`] symbolizes and encodes it later, off the
