@@ -132,7 +132,7 @@ fn main() {
     let cpu_used = cpu_seconds() - cpu_before;
     let (rss_before, _) = rss_mib();
     let symbolizing = Instant::now();
-    let profile = decode(&subscription.collect().pprof_gz).unwrap();
+    let profile = decode(&subscription.collect().unwrap().pprof_gz).unwrap();
     let symbolized_in = symbolizing.elapsed();
     let (rss_symbolized, peak) = rss_mib();
     // Idle collections: the first ones symbolize the previous collections' own stacks; one
@@ -140,7 +140,7 @@ fn main() {
     let extra = 5;
     for _ in 0..extra {
         std::thread::sleep(Duration::from_millis(200));
-        subscription.collect();
+        subscription.collect().unwrap();
     }
     let (rss_after, _) = rss_mib();
 

@@ -70,7 +70,7 @@ fn a_hot_function_dominates_its_window() {
     let window_start = subscription.window_start();
     let began = Instant::now();
     black_box(hot_spin(Duration::from_millis(1500)));
-    let profile = subscription.collect();
+    let profile = subscription.collect().unwrap();
     let elapsed = began.elapsed();
 
     assert_eq!(profile.profile_type, ProfileType::Cpu);
@@ -131,7 +131,7 @@ fn samples_carry_their_thread_name_and_the_rate_is_fixed_once_started() {
         .unwrap()
         .join()
         .unwrap();
-    let profile = decode(&subscription.collect().pprof_gz).unwrap();
+    let profile = decode(&subscription.collect().unwrap().pprof_gz).unwrap();
     check_cpu_shape(&profile, 100);
     let mut worker_hot = 0;
     let mut total = 0;
@@ -162,8 +162,8 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     let mut first = cpu::subscribe(100).unwrap();
     let mut second = cpu::subscribe(100).unwrap();
     black_box(hot_spin(Duration::from_millis(1000)));
-    let a = decode(&first.collect().pprof_gz).unwrap();
-    let b = decode(&second.collect().pprof_gz).unwrap();
+    let a = decode(&first.collect().unwrap().pprof_gz).unwrap();
+    let b = decode(&second.collect().unwrap().pprof_gz).unwrap();
     let hz = i64::from(first.frequency());
     check_cpu_shape(&a, hz);
     check_cpu_shape(&b, hz);
@@ -182,11 +182,11 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
     // one. Not none: the collector's own work after a window's boundary (encoding, and
     // symbolizing addresses seen for the first time, slow in a debug build) falls into the
     // next window; settle it first, but on a loaded machine tens of samples remain.
-    first.collect();
-    second.collect();
-    first.collect();
+    first.collect().unwrap();
+    second.collect().unwrap();
+    first.collect().unwrap();
     std::thread::sleep(Duration::from_millis(700));
-    let idle = decode(&first.collect().pprof_gz).unwrap();
+    let idle = decode(&first.collect().unwrap().pprof_gz).unwrap();
     check_cpu_shape(&idle, hz);
     let (total, hot) = share(&idle, "hot_spin");
     if total > 0 {
@@ -203,7 +203,7 @@ fn two_subscribers_both_get_every_sample_and_idle_windows_are_empty() {
 
     // The second subscriber's next window holds only what happened since its own collection.
     black_box(hot_spin(Duration::from_millis(500)));
-    let next = decode(&second.collect().pprof_gz).unwrap();
+    let next = decode(&second.collect().unwrap().pprof_gz).unwrap();
     let (total, hot) = share(&next, "hot_spin");
     assert!(hot * 2 > total, "{hot}/{total}");
     // Half the hot work of its previous window: had the baseline not moved, it would hold
@@ -217,7 +217,7 @@ fn a_cpu_profile_names_its_binaries() {
     let _serial = serial();
     let mut subscription = cpu::subscribe(100).unwrap();
     black_box(hot_spin(Duration::from_millis(300)));
-    let profile = decode(&subscription.collect().pprof_gz).unwrap();
+    let profile = decode(&subscription.collect().unwrap().pprof_gz).unwrap();
     let program = std::env::current_exe().unwrap();
     let used = check_mappings(&profile);
     assert!(used.contains(&program.display().to_string()), "{used:?}");
@@ -233,7 +233,7 @@ fn go_tool_pprof_reads_our_profile() {
     }
     let mut subscription = cpu::subscribe(100).unwrap();
     black_box(hot_spin(Duration::from_millis(600)));
-    let profile = subscription.collect();
+    let profile = subscription.collect().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("cpu.pprof.gz");
     std::fs::write(&path, &profile.pprof_gz).unwrap();
@@ -285,6 +285,9 @@ fn the_timer_stops_with_the_last_subscription() {
     let mut again = cpu::subscribe(100).unwrap();
     assert!(armed());
     black_box(hot_spin(Duration::from_millis(300)));
-    let (total, _) = share(&decode(&again.collect().pprof_gz).unwrap(), "hot_spin");
+    let (total, _) = share(
+        &decode(&again.collect().unwrap().pprof_gz).unwrap(),
+        "hot_spin",
+    );
     assert!(total > 0, "sampling resumed");
 }

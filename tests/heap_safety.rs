@@ -196,7 +196,7 @@ fn threads_allocating_while_profiled_exit_and_are_interrupted_without_harm() {
             assert_eq!(decoded.sample_type.len(), 4);
             profiles_taken.fetch_add(1, Ordering::Relaxed);
         }
-        let cpu_decoded = decode(&cpu_profile.collect().pprof_gz).unwrap();
+        let cpu_decoded = decode(&cpu_profile.collect().unwrap().pprof_gz).unwrap();
         cpu_samples += cpu_decoded.sample.iter().map(|s| s.value[0]).sum::<i64>();
         // And every thread's stack, interrupting the workers mid-allocation (SIGURG).
         let snapshot = caddyprof::collect::threads::stacks().unwrap();

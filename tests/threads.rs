@@ -196,5 +196,5 @@ fn snapshots_survive_threads_coming_and_going_under_the_cpu_sampler() {
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let finished = spawner.join().unwrap();
     assert!(finished > 0);
-    cpu.collect();
+    cpu.collect().unwrap();
 }

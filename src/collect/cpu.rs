@@ -1,10 +1,11 @@
 //! The process-wide CPU collector.
 //!
 //! One sampler ([`super::sampler`]: a SIGPROF handler, its timer and a fixed ring) samples the
-//! whole process. It starts on first use ([`start`] or [`subscribe`]); its signal handler then
-//! stays installed for the process's lifetime, and its timer runs while at least one
-//! [`CpuSubscription`] is alive. A collector thread (`caddyprof-cpu`) drains the ring every
-//! [`DRAIN_INTERVAL`] into per-subscription windows.
+//! whole process. It starts on first use ([`start`] or [`subscribe`]); its handler and timer
+//! are set while at least one [`CpuSubscription`] is alive, and only if the program does not
+//! use SIGPROF or `ITIMER_PROF` itself ([`CpuError::Host`]; a program that takes them over
+//! later is noticed at the next [`CpuSubscription::cut`], and left alone). A collector thread
+//! (`caddyprof-cpu`) drains the ring every [`DRAIN_INTERVAL`] into per-subscription windows.
 //!
 //! **The frequency is fixed once started.** It is the one given to the first [`start`] or
 //! [`subscribe`]; start the collector with the highest rate any sink wants before subscribing
@@ -29,7 +30,7 @@ use std::fmt::Write;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::sampler::{self, SamplerError};
+use super::sampler::{self, HostSignal, SamplerError};
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
 use crate::profile::{Label, ProfileBuilder};
@@ -90,7 +91,20 @@ impl Default for CpuOptions {
 pub enum CpuError {
     /// The sampler could not start (an unsupported platform, or a failed system call).
     #[error("cannot start the CPU profiler: {0}")]
-    Start(#[from] SamplerError),
+    Start(SamplerError),
+    /// The program uses SIGPROF or `ITIMER_PROF` itself, since before CPU profiling started
+    /// or since: caddyprof leaves them alone and takes no CPU samples.
+    #[error("{0}")]
+    Host(HostSignal),
+}
+
+impl From<SamplerError> for CpuError {
+    fn from(error: SamplerError) -> Self {
+        match error {
+            SamplerError::Host(host) => CpuError::Host(host),
+            error => CpuError::Start(error),
+        }
+    }
 }
 
 /// How often the collector thread moves samples from the ring into the windows.
@@ -112,6 +126,12 @@ struct Collector {
     /// Samples dropped by the sampler, as last reported.
     dropped: sampler::Dropped,
     drainer: Option<std::thread::Thread>,
+    /// The handler and timer caddyprof set, while subscriptions are alive and the program has
+    /// not taken SIGPROF over.
+    armed: Option<sampler::Armed>,
+    /// The program took SIGPROF or the timer over while subscriptions were alive: every
+    /// subscription's next cut says so. Forgotten with the last subscription.
+    taken_over: Option<HostSignal>,
 }
 
 static COLLECTOR: Mutex<Option<Collector>> = Mutex::new(None);
@@ -131,11 +151,21 @@ pub fn start(frequency: u32) -> Result<u32, CpuError> {
 }
 
 /// Starts the process-wide sampler with `options`, unless it is already started (then the
-/// options are ignored); returns the frequency in use.
+/// options are ignored); returns the frequency in use. Fails with [`CpuError::Host`] when
+/// the program uses SIGPROF or `ITIMER_PROF` itself (see [`super::sampler`]).
 pub fn start_with(options: CpuOptions) -> Result<u32, CpuError> {
     let _own = crate::allocator::own_work();
-    let mut collector = lock();
-    Ok(started(&mut collector, options)?.frequency)
+    let mut guard = lock();
+    let collector = started(&mut guard, options)?;
+    if let Some(host) = &collector.taken_over {
+        return Err(CpuError::Host(host.clone()));
+    }
+    if collector.armed.is_none()
+        && let Some(host) = sampler::host_signal()?
+    {
+        return Err(CpuError::Host(host));
+    }
+    Ok(collector.frequency)
 }
 
 fn started(
@@ -148,7 +178,7 @@ fn started(
         options.frequency
     };
     if collector.is_none() {
-        sampler::install(&options.blocklist)?;
+        sampler::prepare(&options.blocklist)?;
         *collector = Some(Collector {
             frequency: wanted,
             windows: HashMap::new(),
@@ -157,6 +187,8 @@ fn started(
             stacks: Vec::new(),
             dropped: sampler::dropped(),
             drainer: None,
+            armed: None,
+            taken_over: None,
         });
     }
     let running = collector.as_mut().expect("just started");
@@ -178,7 +210,8 @@ pub fn frequency() -> Option<u32> {
 
 /// Subscribes a consumer: starts the sampler if needed (at `frequency` Hz, 0 for the default;
 /// see the module docs: the rate is fixed once started) and returns a subscription whose
-/// first window starts now.
+/// first window starts now. Fails with [`CpuError::Host`] when the program uses SIGPROF or
+/// `ITIMER_PROF` itself.
 pub fn subscribe(frequency: u32) -> Result<CpuSubscription, CpuError> {
     let _own = crate::allocator::own_work();
     let mut guard = lock();
@@ -189,8 +222,11 @@ pub fn subscribe(frequency: u32) -> Result<CpuSubscription, CpuError> {
             ..CpuOptions::default()
         },
     )?;
+    if let Some(host) = &collector.taken_over {
+        return Err(CpuError::Host(host.clone()));
+    }
     if collector.windows.is_empty() {
-        sampler::set_frequency(collector.frequency)?;
+        collector.armed = Some(sampler::arm(collector.frequency)?);
     } else {
         // Samples taken so far belong to the windows already open.
         collector.drain();
@@ -246,7 +282,8 @@ fn drain_loop() {
 
 /// One consumer's view of the CPU samples: each [`collect`](Self::collect) returns the
 /// samples taken since this subscription's previous collection. Dropping the last
-/// subscription stops the sampling timer.
+/// subscription disarms the sampling timer and puts back the SIGPROF disposition found
+/// before (see [`sampler::disarm`]).
 #[derive(Debug)]
 pub struct CpuSubscription {
     id: u64,
@@ -268,18 +305,35 @@ impl CpuSubscription {
 
     /// Ends the current window and returns its profile: [`cut`](Self::cut) then
     /// [`CpuWindow::build`].
-    pub fn collect(&mut self) -> Profile {
-        self.cut().build()
+    pub fn collect(&mut self) -> Result<Profile, CpuError> {
+        Ok(self.cut()?.build())
     }
 
     /// Ends the current window and returns its samples, not yet symbolized (quick: no
     /// symbolization, no encoding). The next window starts now.
-    pub fn cut(&mut self) -> CpuWindow {
+    ///
+    /// Fails with [`CpuError::Host`] once the program has installed its own SIGPROF handler
+    /// or set `ITIMER_PROF` since sampling began ([`sampler::check`]): no more samples come,
+    /// and every later cut fails the same way.
+    pub fn cut(&mut self) -> Result<CpuWindow, CpuError> {
         let _own = crate::allocator::own_work();
         let mut guard = lock();
         let collector = guard
             .as_mut()
             .expect("a subscription implies a started collector");
+        if let Some(armed) = &collector.armed {
+            match sampler::check(armed) {
+                Ok(()) => {}
+                Err(SamplerError::Host(host)) => {
+                    collector.armed = None;
+                    collector.taken_over = Some(host);
+                }
+                Err(error) => return Err(error.into()),
+            }
+        }
+        if let Some(host) = &collector.taken_over {
+            return Err(CpuError::Host(host.clone()));
+        }
         collector.drain();
         let end = SystemTime::now();
         let elapsed = self.started.elapsed();
@@ -301,12 +355,12 @@ impl CpuSubscription {
         drop(guard);
         let start = std::mem::replace(&mut self.start, end);
         self.started = Instant::now();
-        CpuWindow {
+        Ok(CpuWindow {
             frequency: self.frequency,
             start,
             duration,
             stacks,
-        }
+        })
     }
 }
 
@@ -368,9 +422,15 @@ impl Drop for CpuSubscription {
         if let Some(collector) = guard.as_mut() {
             collector.windows.remove(&self.id);
             if collector.windows.is_empty() {
-                if let Err(e) = sampler::set_frequency(0) {
+                // (A `Host` error: the program took SIGPROF over since the last cut, and its
+                // handler and timer were left alone.)
+                if let Some(armed) = collector.armed.take()
+                    && let Err(e @ (SamplerError::System { .. } | SamplerError::Unsupported)) =
+                        sampler::disarm(armed)
+                {
                     tracing::warn!("cannot stop the CPU profiler's timer: {e}");
                 }
+                collector.taken_over = None;
                 collector.drain();
             }
         }
@@ -475,6 +535,8 @@ mod tests {
             stacks: Vec::new(),
             dropped: sampler::Dropped::default(),
             drainer: None,
+            armed: None,
+            taken_over: None,
         };
         for i in 0..MAX_STACKS + 10 {
             let key = Arc::new(key(i));

@@ -4,6 +4,7 @@
 pub mod contention;
 pub mod cpu;
 pub mod debug_info;
+pub mod fork;
 pub mod heap;
 pub mod objects;
 pub mod sampler;

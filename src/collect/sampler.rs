@@ -6,10 +6,18 @@
 //! a free slot of a fixed ring; the collector ([`super::cpu`]) drains the ring a few times a
 //! second. A sample that finds no free slot is counted and dropped, never waited for.
 //!
-//! The handler is installed once and stays for the process's lifetime: restoring `SIG_DFL`
-//! would let a SIGPROF still pending kill the process ("Profiling timer expired",
-//! protocols.md §5.4). When nobody consumes samples the timer is disarmed, and a late signal
-//! finds the sampler off and returns.
+//! # The program's own SIGPROF
+//!
+//! SIGPROF and `ITIMER_PROF` are one per process, so caddyprof uses them only when the program
+//! does not. [`arm`] refuses (changing nothing) when the program has its own SIGPROF handler or
+//! an armed `ITIMER_PROF`; [`check`], at each window, notices a handler or timer the program
+//! set since (the handler is no longer caddyprof's, or the interval is not the one caddyprof
+//! set) and leaves them alone from then on; [`disarm`] puts back what [`arm`] found, unless
+//! the program has taken over since. The one exception is `SIG_DFL`: caddyprof's handler then
+//! stays installed, recording nothing, because a SIGPROF still pending after the timer is
+//! disarmed would kill the process under `SIG_DFL` ("Profiling timer expired"). A program
+//! that arms `ITIMER_PROF` with exactly caddyprof's interval after it started cannot be told
+//! from caddyprof; its handler can.
 //!
 //! # Memory
 //!
@@ -35,6 +43,7 @@
 use std::cell::UnsafeCell;
 use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
+use std::time::Duration;
 
 use super::objects::mapped_objects;
 use super::unwind;
@@ -92,7 +101,7 @@ unsafe impl Sync for Ring {}
 
 static RING: AtomicPtr<Ring> = AtomicPtr::new(std::ptr::null_mut());
 static SAMPLING: AtomicBool = AtomicBool::new(false);
-static INSTALLED: AtomicBool = AtomicBool::new(false);
+static PREPARED: AtomicBool = AtomicBool::new(false);
 static BLOCKED: [AtomicU64; 2 * MAX_BLOCKED] = [const { AtomicU64::new(0) }; 2 * MAX_BLOCKED];
 static BLOCKED_LEN: AtomicUsize = AtomicUsize::new(0);
 
@@ -153,18 +162,83 @@ pub enum SamplerError {
         /// The error.
         error: std::io::Error,
     },
+    /// The program uses the signal (or timer) itself: caddyprof leaves it alone.
+    #[error("{0}")]
+    Host(HostSignal),
 }
 
-/// Installs the handler (once per process), with the libraries whose names contain one of
-/// `blocklist` as blocked ranges. Does not start sampling.
-pub fn install(blocklist: &[String]) -> Result<(), SamplerError> {
+/// The program's own use of a signal or timer caddyprof needs, found before caddyprof used
+/// it or since. caddyprof then leaves the program's handler and timer as they are.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum HostSignal {
+    /// A SIGPROF handler was installed before CPU profiling started.
+    #[error(
+        "the program has its own SIGPROF handler: no CPU profile is taken, and the program's \
+         handler and ITIMER_PROF timer are left alone"
+    )]
+    ProfHandler,
+    /// `ITIMER_PROF` was armed before CPU profiling started.
+    #[error(
+        "the program's ITIMER_PROF timer is armed ({}): no CPU profile is taken, and the \
+         program's timer and SIGPROF handler are left alone",
+        every(*interval)
+    )]
+    ProfTimer {
+        /// Its interval (zero: it fires once).
+        interval: Duration,
+    },
+    /// Another SIGPROF handler replaced caddyprof's after CPU profiling started.
+    #[error(
+        "the program installed its own SIGPROF handler after CPU profiling started: no more \
+         CPU profiles are taken, and the program's handler and timer are left alone"
+    )]
+    ProfHandlerSinceStart,
+    /// `ITIMER_PROF` was set to another interval after CPU profiling started.
+    #[error(
+        "the program set the ITIMER_PROF timer ({}, caddyprof's fired every {ours:?}) after CPU \
+         profiling started: no more CPU profiles are taken, and the program's timer and \
+         SIGPROF handler are left alone",
+        every(*found)
+    )]
+    ProfTimerSinceStart {
+        /// caddyprof's interval.
+        ours: Duration,
+        /// The interval found (zero: disarmed, or firing once).
+        found: Duration,
+    },
+    /// A SIGURG handler was installed before the first thread snapshot.
+    #[error(
+        "the program has its own SIGURG handler: no thread stacks (goroutine profiles) are \
+         taken, and the program's handler is left alone"
+    )]
+    UrgHandler,
+    /// Another SIGURG handler replaced caddyprof's after thread snapshots began.
+    #[error(
+        "the program installed its own SIGURG handler after thread snapshots began: no more \
+         thread stacks (goroutine profiles) are taken, and the program's handler is left alone"
+    )]
+    UrgHandlerSinceStart,
+}
+
+/// A timer interval in words.
+fn every(interval: Duration) -> String {
+    if interval.is_zero() {
+        "set to fire once, or disarmed".to_owned()
+    } else {
+        format!("every {interval:?}")
+    }
+}
+
+/// Prepares the sampler (once per process): the ring, and the libraries whose names contain
+/// one of `blocklist` as blocked ranges. Installs no handler and arms no timer ([`arm`]).
+pub fn prepare(blocklist: &[String]) -> Result<(), SamplerError> {
     if !cfg!(all(
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     )) {
         return Err(SamplerError::Unsupported);
     }
-    if INSTALLED.load(Ordering::Acquire) {
+    if PREPARED.load(Ordering::Acquire) {
         return Ok(());
     }
     block_libraries(blocklist);
@@ -189,41 +263,174 @@ pub fn install(blocklist: &[String]) -> Result<(), SamplerError> {
     // both here, not in a signal handler.
     unwind::refresh();
     backtrace::trace(|_| true);
-
-    // Nor a thread-stack request (SIGURG, `super::threads`) while this handler unwinds.
-    install_handler(
-        libc::SIGPROF,
-        on_sigprof,
-        libc::SIGURG,
-        "sigaction(SIGPROF)",
-    )?;
-    INSTALLED.store(true, Ordering::Release);
+    PREPARED.store(true, Ordering::Release);
     Ok(())
 }
 
-/// Starts (`frequency` > 0) or stops (0) the timer. The handler must be installed.
-pub fn set_frequency(frequency: u32) -> Result<(), SamplerError> {
-    debug_assert!(INSTALLED.load(Ordering::Acquire));
-    let micros = if frequency == 0 {
-        0
-    } else {
-        (1_000_000 / i64::from(frequency)).max(1)
-    };
+/// What [`arm`] found and set: to [`check`] that the program has not taken SIGPROF over since,
+/// and to [`disarm`].
+#[derive(Debug)]
+pub struct Armed {
+    /// The SIGPROF disposition before caddyprof's handler (`SIG_DFL`, `SIG_IGN`, or
+    /// caddyprof's own, left from an earlier run).
+    previous: libc::sigaction,
+    /// The timer's interval as the kernel keeps it.
+    interval: libc::timeval,
+}
+
+/// Whether the program uses SIGPROF or `ITIMER_PROF` itself (a handler that is neither the
+/// default, ignoring, nor caddyprof's; an armed timer while caddyprof's is not armed):
+/// `None` when caddyprof may [`arm`].
+pub fn host_signal() -> Result<Option<HostSignal>, SamplerError> {
+    if !is_ours_or_default(&current_action(libc::SIGPROF, "sigaction(SIGPROF)")?) {
+        return Ok(Some(HostSignal::ProfHandler));
+    }
+    let timer = current_timer()?;
+    if timer.it_value.tv_sec != 0 || timer.it_value.tv_usec != 0 {
+        return Ok(Some(HostSignal::ProfTimer {
+            interval: duration(timer.it_interval),
+        }));
+    }
+    Ok(None)
+}
+
+/// Installs the handler (unless it is there) and arms `ITIMER_PROF` at `frequency` Hz (> 0),
+/// unless the program uses SIGPROF or the timer itself ([`HostSignal`]): then changes nothing.
+/// The sampler must be [prepared](prepare).
+pub fn arm(frequency: u32) -> Result<Armed, SamplerError> {
+    debug_assert!(PREPARED.load(Ordering::Acquire));
+    if let Some(host) = host_signal()? {
+        return Err(SamplerError::Host(host));
+    }
+    let previous = current_action(libc::SIGPROF, "sigaction(SIGPROF)")?;
+    if previous.sa_sigaction != on_sigprof as Handler as usize {
+        // Nor a thread-stack request (SIGURG, `super::threads`) while this handler unwinds.
+        install_handler(
+            libc::SIGPROF,
+            on_sigprof,
+            libc::SIGURG,
+            "sigaction(SIGPROF)",
+        )?;
+    }
+    let micros = (1_000_000 / i64::from(frequency.max(1))).max(1);
     let interval = libc::timeval {
         tv_sec: (micros / 1_000_000) as libc::time_t,
         tv_usec: (micros % 1_000_000) as libc::suseconds_t,
     };
+    SAMPLING.store(true, Ordering::Release);
+    if let Err(e) = set_timer(interval) {
+        SAMPLING.store(false, Ordering::Release);
+        restore(&previous);
+        return Err(e);
+    }
+    // The kernel may round the interval: what it reports is what later checks compare with.
+    let interval = current_timer()?.it_interval;
+    Ok(Armed { previous, interval })
+}
+
+/// Whether SIGPROF and `ITIMER_PROF` are still as [`arm`] left them: the program may have
+/// installed its own handler or set the timer since. A handler or timer that is the
+/// program's is then left alone, and the handler records nothing more.
+pub fn check(armed: &Armed) -> Result<(), SamplerError> {
+    let action = current_action(libc::SIGPROF, "sigaction(SIGPROF)")?;
+    let host = if action.sa_sigaction != on_sigprof as Handler as usize {
+        Some(HostSignal::ProfHandlerSinceStart)
+    } else {
+        let found = current_timer()?.it_interval;
+        (found.tv_sec != armed.interval.tv_sec || found.tv_usec != armed.interval.tv_usec).then(
+            || HostSignal::ProfTimerSinceStart {
+                ours: duration(armed.interval),
+                found: duration(found),
+            },
+        )
+    };
+    match host {
+        None => Ok(()),
+        Some(host) => {
+            SAMPLING.store(false, Ordering::Release);
+            Err(SamplerError::Host(host))
+        }
+    }
+}
+
+/// Disarms the timer and puts back the SIGPROF disposition found by [`arm`], unless the
+/// program has taken either over since ([`check`]'s error: then nothing is touched).
+///
+/// `SIG_IGN` is put back; `SIG_DFL` is not: caddyprof's handler stays, and records nothing.
+/// A SIGPROF generated just before the timer was disarmed may still be pending on a thread
+/// that blocks it, and under `SIG_DFL` it would kill the process ("Profiling timer expired").
+pub fn disarm(armed: Armed) -> Result<(), SamplerError> {
+    check(&armed)?;
+    SAMPLING.store(false, Ordering::Release);
+    set_timer(libc::timeval {
+        tv_sec: 0,
+        tv_usec: 0,
+    })?;
+    if armed.previous.sa_sigaction == libc::SIG_IGN {
+        restore(&armed.previous);
+    }
+    Ok(())
+}
+
+/// Puts `action` back as SIGPROF's disposition (best effort: it was valid when read).
+fn restore(action: &libc::sigaction) {
+    // SAFETY: a disposition sigaction itself returned.
+    unsafe { libc::sigaction(libc::SIGPROF, action, std::ptr::null_mut()) };
+}
+
+/// Sets `ITIMER_PROF` to fire now + `interval`, then every `interval` (0: disarms it).
+fn set_timer(interval: libc::timeval) -> Result<(), SamplerError> {
     let timer = libc::itimerval {
         it_interval: interval,
         it_value: interval,
     };
-    SAMPLING.store(frequency > 0, Ordering::Release);
     // SAFETY: setitimer with a valid itimerval.
     if unsafe { libc::setitimer(libc::ITIMER_PROF, &timer, std::ptr::null_mut()) } != 0 {
-        SAMPLING.store(false, Ordering::Release);
         return Err(system("setitimer(ITIMER_PROF)"));
     }
     Ok(())
+}
+
+/// The current `ITIMER_PROF` setting.
+fn current_timer() -> Result<libc::itimerval, SamplerError> {
+    // SAFETY: getitimer writes into a zeroed itimerval.
+    unsafe {
+        let mut timer: libc::itimerval = std::mem::zeroed();
+        if libc::getitimer(libc::ITIMER_PROF, &mut timer) != 0 {
+            return Err(system("getitimer(ITIMER_PROF)"));
+        }
+        Ok(timer)
+    }
+}
+
+fn duration(interval: libc::timeval) -> Duration {
+    Duration::from_secs(interval.tv_sec as u64) + Duration::from_micros(interval.tv_usec as u64)
+}
+
+/// The current disposition of `signal`.
+pub(crate) fn current_action(
+    signal: c_int,
+    call: &'static str,
+) -> Result<libc::sigaction, SamplerError> {
+    // SAFETY: sigaction only reads the current disposition into a zeroed struct.
+    unsafe {
+        let mut current: libc::sigaction = std::mem::zeroed();
+        if libc::sigaction(signal, std::ptr::null(), &mut current) != 0 {
+            return Err(system(call));
+        }
+        Ok(current)
+    }
+}
+
+/// Whether SIGPROF's disposition is the default, ignoring, or caddyprof's handler.
+fn is_ours_or_default(action: &libc::sigaction) -> bool {
+    [libc::SIG_DFL, libc::SIG_IGN, on_sigprof as Handler as usize].contains(&action.sa_sigaction)
+}
+
+/// Makes the handler record nothing more (the timer stays as it is): for a forked child, whose
+/// ring belongs to its parent's collector thread. Only stores an atomic.
+pub(crate) fn stop_recording() {
+    SAMPLING.store(false, Ordering::Release);
 }
 
 /// Hands every sample in the ring to `each`, and frees its slot.

@@ -3,12 +3,19 @@
 //!
 //! A Rust process has threads where Go has goroutines. A snapshot lists
 //! `/proc/self/task`, then interrupts each thread in turn with `SIGURG` (ignored by default,
-//! so a stray one harms nothing; Go uses it for preemption too) and waits up to
-//! [`THREAD_TIMEOUT`] for the thread's handler to unwind its own stack into a static buffer,
-//! without allocating or locking (the CPU sampler's unwinder). A thread that does not answer
-//! in time (stopped, or blocking the signal) is counted with an empty stack. A blocking
-//! system call the signal interrupts is restarted (`SA_RESTART`) or returns `EINTR`, which
-//! the standard library and Tokio retry.
+//! so one arriving after a snapshot gave up on it does nothing; Go uses it for preemption
+//! too) and waits up to [`THREAD_TIMEOUT`] for the thread's handler to unwind its own stack
+//! into a static buffer, without allocating or locking (the CPU sampler's unwinder). A thread
+//! that does not answer in time (stopped, or blocking the signal) is counted with an empty
+//! stack.
+//!
+//! The handler is installed with `SA_RESTART`: a blocking call the signal interrupts is
+//! restarted, except those Linux never restarts (`poll`, `epoll_wait`, `nanosleep`, …: they
+//! return `EINTR`; `std::thread::sleep` and Tokio retry them). The README lists them.
+//!
+//! A program with its own `SIGURG` handler keeps it: one installed before the first snapshot
+//! is never replaced, one installed since is noticed before each snapshot and whenever a
+//! thread does not answer; [`stacks`] then fails with [`HostSignal`] and signals no thread.
 //!
 //! `threadcreate`: Rust keeps no stack of where a thread was created (Go's own
 //! `threadcreate` profile has been broken since 2013, golang/go#6104), so the profile has one
@@ -21,7 +28,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU8, AtomicUsize, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
-use super::sampler::{self, MAX_DEPTH, SamplerError};
+use super::sampler::{self, HostSignal, MAX_DEPTH, SamplerError};
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
 use crate::profile::{Frame, Label, ProfileBuilder};
@@ -94,40 +101,45 @@ pub fn threads() -> Vec<ThreadInfo> {
 }
 
 /// The current stack of every thread of the process.
+///
+/// Fails with [`SamplerError::Host`] when the program has its own SIGURG handler: installed
+/// before the first snapshot (caddyprof then never installs its own), or since (noticed before
+/// each snapshot, and when a thread does not answer): no thread is asked, and the program's
+/// handler is left alone.
 pub fn stacks() -> Result<Vec<ThreadStack>, SamplerError> {
     let _own = crate::allocator::own_work();
     let _one_at_a_time = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
     install()?;
     // Libraries loaded or unloaded since: a new module list for the handler's unwinder.
     super::unwind::refresh();
-    Ok(threads()
-        .into_iter()
-        .map(|thread| {
-            let stack = stack_of(thread.tid);
-            ThreadStack { thread, stack }
-        })
-        .collect())
+    let mut snapshot = Vec::new();
+    for thread in threads() {
+        let stack = match stack_of(thread.tid) {
+            Some(stack) => stack,
+            None => {
+                // Replaced mid-snapshot, the handler would leave every thread unanswered.
+                install()?;
+                Vec::new()
+            }
+        };
+        snapshot.push(ThreadStack { thread, stack });
+    }
+    Ok(snapshot)
 }
 
-/// Installs the handler, unless the program handles `SIGURG` itself.
+/// Installs the handler, unless the program handles `SIGURG` itself; once installed, checks
+/// that it is still there.
 fn install() -> Result<(), SamplerError> {
+    let current = sampler::current_action(SIGNAL, "sigaction(SIGURG)")?;
     if INSTALLED.load(Ordering::Acquire) {
-        return Ok(());
+        return if current.sa_sigaction == on_request as sampler::Handler as usize {
+            Ok(())
+        } else {
+            Err(SamplerError::Host(HostSignal::UrgHandlerSinceStart))
+        };
     }
-    // SAFETY: sigaction only reads the current disposition into a zeroed struct.
-    unsafe {
-        let mut current: libc::sigaction = std::mem::zeroed();
-        if libc::sigaction(SIGNAL, std::ptr::null(), &mut current) != 0 {
-            return Err(sampler::system("sigaction(SIGURG)"));
-        }
-        if current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN {
-            return Err(SamplerError::System {
-                call: "installing the thread-stack handler",
-                error: std::io::Error::other(
-                    "the program has its own SIGURG handler; thread stacks are not taken",
-                ),
-            });
-        }
+    if current.sa_sigaction != libc::SIG_DFL && current.sa_sigaction != libc::SIG_IGN {
+        return Err(SamplerError::Host(HostSignal::UrgHandler));
     }
     // No CPU sample while this handler unwinds (nor the other way round).
     sampler::install_handler(SIGNAL, on_request, libc::SIGPROF, "sigaction(SIGURG)")?;
@@ -135,8 +147,9 @@ fn install() -> Result<(), SamplerError> {
     Ok(())
 }
 
-/// Asks thread `tid` for its stack and waits for it (at most [`THREAD_TIMEOUT`]).
-fn stack_of(tid: i32) -> Vec<usize> {
+/// Asks thread `tid` for its stack and waits for it (at most [`THREAD_TIMEOUT`]); `None` if
+/// it did not answer (or has exited).
+fn stack_of(tid: i32) -> Option<Vec<usize>> {
     TARGET.store(tid, Ordering::Relaxed);
     STATE.store(REQUESTED, Ordering::Release);
     // SAFETY: tgkill with our own pid; a thread that has exited makes it fail (ESRCH).
@@ -157,7 +170,7 @@ fn stack_of(tid: i32) -> Vec<usize> {
             let depth = DEPTH.load(Ordering::Relaxed).min(MAX_DEPTH);
             let out = stack[..depth].to_vec();
             STATE.store(IDLE, Ordering::Release);
-            return out;
+            return Some(out);
         }
         if !sent || Instant::now() >= deadline {
             // Withdraw the request, unless the handler has begun: then it finishes soon.
@@ -165,7 +178,7 @@ fn stack_of(tid: i32) -> Vec<usize> {
                 .compare_exchange(REQUESTED, IDLE, Ordering::AcqRel, Ordering::Acquire)
                 .is_ok()
             {
-                return Vec::new();
+                return None;
             }
         }
         std::thread::sleep(Duration::from_micros(50));

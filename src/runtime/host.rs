@@ -19,6 +19,7 @@
 //! `allocs` from the sampling allocator, one profile per window for a sink that wants either
 //! or both, or one warning when the program has not installed it).
 
+use std::mem::ManuallyDrop;
 use std::path::Path;
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime};
@@ -34,7 +35,8 @@ use crate::allocator;
 use crate::apps::file::sink::FileWriter;
 use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
 use crate::apps::pyroscope::sink::PyroscopeSink;
-use crate::collect::{contention, cpu};
+use crate::collect::cpu::{self, CpuError};
+use crate::collect::{contention, fork};
 use crate::config::{Config, ProfileType};
 use crate::diagnostic::{Diagnostic, Error};
 
@@ -56,15 +58,28 @@ static BUILDING: Semaphore = Semaphore::const_new(1);
 
 /// A running configuration. Dropping it without [`Running::stop`] stops it too, without
 /// waiting.
+///
+/// In a child forked while it runs, the child's copy is inert: dropping or stopping it
+/// returns at once, stops nothing (the threads are the parent's) and takes no lock (see
+/// [`crate::collect::fork`]).
 pub struct Running {
-    runtime: Option<tokio::runtime::Runtime>,
-    /// `Some(deadline)` once stopping.
-    stop: watch::Sender<Option<Instant>>,
-    reports: mpsc::Receiver<SinkReport>,
+    /// Shared with the profiler's threads, through locks those threads may hold: never
+    /// dropped in a forked child.
+    threads: ManuallyDrop<Threads>,
+    /// The process that started it.
+    started_in: u32,
     sinks: usize,
     warnings: Vec<Diagnostic>,
     /// caddyprof's own allocations at the start (`None` without the sampling allocator).
     own_since: Option<OwnMark>,
+}
+
+/// The profiler's threads and the channels to them.
+struct Threads {
+    runtime: Option<tokio::runtime::Runtime>,
+    /// `Some(deadline)` once stopping.
+    stop: watch::Sender<Option<Instant>>,
+    reports: mpsc::Receiver<SinkReport>,
 }
 
 /// The files a [`SinkReport`] names: the last ones written.
@@ -173,6 +188,18 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
     let _own = allocator::own_work();
     let own_since = OwnMark::now();
     let planned = Plan::resolve(config, options)?;
+    if fork::forked_after_start() {
+        return Err(Diagnostic::error(
+            "caddyprof cannot start in a process forked from one where it was started: its \
+             collectors' state belongs to the parent's threads",
+        )
+        .help(
+            "start it in each process after fork(), not in their parent (or exec a new \
+             program in the child)",
+        )
+        .into());
+    }
+    fork::prepare();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         // Cutting windows, at most one build, file writes, name lookups: never all waiting.
@@ -189,8 +216,14 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
     if let Some(hz) = plan.collectors.cpu_hz {
         // Before any sink subscribes: the sampler's rate is fixed once it runs.
         let hz = u32::try_from(hz).unwrap_or(u32::MAX);
-        cpu::start(hz)
-            .map_err(|e| Diagnostic::error(format!("cannot start CPU profiling: {e}")))?;
+        match cpu::start(hz) {
+            // Said by each sink that wants cpu: its source fails to open, and its report and
+            // log say why (once).
+            Ok(_) | Err(CpuError::Host(_)) => {}
+            Err(e) => {
+                return Err(Diagnostic::error(format!("cannot start CPU profiling: {e}")).into());
+            }
+        }
     }
     // The instrumented locks record only what some sink wants (0: nothing).
     contention::set_block_rate(plan.collectors.block_rate);
@@ -238,9 +271,12 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
     }
     tracing::info!(sinks, "profiling started");
     Ok(Running {
-        runtime: Some(runtime),
-        stop,
-        reports,
+        threads: ManuallyDrop::new(Threads {
+            runtime: Some(runtime),
+            stop,
+            reports,
+        }),
+        started_in: std::process::id(),
         sinks,
         warnings: planned.warnings,
         own_since,
@@ -258,14 +294,19 @@ impl Running {
     /// not reported by then (it should not happen) is left out of the reports, with a
     /// warning. Do not call it from an async task (it blocks the calling thread while it
     /// waits).
+    ///
+    /// In a child forked while it ran, returns at once with no report (see [`Running`]).
     pub fn stop(mut self) -> Vec<SinkReport> {
+        if self.in_forked_child() {
+            return Vec::new();
+        }
         let _own = allocator::own_work();
         let end = Instant::now() + STOP_DEADLINE;
-        self.stop.send_replace(Some(end - STOP_MARGIN));
+        self.threads.stop.send_replace(Some(end - STOP_MARGIN));
         let mut reports = Vec::with_capacity(self.sinks);
         while reports.len() < self.sinks {
             let left = end.saturating_duration_since(Instant::now());
-            match self.reports.recv_timeout(left) {
+            match self.threads.reports.recv_timeout(left) {
                 Ok(report) => reports.push(report),
                 Err(_) => {
                     tracing::warn!(
@@ -276,7 +317,7 @@ impl Running {
                 }
             }
         }
-        if let Some(runtime) = self.runtime.take() {
+        if let Some(runtime) = self.threads.runtime.take() {
             runtime.shutdown_background();
         }
         stop_lock_events();
@@ -290,16 +331,28 @@ impl Running {
         }
         reports
     }
+
+    /// Whether this is a forked child's copy: the threads it would stop are not in this
+    /// process, and the locks they share may have been held by them at the fork.
+    fn in_forked_child(&self) -> bool {
+        std::process::id() != self.started_in
+    }
 }
 
 impl Drop for Running {
     fn drop(&mut self) {
+        if self.in_forked_child() {
+            // Leaked: dropping the runtime, the watch sender or the receiver takes locks.
+            return;
+        }
         let _own = allocator::own_work();
-        self.stop.send_replace(Some(Instant::now()));
-        if let Some(runtime) = self.runtime.take() {
+        self.threads.stop.send_replace(Some(Instant::now()));
+        if let Some(runtime) = self.threads.runtime.take() {
             runtime.shutdown_background();
             stop_lock_events();
         }
+        // SAFETY: dropped once, here, and never used again.
+        unsafe { ManuallyDrop::drop(&mut self.threads) };
     }
 }
 

@@ -13,7 +13,11 @@
 //!
 //! A type with nothing to report in a window (no instrumented lock waited for, a rate at 0)
 //! is not handed over (profefe refuses empty profiles), and the sink says why once, at info
-//! level.
+//! level. A type that becomes unavailable because the program took its signal over (SIGPROF
+//! or `ITIMER_PROF` for `cpu`, SIGURG for `goroutine`: [`HostSignal`]) drops out: its error
+//! is reported once, and no empty profile follows.
+//!
+//! [`HostSignal`]: crate::collect::sampler::HostSignal
 //!
 //! A window is taken in two steps: [`Sources::cut`] ends it on time and takes its raw data
 //! (counts and addresses: quick), and [`Cut::build`] symbolizes and encodes it later, off the
@@ -25,8 +29,9 @@ use std::time::SystemTime;
 
 use super::Profile;
 use crate::collect::contention::{self, ContentionSubscription, ContentionWindow, Kind};
-use crate::collect::cpu::{self, CpuSubscription, CpuWindow};
+use crate::collect::cpu::{self, CpuError, CpuSubscription, CpuWindow};
 use crate::collect::heap::{self, Accumulation, HeapError, HeapSubscription, HeapWindow};
+use crate::collect::sampler::SamplerError;
 use crate::collect::threads::{self, ThreadInfo, ThreadStack};
 use crate::config::ProfileType;
 
@@ -109,7 +114,16 @@ impl Sources {
         let mut cuts = Vec::new();
         let mut errors = Vec::new();
         if let Some(cpu) = &mut self.cpu {
-            cuts.push(Cut::Cpu(cpu.cut()));
+            match cpu.cut() {
+                Ok(window) => cuts.push(Cut::Cpu(window)),
+                Err(e) => {
+                    // The program took SIGPROF over: said once, and no empty profiles after.
+                    if matches!(e, CpuError::Host(_)) {
+                        self.cpu = None;
+                    }
+                    errors.push(format!("cpu: {e}"));
+                }
+            }
         }
         for subscription in &mut self.contention {
             let window = subscription.cut();
@@ -133,7 +147,13 @@ impl Sources {
             if self.goroutine {
                 match threads::stacks() {
                     Ok(snapshot) => cuts.push(Cut::Goroutine(snapshot, at)),
-                    Err(e) => errors.push(format!("goroutine: {e}")),
+                    Err(e) => {
+                        // The program handles SIGURG: said once, and no empty profiles after.
+                        if matches!(e, SamplerError::Host(_)) {
+                            self.goroutine = false;
+                        }
+                        errors.push(format!("goroutine: {e}"));
+                    }
                 }
             }
             if self.threadcreate {

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod host;
+
 use std::collections::{BTreeMap, VecDeque};
 
 use std::net::SocketAddr;
