@@ -8,11 +8,13 @@ use caddyprof::collect::objects::mapped_objects;
 use caddyprof::collect::symbolize::symbolizer;
 use object::{Object, ObjectSymbol};
 
-/// One frame as addr2line prints it: function, then `file:line` (`??` when unknown).
+/// One frame as addr2line prints it: function, then `file:line`; `place` is `None` where the
+/// line is not known (binutils then prints `??:0`, or `FILE:?` with the unit's name for a
+/// file: nothing to compare).
 #[derive(Debug, PartialEq, Eq)]
 struct Printed {
     function: String,
-    place: String,
+    place: Option<String>,
 }
 
 /// File addresses of `count` functions of `binary`, spread over its text, each a few bytes
@@ -56,13 +58,8 @@ fn binutils(binary: &std::path::Path, addresses: &[u64]) -> Option<Vec<Vec<Print
         let place = lines.next().unwrap_or("??:0");
         // A discriminator may follow the line number.
         let place = place.split(" (discriminator").next().unwrap();
-        // Nothing known: `??:0` or `??:?` depending on the version.
-        let place = if place.starts_with("??:") {
-            "??:0"
-        } else {
-            place
-        }
-        .to_owned();
+        let known = !place.starts_with("??:") && !place.ends_with(":?") && !place.ends_with(":0");
+        let place = known.then(|| place.to_owned());
         all.last_mut().unwrap().push(Printed {
             function: line.to_owned(),
             place,
@@ -102,9 +99,8 @@ fn frames_equal_what_binutils_addr2line_prints() {
             .map(|frame| Printed {
                 function: frame.function.to_string(),
                 place: match (&frame.file, frame.line) {
-                    (Some(file), Some(line)) => format!("{file}:{line}"),
-                    (Some(file), None) => format!("{file}:0"),
-                    (None, _) => "??:0".to_owned(),
+                    (Some(file), Some(line)) if line != 0 => Some(format!("{file}:{line}")),
+                    _ => None,
                 },
             })
             .collect();
