@@ -30,7 +30,6 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
-use std::sync::Arc;
 
 use addr2line::gimli::{self, EndianSlice, RunTimeEndian, SectionId};
 use object::{Object, ObjectSection, ObjectSymbol};
@@ -85,7 +84,7 @@ struct FunctionRange {
 }
 
 /// A row of a unit's line table: from `address` on, `file` (an index in the line program's
-/// file table) and `line`, or, for the end of a sequence, no place ([`Row::END`]).
+/// file table) and `line`.
 #[derive(Clone, Copy, Debug)]
 struct Row {
     address: u64,
@@ -93,63 +92,92 @@ struct Row {
     line: u32,
 }
 
-impl Row {
-    /// The `file` of a row that ends a sequence.
-    const END: u32 = u32::MAX;
+/// A sequence of a unit's line program (a run of contiguous addresses, usually one
+/// function's): its addresses, and its rows once a lookup has needed them.
+#[derive(Debug)]
+struct Sequence {
+    start: u64,
+    end: u64,
+    rows: Option<Box<[Row]>>,
 }
 
 /// What a unit's entries and line program say, in a form looked up directly: its functions
-/// sorted by start, and its line table sorted by address (a sequence's end before a row
-/// starting at the same address; rows at one address in program order).
+/// sorted by start, and its line program's sequences sorted by start, with the rows of those
+/// that held an address looked up (the hot ones; a cold one is read again when needed).
 #[derive(Debug)]
 struct UnitTables {
     functions: Vec<FunctionRange>,
-    rows: Vec<Row>,
+    sequences: Vec<Sequence>,
 }
 
 impl UnitTables {
     fn bytes(&self) -> usize {
-        std::mem::size_of_val(&*self.functions) + std::mem::size_of_val(&*self.rows)
+        std::mem::size_of_val(&*self.functions)
+            + std::mem::size_of_val(&*self.sequences)
+            + self
+                .sequences
+                .iter()
+                .filter_map(|s| s.rows.as_deref())
+                .map(std::mem::size_of_val)
+                .sum::<usize>()
     }
 
-    /// The file and line at `probe`: the last row at or before it, unless a sequence ends
-    /// there.
+    /// The sequence holding `probe`.
+    fn sequence_of(&self, probe: u64) -> Option<usize> {
+        let after = self.sequences.partition_point(|s| s.start <= probe);
+        let i = after.checked_sub(1)?;
+        (probe < self.sequences[i].end).then_some(i)
+    }
+
+    /// The file and line at `probe`, if its sequence's rows are read: the last row at or
+    /// before it (of several at one address, the last).
     fn row_at(&self, probe: u64) -> Option<(u64, u32)> {
-        let after = self.rows.partition_point(|r| r.address <= probe);
-        let row = self.rows[..after].last()?;
-        (row.file != Row::END).then_some((u64::from(row.file), row.line))
+        let rows = self.sequences[self.sequence_of(probe)?].rows.as_deref()?;
+        let after = rows.partition_point(|r| r.address <= probe);
+        let row = rows[..after].last()?;
+        Some((u64::from(row.file), row.line))
     }
 }
 
 /// The tables of recently read units, at most [`TABLE_CACHE_BYTES`] of them: an address new
-/// in a unit read before needs only its function's entries, not a walk of the whole unit
-/// and a run of its line program.
+/// in a unit read before needs only its function's entries (and, in a sequence not read
+/// before, one run of the unit's line program), not a walk of the whole unit.
 #[derive(Debug, Default)]
 struct TableCache {
     /// Unit offset → its tables, least recently used first.
-    units: Vec<(usize, Arc<UnitTables>)>,
-    bytes: usize,
+    units: Vec<(usize, UnitTables)>,
 }
 
 /// The most the table cache holds, per object.
-pub const TABLE_CACHE_BYTES: usize = 1 << 20;
+pub const TABLE_CACHE_BYTES: usize = 2 << 20;
 
 impl TableCache {
-    fn get(&mut self, unit: usize) -> Option<Arc<UnitTables>> {
-        let at = self.units.iter().position(|(u, _)| *u == unit)?;
-        let entry = self.units.remove(at);
-        let tables = Arc::clone(&entry.1);
+    /// The tables of `unit`, now the most recently used, made by `make` if not kept.
+    fn get_or_make(
+        &mut self,
+        unit: usize,
+        make: impl FnOnce() -> gimli::Result<UnitTables>,
+    ) -> gimli::Result<&mut UnitTables> {
+        let entry = match self.units.iter().position(|(u, _)| *u == unit) {
+            Some(at) => self.units.remove(at),
+            None => (unit, make()?),
+        };
         self.units.push(entry);
-        Some(tables)
+        Ok(&mut self.units.last_mut().expect("just pushed").1)
     }
 
-    fn insert(&mut self, unit: usize, tables: Arc<UnitTables>) {
-        self.bytes += tables.bytes();
-        self.units.push((unit, tables));
-        while self.bytes > TABLE_CACHE_BYTES && self.units.len() > 1 {
+    /// Forgets the least recently used units beyond [`TABLE_CACHE_BYTES`] (the most recent
+    /// one stays).
+    fn trim(&mut self) {
+        let mut bytes: usize = self.units.iter().map(|(_, t)| t.bytes()).sum();
+        while bytes > TABLE_CACHE_BYTES && self.units.len() > 1 {
             let (_, evicted) = self.units.remove(0);
-            self.bytes -= evicted.bytes();
+            bytes -= evicted.bytes();
         }
+    }
+
+    fn bytes(&self) -> usize {
+        self.units.iter().map(|(_, t)| t.bytes()).sum()
     }
 }
 
@@ -169,7 +197,7 @@ impl DebugInfo {
             index.ranges.capacity() * std::mem::size_of::<UnitRange>()
                 + index.starts.capacity() * std::mem::size_of::<usize>()
         });
-        index + self.tables.bytes
+        index + self.tables.bytes()
     }
 
     /// The functions at each of `probes` (file addresses), innermost (inlined) first, from
@@ -203,18 +231,13 @@ impl DebugInfo {
             let unit = group[0].0;
             let in_unit: Vec<(u64, usize)> = group.iter().map(|&(_, p, i)| (p, i)).collect();
             let _ = UnitReader::new(&dwarf, index, unit).and_then(|reader| {
-                let tables = match self.tables.get(unit) {
-                    Some(tables) => tables,
-                    None => {
-                        let tables = Arc::new(reader.tables()?);
-                        self.tables.insert(unit, Arc::clone(&tables));
-                        tables
-                    }
-                };
-                reader.frames(&tables, &in_unit, &mut found)
+                let tables = self.tables.get_or_make(unit, || reader.tables(&in_unit))?;
+                reader.read_rows(tables, &in_unit)?;
+                reader.frames(tables, &in_unit, &mut found)
             });
             release();
         }
+        self.tables.trim();
         let unnamed: Vec<usize> = (0..probes.len()).filter(|&i| found[i].is_empty()).collect();
         if !unnamed.is_empty() {
             let names = symbol_names(
@@ -380,8 +403,9 @@ impl<'d, 'a> UnitReader<'d, 'a> {
     }
 
     /// The unit's tables: one walk of its entries (an entry whose ranges cannot be read has
-    /// none), one run of its line program.
-    fn tables(&self) -> gimli::Result<UnitTables> {
+    /// none), one run of its line program keeping the rows of the sequences holding
+    /// `probes`.
+    fn tables(&self, probes: &[(u64, usize)]) -> gimli::Result<UnitTables> {
         let mut functions = Vec::new();
         let unit = self.unit.unit_ref(self.dwarf);
         let mut entries = unit.entries();
@@ -404,29 +428,81 @@ impl<'d, 'a> UnitReader<'d, 'a> {
         }
         functions.sort_unstable_by_key(|f| (f.begin, f.end));
         functions.shrink_to_fit();
-        let mut rows = Vec::new();
-        if let Some(program) = self.unit.line_program.clone() {
-            let mut program_rows = program.rows();
-            while let Some((_, row)) = program_rows.next_row()? {
-                rows.push(if row.end_sequence() {
-                    Row {
-                        address: row.address(),
-                        file: Row::END,
-                        line: 0,
-                    }
-                } else {
-                    Row {
-                        address: row.address(),
-                        file: u32::try_from(row.file_index()).unwrap_or(Row::END - 1),
-                        line: row.line().map_or(0, |l| l.get() as u32),
-                    }
-                });
-            }
+        let mut tables = UnitTables {
+            functions,
+            sequences: Vec::new(),
+        };
+        self.run_line_program(&mut tables, probes)?;
+        Ok(tables)
+    }
+
+    /// Reads the rows of the sequences holding `probes` that are not read yet: one run of
+    /// the line program, if any is missing.
+    fn read_rows(&self, tables: &mut UnitTables, probes: &[(u64, usize)]) -> gimli::Result<()> {
+        let missing = probes.iter().any(|&(p, _)| {
+            tables
+                .sequence_of(p)
+                .is_some_and(|s| tables.sequences[s].rows.is_none())
+        });
+        if missing {
+            self.run_line_program(tables, probes)?;
         }
-        // Stable: rows at one address keep their order, the last one wins.
-        rows.sort_by_key(|r| (r.address, r.file != Row::END));
-        rows.shrink_to_fit();
-        Ok(UnitTables { functions, rows })
+        Ok(())
+    }
+
+    /// Runs the unit's line program: lists its sequences (the first time), and keeps the
+    /// rows of those holding one of `probes`.
+    fn run_line_program(
+        &self,
+        tables: &mut UnitTables,
+        probes: &[(u64, usize)],
+    ) -> gimli::Result<()> {
+        let Some(program) = self.unit.line_program.clone() else {
+            return Ok(());
+        };
+        let listing = tables.sequences.is_empty();
+        let holds_probe = |start: u64, end: u64| {
+            let first = probes.partition_point(|&(p, _)| p < start);
+            probes.get(first).is_some_and(|&(p, _)| p < end)
+        };
+        let mut rows = program.rows();
+        let mut current: Vec<Row> = Vec::new();
+        while let Some((_, row)) = rows.next_row()? {
+            if !row.end_sequence() {
+                current.push(Row {
+                    address: row.address(),
+                    file: u32::try_from(row.file_index()).unwrap_or(u32::MAX),
+                    line: row.line().map_or(0, |l| l.get() as u32),
+                });
+                continue;
+            }
+            let Some(start) = current.first().map(|r| r.address) else {
+                continue;
+            };
+            let end = row.address();
+            let keep = holds_probe(start, end).then(|| std::mem::take(&mut current).into());
+            if listing {
+                tables.sequences.push(Sequence {
+                    start,
+                    end,
+                    rows: keep,
+                });
+            } else if let Some(rows) = keep {
+                let after = tables.sequences.partition_point(|s| s.start <= start);
+                if let Some(sequence) = after.checked_sub(1).map(|i| &mut tables.sequences[i])
+                    && sequence.start == start
+                    && sequence.rows.is_none()
+                {
+                    sequence.rows = Some(rows);
+                }
+            }
+            current.clear();
+        }
+        if listing {
+            tables.sequences.sort_unstable_by_key(|s| s.start);
+            tables.sequences.shrink_to_fit();
+        }
+        Ok(())
     }
 
     /// For each probe, the function and the inlined calls containing it, outermost first:
