@@ -10,8 +10,9 @@
 //!   them: a unit's own `DW_AT_ranges` or low and high pc, else its `.debug_aranges`
 //!   entries), merged, and where each unit starts;
 //! - the tables of the units read most recently, up to [`TABLE_CACHE_BYTES`]: a unit's
-//!   function ranges and its line table, so that an address new in a unit read before needs
-//!   only its own function's entries.
+//!   function ranges, its line program's sequences, and the rows of the sequences that held
+//!   an address (the hot code), so that an address new in a unit read before needs only its
+//!   own function's entries.
 //!
 //! Each call to [`DebugInfo::frames`] maps the file, reads just the units its addresses lie
 //! in, one at a time, drops the pages each unit touched as soon as it is read (`madvise`),
