@@ -110,7 +110,7 @@ fn main() -> ExitCode {
                 let resolved = symbolizer.resolve(&[address]);
                 frames += resolved
                     .iter()
-                    .map(|&l| symbolizer.location(l).lines.len())
+                    .map(|&l| symbolizer.location(l).depth())
                     .sum::<usize>();
             }
             symbolizer.end_batch();

@@ -92,9 +92,8 @@ fn frames_equal_what_binutils_addr2line_prints() {
     let mut different = Vec::new();
     for ((address, runtime), expected) in addresses.iter().zip(&runtime).zip(&expected) {
         let resolved = symbolizer.resolve(&[*runtime]);
-        let location = symbolizer.location(resolved[0]);
-        let ours: Vec<Printed> = location
-            .lines
+        let ours: Vec<Printed> = symbolizer
+            .frames_at(resolved[0])
             .iter()
             .map(|frame| Printed {
                 function: frame.function.to_string(),

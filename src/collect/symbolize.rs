@@ -35,18 +35,98 @@ use super::debug_info::{DebugInfo, map_file, named};
 use super::objects::{MappedObject, mapped_objects};
 use crate::profile::{Frame, LocationId, Mapping, ProfileBuilder};
 
-/// A symbolized instruction address.
+/// A symbolized instruction address. Its functions, files and lines are kept compactly
+/// (each distinct name and path once in the symbolizer); [`Symbolizer::frames_at`] gives
+/// them as frames.
 #[derive(Debug)]
 pub struct Location {
     /// The instruction address.
     pub address: u64,
     /// The functions at this address, innermost (inlined) first; at least one.
-    pub lines: Vec<Frame<'static>>,
+    lines: Box<[Line]>,
     /// The executable segment of the program or library the address lies in, if any.
     pub mapping: Option<Arc<Mapping>>,
     /// Whether the binary's symbols named the functions; false for a stand-in name
     /// (`libfoo.so+0x1234`, `0x1234`).
     pub named: bool,
+}
+
+impl Location {
+    /// The number of functions at this address (inlined ones included).
+    pub fn depth(&self) -> usize {
+        self.lines.len()
+    }
+}
+
+/// A location as an object names it, before its names are kept in [`Names`].
+struct Found {
+    address: u64,
+    frames: Vec<Frame<'static>>,
+    mapping: Option<Arc<Mapping>>,
+    named: bool,
+}
+
+/// One function of a [`Location`]: its names and file as [`Names`] ids.
+#[derive(Clone, Copy, Debug)]
+struct Line {
+    function: u32,
+    system_name: Option<u32>,
+    file: Option<u32>,
+    line: Option<u32>,
+}
+
+/// Every distinct function name and file path of the resolved locations, once: the same few
+/// thousand strings recur in tens of thousands of frames (a function's every address, a
+/// file's every line), and keeping them per frame was most of the symbolizer's memory.
+#[derive(Debug, Default)]
+struct Names {
+    ids: HashMap<Arc<str>, u32>,
+    all: Vec<Arc<str>>,
+}
+
+impl Names {
+    fn id(&mut self, text: &str) -> u32 {
+        if let Some(&id) = self.ids.get(text) {
+            return id;
+        }
+        let text: Arc<str> = text.into();
+        let id = u32::try_from(self.all.len()).expect("fewer than 4 billion names");
+        self.all.push(Arc::clone(&text));
+        self.ids.insert(text, id);
+        id
+    }
+
+    fn get(&self, id: u32) -> &str {
+        &self.all[id as usize]
+    }
+
+    /// `frames` as lines of ids.
+    fn lines(&mut self, frames: &[Frame<'_>]) -> Box<[Line]> {
+        frames
+            .iter()
+            .map(|frame| Line {
+                function: self.id(&frame.function),
+                system_name: (!frame.system_name.is_empty()).then(|| self.id(&frame.system_name)),
+                file: frame.file.as_deref().map(|file| self.id(file)),
+                line: frame.line,
+            })
+            .collect()
+    }
+
+    /// `line` as a frame borrowing its strings.
+    fn frame(&self, line: &Line) -> Frame<'_> {
+        let mut frame = Frame::new(self.get(line.function));
+        if let Some(system_name) = line.system_name {
+            frame = frame.system_name(self.get(system_name));
+        }
+        if let Some(file) = line.file {
+            frame = frame.file(self.get(file));
+        }
+        if let Some(number) = line.line {
+            frame = frame.line(number);
+        }
+        frame
+    }
 }
 
 /// Adds a profile's symbolized locations to its builder, each once.
@@ -83,7 +163,7 @@ impl ProfileLocations {
         let mut k = cut;
         while let Some(&(l, first)) = frames.get(k) {
             ids.push(self.location(l, first, symbolizer, builder));
-            k += symbolizer.location(l).lines.len() - first;
+            k += symbolizer.location(l).depth() - first;
         }
         ids
     }
@@ -98,7 +178,8 @@ impl ProfileLocations {
     ) -> LocationId {
         *self.0.entry((l, first)).or_insert_with(|| {
             let location = symbolizer.location(l);
-            let lines = &location.lines[first..];
+            let frames = symbolizer.frames_at(l);
+            let lines = &frames[first..];
             match &location.mapping {
                 Some(mapping) => {
                     builder.mapped_location(mapping, location.address, lines, location.named)
@@ -114,6 +195,7 @@ impl ProfileLocations {
 pub struct Symbolizer {
     by_address: HashMap<usize, usize>,
     locations: Vec<Location>,
+    names: Names,
     objects: Vec<LoadedObject>,
     /// Whether the current batch resolved a new address.
     new_in_batch: bool,
@@ -175,9 +257,9 @@ impl Symbolizer {
         while next < new.len() {
             let address = new[next] as u64;
             let Some(object) = self.object_of(address) else {
-                self.add(Location {
+                self.add(Found {
                     address,
-                    lines: vec![Frame::new(format!("{address:#x}"))],
+                    frames: vec![Frame::new(format!("{address:#x}"))],
                     mapping: None,
                     named: false,
                 });
@@ -197,10 +279,15 @@ impl Symbolizer {
         }
     }
 
-    fn add(&mut self, location: Location) {
+    fn add(&mut self, found: Found) {
         self.by_address
-            .insert(location.address as usize, self.locations.len());
-        self.locations.push(location);
+            .insert(found.address as usize, self.locations.len());
+        self.locations.push(Location {
+            address: found.address,
+            lines: self.names.lines(&found.frames),
+            mapping: found.mapping,
+            named: found.named,
+        });
     }
 
     /// The locations of a stack of instruction addresses (leaf first), as indexes for
@@ -220,6 +307,15 @@ impl Symbolizer {
         &self.locations[index]
     }
 
+    /// The functions of location `index`, innermost first, as frames.
+    pub fn frames_at(&self, index: usize) -> Vec<Frame<'_>> {
+        self.locations[index]
+            .lines
+            .iter()
+            .map(|line| self.names.frame(line))
+            .collect()
+    }
+
     /// The frames of a resolved stack, one per function, inlined ones included, leaf first:
     /// (location, line) indexes, for [`function`](Self::function) and
     /// [`ProfileLocations::of_frames`].
@@ -227,13 +323,13 @@ impl Symbolizer {
         let _own = crate::allocator::own_work();
         resolved
             .iter()
-            .flat_map(|&l| (0..self.locations[l].lines.len()).map(move |i| (l, i)))
+            .flat_map(|&l| (0..self.locations[l].depth()).map(move |i| (l, i)))
             .collect()
     }
 
     /// The function of a frame from [`frames`](Self::frames).
     pub fn function(&self, (l, i): (usize, usize)) -> &str {
-        &self.locations[l].lines[i].function
+        self.names.get(self.locations[l].lines[i].function)
     }
 
     /// Ends a batch of [`resolve`](Self::resolve) calls (a collection): gives the memory
@@ -267,7 +363,7 @@ impl Symbolizer {
 
 impl LoadedObject {
     /// The locations of `addresses` (all in this object).
-    fn locations(&mut self, addresses: &[u64]) -> Vec<Location> {
+    fn locations(&mut self, addresses: &[u64]) -> Vec<Found> {
         let offsets: Vec<u64> = addresses
             .iter()
             .map(|a| a.wrapping_sub(self.object.bias))
@@ -283,16 +379,16 @@ impl LoadedObject {
                     .iter()
                     .find(|m| (m.memory_start..m.memory_limit).contains(&address))
                     .cloned();
-                let (lines, named) = match lines {
+                let (frames, named) = match lines {
                     Some(lines) => (lines, true),
                     None => {
                         let stand_in = format!("{}+{offset:#x}", self.short_name);
                         (vec![Frame::new(stand_in)], false)
                     }
                 };
-                Location {
+                Found {
                     address,
-                    lines,
+                    frames,
                     mapping,
                     named,
                 }
