@@ -74,7 +74,8 @@ pub struct Running {
     threads: ManuallyDrop<Threads>,
     /// The process that started it.
     started_in: u32,
-    sinks: usize,
+    /// The JSON paths of the sinks started, in order.
+    sinks: Vec<String>,
     warnings: Vec<Diagnostic>,
     /// caddyprof's own allocations at the start (`None` without the sampling allocator).
     own_since: Option<OwnMark>,
@@ -266,14 +267,14 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
             }
         }
     }
-    let sinks = started.len();
+    let sinks: Vec<String> = started.iter().map(|(s, _)| s.path().to_owned()).collect();
     for group in Group::of(started) {
         runtime.spawn(run_group(group, stopping.clone(), report.clone()));
     }
     if own_since.is_some() {
         runtime.spawn(log_own_usage());
     }
-    tracing::info!(sinks, "profiling started");
+    tracing::info!(sinks = sinks.len(), "profiling started");
     Ok(Running {
         threads: ManuallyDrop::new(Threads {
             runtime: Some(runtime),
@@ -293,11 +294,18 @@ impl Running {
         &self.warnings
     }
 
+    /// The JSON paths of the sinks started (`apps.profiling.profilers[0]`, `apps.pyroscope`),
+    /// in the order of the configuration: [`stop`](Self::stop) returns one report for each,
+    /// unless some miss its deadline. Compare the two to say which reports were lost.
+    pub fn sinks(&self) -> &[String] {
+        &self.sinks
+    }
+
     /// Stops every sink: each cuts its last, partial window, builds what it can, flushes it
     /// on a best-effort basis and reports. Returns within [`STOP_DEADLINE`]; a sink that has
-    /// not reported by then (it should not happen) is left out of the reports, with a
-    /// warning. Do not call it from an async task (it blocks the calling thread while it
-    /// waits).
+    /// not reported by then (an overloaded machine) is left out of the reports, with a
+    /// warning that names it: compare the reports with [`sinks`](Self::sinks). Do not call
+    /// it from an async task (it blocks the calling thread while it waits).
     ///
     /// In a child forked while it ran, returns at once with no report (see [`Running`]).
     pub fn stop(mut self) -> Vec<SinkReport> {
@@ -307,15 +315,17 @@ impl Running {
         let _own = allocator::own_work();
         let end = Instant::now() + STOP_DEADLINE;
         self.threads.stop.send_replace(Some(end - STOP_MARGIN));
-        let mut reports = Vec::with_capacity(self.sinks);
-        while reports.len() < self.sinks {
+        let mut reports = Vec::with_capacity(self.sinks.len());
+        while reports.len() < self.sinks.len() {
             let left = end.saturating_duration_since(Instant::now());
             match self.threads.reports.recv_timeout(left) {
                 Ok(report) => reports.push(report),
                 Err(_) => {
+                    let missing = missing_reports(&self.sinks, &reports);
                     tracing::warn!(
-                        missing = self.sinks - reports.len(),
-                        "some sinks did not stop in time"
+                        missing = missing.len(),
+                        "no report within the stop deadline from {}",
+                        listed(&missing)
                     );
                     break;
                 }
@@ -358,6 +368,29 @@ impl Drop for Running {
         // SAFETY: dropped once, here, and never used again.
         unsafe { ManuallyDrop::drop(&mut self.threads) };
     }
+}
+
+/// The paths of `sinks` that have no report among `reports`, in order.
+pub fn missing_reports<'a>(sinks: &'a [String], reports: &[SinkReport]) -> Vec<&'a str> {
+    let reported: std::collections::HashSet<&str> =
+        reports.iter().map(|r| r.path.as_str()).collect();
+    sinks
+        .iter()
+        .map(String::as_str)
+        .filter(|path| !reported.contains(path))
+        .collect()
+}
+
+/// How many paths a message lists before saying how many more there are.
+const LISTED_PATHS: usize = 10;
+
+/// `paths` for a message: the first [`LISTED_PATHS`], then how many more.
+fn listed(paths: &[&str]) -> String {
+    let mut text = paths[..paths.len().min(LISTED_PATHS)].join(", ");
+    if paths.len() > LISTED_PATHS {
+        text.push_str(&format!(" and {} more", paths.len() - LISTED_PATHS));
+    }
+    text
 }
 
 /// Once stopped, the instrumented locks stop recording (their fast path never did).
@@ -822,6 +855,30 @@ async fn building_deadline(stopping: &mut watch::Receiver<Option<Instant>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_reports_are_named_in_order() {
+        let sinks: Vec<String> = (0..12)
+            .map(|i| format!("apps.profiling.profilers[{i}]"))
+            .collect();
+        let reports: Vec<SinkReport> = [sinks[5].clone(), sinks[0].clone()]
+            .into_iter()
+            .map(|path| SinkReport {
+                path,
+                ..SinkReport::default()
+            })
+            .collect();
+        let missing = missing_reports(&sinks, &reports);
+        assert_eq!(missing.len(), 10);
+        assert_eq!(missing[0], "apps.profiling.profilers[1]");
+        assert_eq!(missing[4], "apps.profiling.profilers[6]");
+        assert_eq!(missing_reports(&sinks, &[]).len(), 12);
+        assert_eq!(
+            listed(&missing_reports(&sinks, &[])),
+            format!("{} and 2 more", sinks[..10].join(", "))
+        );
+        assert_eq!(listed(&missing[..2]), missing[..2].join(", "));
+    }
 
     #[test]
     fn errors_are_counted_by_kind_and_bounded() {
