@@ -26,13 +26,16 @@ static ALLOC: caddyprof::allocator::Sampled<std::alloc::System> =
     caddyprof::allocator::Sampled::new(std::alloc::System);
 
 const USAGE: &str = "usage: many_profilers [--profilers N (100)] [--seconds S (30)] \
-[--upload-rate SECONDS (5)] [--types cpu,heap,goroutine]";
+[--upload-rate SECONDS (5)] [--types cpu,heap,goroutine] [--unshared]";
 
 struct Options {
     profilers: usize,
     seconds: u64,
     upload_rate: u64,
     types: Vec<ProfileType>,
+    /// Each profiler with a block_profile_rate of its own (unused by these types): no two
+    /// share their collection, as profilers that differ.
+    unshared: bool,
 }
 
 fn parse() -> Result<Options, String> {
@@ -41,9 +44,14 @@ fn parse() -> Result<Options, String> {
         seconds: 30,
         upload_rate: 5,
         types: vec![ProfileType::Cpu, ProfileType::Heap, ProfileType::Goroutine],
+        unshared: false,
     };
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
+        if arg == "--unshared" {
+            options.unshared = true;
+            continue;
+        }
         let value = args
             .next()
             .ok_or_else(|| format!("{arg} needs a value\n{USAGE}"))?;
@@ -91,8 +99,13 @@ fn main() -> ExitCode {
     let types: Vec<String> = options.types.iter().map(|t| format!("\"{t}\"")).collect();
     let profilers: Vec<String> = (0..options.profilers)
         .map(|i| {
+            let own = if options.unshared {
+                format!(r#","parameters":{{"block_profile_rate":{}}}"#, i + 1)
+            } else {
+                String::new()
+            };
             format!(
-                r#"{{"profiler":"pyroscope","server_address":"{}","application_name":"many-{i}","upload_rate":"{}s"}}"#,
+                r#"{{"profiler":"pyroscope","server_address":"{}","application_name":"many-{i}","upload_rate":"{}s"{own}}}"#,
                 address.trim(),
                 options.upload_rate
             )
@@ -154,7 +167,7 @@ fn main() -> ExitCode {
         .and_then(|r| r.own_usage)
         .map_or(0.0, |u| u.in_use_bytes as f64 / f64::from(1 << 20));
     println!(
-        "{{\"profilers\":{},\"seconds\":{},\"upload_rate_s\":{rate},\"types\":\"{}\",\
+        "{{\"profilers\":{},\"unshared\":{},\"seconds\":{},\"upload_rate_s\":{rate},\"types\":\"{}\",\
          \"start_ms\":{start_ms},\"stop_ms\":{stop_ms},\"reports\":{},\
          \"rss_before_mib\":{:.1},\"peak_rss_mib\":{:.1},\"peak_rss_per_profiler_kib\":{:.1},\
          \"own_in_use_mib\":{own_mib:.1},\"max_sockets\":{sockets},\"max_threads\":{threads},\
@@ -162,6 +175,7 @@ fn main() -> ExitCode {
          \"delivered_share\":{:.3},\"windows_lost\":{},\"dropped\":{},\"failed\":{},\
          \"abandoned\":{},\"server_requests\":{requests},\"server_connections\":{connections}}}",
         options.profilers,
+        options.unshared,
         options.seconds,
         options
             .types

@@ -1,7 +1,7 @@
 //! The host: runs a resolved [`Plan`] inside the process. It owns a small Tokio runtime of its
 //! own (so the host process needs none, and is never blocked by the network), starts every
 //! sink in order (stopping those already started if one fails), all uploading over one
-//! connection pool ([`Connections`]), and gives each [`Group`] of sinks that share their
+//! connection pool ([`Connections`]), and gives each group of sinks that share their
 //! windows (the same length, the same profile types and rates) a task with two halves:
 //!
 //! - the **clock** ends each window on time: at the window's end it [cuts](Sources::cut) the
