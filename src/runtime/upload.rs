@@ -4,7 +4,8 @@
 //! - **One connection pool**: the uploaders of a runtime share [`Connections`]: one HTTP
 //!   client, and at most [`UPLOADS_PER_SERVER`] uploads at a time to each server (taken in
 //!   turn, first come first served), so a thousand sinks pushing to one server use a few
-//!   sockets, not a thousand.
+//!   sockets, not a thousand. A server that does not answer holds its own turns only: the
+//!   uploads to other servers go on.
 //! - **Bounded queue**: [`Uploader::push`] never blocks; when the queue is full the *oldest*
 //!   request is dropped, counted in [`UploadStats::dropped`], and a warning is logged at most
 //!   once per [`UploaderOptions::warn_interval`].
