@@ -11,28 +11,36 @@ use std::time::Duration;
 use caddyprof::allocator::{self, Sampled};
 use caddyprof::runtime;
 use caddyprof::runtime::upload::UPLOADS_PER_SERVER;
-use support::{FakeServer, pyroscope_server, serial, server_runtime};
+use support::{FakeServer, Fault, pyroscope_server, serial, server_runtime};
 
 #[global_allocator]
 static ALLOC: Sampled<System> = Sampled::new(System);
 
-/// `profilers` Pyroscope profilers of `types`, all to `server`, each window `rate` long.
-fn config(server: &FakeServer, profilers: usize, types: &[&str], rate: &str) -> caddyprof::Config {
-    let children: Vec<_> = (0..profilers)
-        .map(|i| {
-            serde_json::json!({
-                "profiler": "pyroscope",
-                "server_address": server.url(),
-                "application_name": format!("many-{i}"),
-                "upload_rate": rate,
-            })
-        })
-        .collect();
+/// A Pyroscope profiler named `many-{i}` pushing to `server` every `rate`.
+fn profiler(server: &FakeServer, i: usize, rate: &str) -> serde_json::Value {
+    serde_json::json!({
+        "profiler": "pyroscope",
+        "server_address": server.url(),
+        "application_name": format!("many-{i}"),
+        "upload_rate": rate,
+    })
+}
+
+/// `profilers` of `types` in one `profiling` app.
+fn config_of(profilers: Vec<serde_json::Value>, types: &[&str]) -> caddyprof::Config {
     let json = serde_json::json!({"apps": {"profiling": {
         "profile_types": types,
-        "profilers": children,
+        "profilers": profilers,
     }}});
     caddyprof::Config::from_json(&json.to_string()).unwrap()
+}
+
+/// `profilers` Pyroscope profilers of `types`, all to `server`, each window `rate` long.
+fn config(server: &FakeServer, profilers: usize, types: &[&str], rate: &str) -> caddyprof::Config {
+    config_of(
+        (0..profilers).map(|i| profiler(server, i, rate)).collect(),
+        types,
+    )
 }
 
 /// 50 profilers whose windows all end at the same moments upload over a few shared
@@ -58,6 +66,30 @@ fn profilers_share_a_few_connections() {
         "{open} connections open at once for 50 profilers ({} in all)",
         server.connections()
     );
+}
+
+/// A server that does not answer holds its own upload turns only: the profilers of another
+/// server still deliver.
+#[test]
+fn a_hung_server_does_not_hold_another_servers_uploads() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let hung = pyroscope_server(&rt);
+    hung.inject(std::iter::repeat_n(
+        Fault::Hang(Duration::from_secs(30)),
+        50,
+    ));
+    let answering = pyroscope_server(&rt);
+    let mut profilers: Vec<_> = (0..8).map(|i| profiler(&hung, i, "1s")).collect();
+    profilers.push(profiler(&answering, 8, "1s"));
+    let running = runtime::start(&config_of(profilers, &["cpu"])).unwrap();
+    rt.block_on(answering.wait_for(3, Duration::from_secs(20)));
+    assert!(
+        hung.most_open() <= UPLOADS_PER_SERVER,
+        "{}",
+        hung.most_open()
+    );
+    drop(running.stop());
 }
 
 /// caddyprof's own memory in use while `profilers` profilers run: measured after `windows`
