@@ -105,8 +105,10 @@ Examples:
   RUST_LOG=debug caddyprof run --log-format json caddy.json
 
 The caddyprof process profiles itself; to profile your service, embed the library
-(see examples/demo.rs). Exit status: 0 ok, 1 invalid config (or, with --once, a failed
-upload), 2 usage error.")]
+(see examples/demo.rs). SIGINT or SIGTERM stops it within 2 s, after a final flush; a
+second one stops it at once. Exit status: 0 ok, 1 invalid config, a failed upload (with
+--once) or final reports lost (sinks that did not report within the 2 s, named in the
+log, or a second signal that did not wait), 2 usage error.")]
     Run {
         /// The config file: a Profilingfile, or JSON (by extension or content).
         #[arg(value_name = "FILE")]
@@ -393,7 +395,14 @@ fn run_config(
     if let Err(e) = waited {
         tracing::warn!("cannot wait for signals: {e}; stopping");
     }
-    let reports = running.stop();
+    let sinks = running.sinks().to_vec();
+    let Some(reports) = stop_unless_signalled(running, &waiter) else {
+        tracing::error!(
+            sinks = sinks.len(),
+            "stopped by a second signal before the sinks reported: their final reports are lost"
+        );
+        return Ok(ExitCode::from(1));
+    };
     let mut clean = true;
     for report in &reports {
         clean &= report.is_clean();
@@ -422,10 +431,48 @@ fn run_config(
             ),
         }
     }
+    let missing = caddyprof::runtime::missing_reports(&sinks, &reports);
+    if !missing.is_empty() {
+        // The stop's warning named them.
+        tracing::error!(
+            lost = missing.len(),
+            "{} of {} sinks did not report within the stop deadline: their final reports are \
+             lost",
+            missing.len(),
+            sinks.len()
+        );
+        return Ok(ExitCode::from(1));
+    }
     Ok(if once.is_some() && !clean {
         ExitCode::from(1)
     } else {
         ExitCode::SUCCESS
+    })
+}
+
+/// Stops `running` on a thread of its own and waits for its reports; `None` when a second
+/// SIGINT or SIGTERM comes first (as with Caddy, a second signal does not wait for the
+/// graceful stop) or the stop cannot be run.
+fn stop_unless_signalled(
+    running: caddyprof::runtime::Running,
+    waiter: &tokio::runtime::Runtime,
+) -> Option<Vec<caddyprof::runtime::SinkReport>> {
+    let (stopped, reports) = tokio::sync::oneshot::channel();
+    std::thread::Builder::new()
+        .name("caddyprof-stop".into())
+        .spawn(move || {
+            let _ = stopped.send(running.stop());
+        })
+        .ok()?;
+    waiter.block_on(async {
+        tokio::select! {
+            reports = reports => reports.ok(),
+            signal = caddyprof::runtime::upload::shutdown_signal() => match signal {
+                Ok(()) => None,
+                // Not listening: wait for the stop, which ends within its deadline.
+                Err(_) => std::future::pending().await,
+            },
+        }
     })
 }
 

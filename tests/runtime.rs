@@ -499,11 +499,30 @@ fn read_until(
     log
 }
 
-/// Sends SIGTERM to `child` and waits for it (bounded, see `wait_bounded`).
-fn terminate(child: &mut Child) -> (ExitStatus, Duration) {
+/// `caddyprof run FILE` once it has said that profiling started: the child, its stderr's
+/// lines, and what it printed so far.
+fn run_started(file: &Path) -> (Child, std::sync::mpsc::Receiver<String>, String) {
+    let mut child = caddyprof(&["run"], file);
+    let lines = stderr_lines(&mut child);
+    let log = read_until(
+        &mut child,
+        &lines,
+        "profiling started",
+        "caddyprof did not start",
+    );
+    (child, lines, log)
+}
+
+/// Sends SIGTERM to `child`.
+fn send_sigterm(child: &Child) {
     let pid = i32::try_from(child.id()).unwrap();
     // SAFETY: kill(2) with the id of a child we have not reaped yet.
     assert_eq!(unsafe { libc::kill(pid, libc::SIGTERM) }, 0);
+}
+
+/// Sends SIGTERM to `child` and waits for it (bounded, see `wait_bounded`).
+fn terminate(child: &mut Child) -> (ExitStatus, Duration) {
+    send_sigterm(child);
     wait_bounded(child, Duration::from_secs(10))
 }
 
@@ -556,14 +575,7 @@ fn cli_run_stops_on_sigterm_with_a_final_upload() {
     let dir = tempfile::tempdir().unwrap();
     // A rate long enough that only the final flush uploads anything.
     let file = pyroscope_profilingfile(dir.path(), &pyroscope.url(), "1h");
-    let mut child = caddyprof(&["run"], &file);
-    let lines = stderr_lines(&mut child);
-    let mut log = read_until(
-        &mut child,
-        &lines,
-        "profiling started",
-        "caddyprof did not start",
-    );
+    let (mut child, lines, mut log) = run_started(&file);
     std::thread::sleep(Duration::from_millis(300));
     assert!(pyroscope.requests().is_empty());
     let (status, took) = terminate(&mut child);
@@ -574,6 +586,34 @@ fn cli_run_stops_on_sigterm_with_a_final_upload() {
     assert_eq!(requests.len(), 1, "{log}");
     assert_eq!(requests[0].status, 200);
     assert_eq!(requests[0].query_value("units").as_deref(), Some("samples"));
+}
+
+/// A second SIGTERM while the final flush waits for a hung server stops at once, as Caddy
+/// does; the sink's final report is lost, and the exit status says so (not 0).
+#[test]
+fn cli_run_exits_non_zero_when_final_reports_are_lost() {
+    let _serial = serial();
+    let rt = server_runtime();
+    let pyroscope = pyroscope_server(&rt);
+    pyroscope.inject([Fault::Hang(Duration::from_secs(10))]);
+    let dir = tempfile::tempdir().unwrap();
+    // A rate long enough that only the final flush uploads anything.
+    let file = pyroscope_profilingfile(dir.path(), &pyroscope.url(), "1h");
+    let (mut child, lines, mut log) = run_started(&file);
+    send_sigterm(&child);
+    // The final upload has reached the server, which does not answer.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while pyroscope.connections() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(pyroscope.connections(), 1, "{log}");
+    let (status, took) = terminate(&mut child);
+    log.push_str(&collect_lines(&lines));
+    assert_eq!(status.code(), Some(1), "{status:?}\n{log}");
+    assert!(log.contains("their final reports are lost"), "{log}");
+    assert!(!log.contains("sink stopped"), "{log}");
+    // It did not wait for the stop deadline.
+    assert!(took < Duration::from_secs(1), "took {took:?}\n{log}");
 }
 
 /// A server that is down is said at the first failed upload, not when the retries give up

@@ -10,7 +10,7 @@ use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::profefe::sink::ProfefeSink;
 use caddyprof::apps::pyroscope::sink::PyroscopeSink;
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{RetryPolicy, Submitted, UploaderOptions};
+use caddyprof::runtime::upload::{Connections, RetryPolicy, Submitted, UploaderOptions};
 use support::{FakeServer, Fault, Kind, profile};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -37,7 +37,12 @@ fn pyroscope_sink(url: String, options: UploaderOptions) -> PyroscopeSink {
         application_name: Some("app".into()),
         ..PyroscopeApp::default()
     };
-    PyroscopeSink::start(&support::pyroscope_settings(&app, 100), options).unwrap()
+    PyroscopeSink::start(
+        &support::pyroscope_settings(&app, 100),
+        options,
+        &Connections::new().unwrap(),
+    )
+    .unwrap()
 }
 
 fn profefe_sink(url: String, options: UploaderOptions) -> ProfefeSink {
@@ -46,7 +51,12 @@ fn profefe_sink(url: String, options: UploaderOptions) -> ProfefeSink {
         service: Some("svc".into()),
         ..ProfefeApp::default()
     };
-    ProfefeSink::start(&support::profefe_settings(&app), options).unwrap()
+    ProfefeSink::start(
+        &support::profefe_settings(&app),
+        options,
+        &Connections::new().unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]

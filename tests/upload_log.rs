@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::pyroscope::sink::PyroscopeSink;
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{RetryPolicy, Submitted, UploaderOptions};
+use caddyprof::runtime::upload::{Connections, RetryPolicy, Submitted, UploaderOptions};
 use support::{Body, FakeServer, Fault, Kind, Log, profile};
 
 /// Every line logged by this test binary.
@@ -58,7 +58,12 @@ fn sink_to(url: String, options: UploaderOptions) -> PyroscopeSink {
         application_name: Some("app".into()),
         ..PyroscopeApp::default()
     };
-    PyroscopeSink::start(&support::pyroscope_settings(&app, 100), options).unwrap()
+    PyroscopeSink::start(
+        &support::pyroscope_settings(&app, 100),
+        options,
+        &Connections::new().unwrap(),
+    )
+    .unwrap()
 }
 
 /// Quick retries that never give up within a test.
@@ -323,6 +328,7 @@ async fn credentials_echoed_by_a_server_are_not_logged() {
         let sink = PyroscopeSink::start(
             &support::pyroscope_settings(&app, 100),
             UploaderOptions::new(sink_name),
+            &Connections::new().unwrap(),
         )
         .unwrap();
         sink.submit(&profile(ProfileType::Cpu, 3, 1, 1_000));

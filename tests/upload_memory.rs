@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use caddyprof::runtime::upload::{
-    RetryPolicy, UploadRequest, UploadStats, Uploader, UploaderOptions,
+    Connections, RetryPolicy, UploadRequest, UploadStats, Uploader, UploaderOptions,
 };
 use reqwest::header::HeaderMap;
 use support::{Body, FakeServer, Fault, Kind};
@@ -48,15 +48,17 @@ async fn settled(uploader: &Uploader) -> UploadStats {
 /// Uploads one small request to `server` with `faults` injected; returns its counters.
 async fn upload_once(server: &FakeServer, faults: Vec<Fault>) -> UploadStats {
     server.inject(faults);
-    let uploader = Uploader::start(UploaderOptions {
-        retry: RetryPolicy {
-            max_attempts: 2,
-            ..RetryPolicy::fast()
+    let uploader = Uploader::start(
+        UploaderOptions {
+            retry: RetryPolicy {
+                max_attempts: 2,
+                ..RetryPolicy::fast()
+            },
+            timeout: Some(Duration::from_secs(10)),
+            ..UploaderOptions::new("memory")
         },
-        timeout: Some(Duration::from_secs(10)),
-        ..UploaderOptions::new("memory")
-    })
-    .unwrap();
+        &Connections::new().unwrap(),
+    );
     uploader.push(UploadRequest {
         url: format!("{}/ingest", server.url()).parse().unwrap(),
         headers: HeaderMap::new(),

@@ -7,7 +7,7 @@ use std::time::Duration;
 use caddyprof::apps::ProfefeApp;
 use caddyprof::apps::profefe::sink::{self, ProfefeSink};
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{NotSent, RetryPolicy, Submitted, UploaderOptions};
+use caddyprof::runtime::upload::{Connections, NotSent, RetryPolicy, Submitted, UploaderOptions};
 use support::{FakeServer, Kind, decode_pprof, profile};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -22,7 +22,12 @@ fn start(server: &FakeServer) -> ProfefeSink {
         retry: RetryPolicy::fast(),
         ..sink::uploader_options(&support::profefe_settings(&app))
     };
-    ProfefeSink::start(&support::profefe_settings(&app), options).unwrap()
+    ProfefeSink::start(
+        &support::profefe_settings(&app),
+        options,
+        &Connections::new().unwrap(),
+    )
+    .unwrap()
 }
 
 #[tokio::test]

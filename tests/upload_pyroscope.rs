@@ -7,7 +7,7 @@ use std::time::Duration;
 use caddyprof::apps::PyroscopeApp;
 use caddyprof::apps::pyroscope::sink::{self, PyroscopeSink};
 use caddyprof::config::ProfileType;
-use caddyprof::runtime::upload::{NotSent, RetryPolicy, Submitted, UploaderOptions};
+use caddyprof::runtime::upload::{Connections, NotSent, RetryPolicy, Submitted, UploaderOptions};
 use support::{FakeServer, Kind, decode_pprof, profile};
 
 const WAIT: Duration = Duration::from_secs(5);
@@ -42,6 +42,7 @@ async fn cpu_upload_is_byte_for_byte_the_go_agents() {
     let sink = PyroscopeSink::start(
         &support::pyroscope_settings(&app(&server, "/prefix/"), 250),
         options(),
+        &Connections::new().unwrap(),
     )
     .unwrap();
     assert_eq!(
@@ -111,6 +112,7 @@ async fn every_type_gets_the_go_query_and_sample_type_config() {
     let sink = PyroscopeSink::start(
         &support::pyroscope_settings(&app(&server, ""), 100),
         options(),
+        &Connections::new().unwrap(),
     )
     .unwrap();
     let cases = [
@@ -268,7 +270,12 @@ async fn auth_headers() {
         ),
     ];
     for (i, (app, authorization, status)) in variants.iter().enumerate() {
-        let sink = PyroscopeSink::start(&support::pyroscope_settings(app, 100), options()).unwrap();
+        let sink = PyroscopeSink::start(
+            &support::pyroscope_settings(app, 100),
+            options(),
+            &Connections::new().unwrap(),
+        )
+        .unwrap();
         assert_eq!(
             sink.submit(&profile(ProfileType::Heap, 1, 1, 1_700_000_000)),
             Submitted::Queued
@@ -292,7 +299,12 @@ async fn application_name_tags_are_sorted_with_the_session_id() {
         application_name: Some("shop{region=eu,az=b}".into()),
         ..app(&server, "")
     };
-    let sink = PyroscopeSink::start(&support::pyroscope_settings(&app, 100), options()).unwrap();
+    let sink = PyroscopeSink::start(
+        &support::pyroscope_settings(&app, 100),
+        options(),
+        &Connections::new().unwrap(),
+    )
+    .unwrap();
     sink.submit(&profile(ProfileType::Goroutine, 1, 1, 1_700_000_000));
     let r = &server.wait_for(1, WAIT).await[0];
     let name = r.query_value("name").unwrap();

@@ -1,20 +1,24 @@
 //! The host: runs a resolved [`Plan`] inside the process. It owns a small Tokio runtime of its
 //! own (so the host process needs none, and is never blocked by the network), starts every
-//! sink in order (stopping those already started if one fails), and gives each sink a task
-//! with two halves:
+//! sink in order (stopping those already started if one fails), all uploading over one
+//! connection pool ([`Connections`]), and gives each group of sinks that share their
+//! windows (the same length, the same profile types and rates) a task with two halves:
 //!
 //! - the **clock** ends each window on time: at the window's end it [cuts](Sources::cut) the
-//!   raw data of every profile type the sink wants (quick), queues it (at most
+//!   raw data of every profile type the group wants (quick), queues it (at most
 //!   [`PENDING_WINDOWS`]) and waits for the next end;
 //! - the **builder** [builds](Cut::build) the queued windows in order, symbolizing and
-//!   encoding them (one build at a time in the process), and hands the profiles to the sink.
+//!   encoding them (one build at a time in the process), and hands each profile to every
+//!   sink of the group.
 //!
 //! So a window's length never depends on what symbolizing costs (seconds of CPU in a debug
-//! build). [`Running::stop`] ends the current window early, builds what it can, makes a
-//! best-effort final flush and returns within [`STOP_DEADLINE`] with every sink's report.
+//! build), and a thousand profilers alike cost one profiler's collecting and building (each
+//! still has its own upload queue). [`Running::stop`] ends the current window early, builds
+//! what it can, makes a best-effort final flush and returns within [`STOP_DEADLINE`] with
+//! every sink's report.
 //!
-//! Profile types: each sink collects from its own [`Sources`] (`cpu` from the process-wide
-//! sampler, every sink getting the full data of its own windows; `block` and `mutex` from
+//! Profile types: each group collects from its own [`Sources`] (`cpu` from the process-wide
+//! sampler, every group getting the full data of its own windows; `block` and `mutex` from
 //! the instrumented locks; `goroutine` and `threadcreate` from thread snapshots; `heap` and
 //! `allocs` from the sampling allocator, one profile per window for a sink that wants either
 //! or both, or one warning when the program has not installed it).
@@ -28,9 +32,11 @@ use tokio::sync::{Semaphore, mpsc as queue, watch};
 
 use super::Profile;
 use super::own_usage::{OwnMark, OwnUsage, log_own_usage};
-use super::plan::{Plan, PlanOptions, SinkSettings};
+use super::plan::{Plan, PlanOptions, Sampling, SinkSettings};
 use super::sources::{Cut, Sources};
-use super::upload::{NotSent, STOP_DEADLINE, Submitted, UploadStats, UploaderOptions, Windows};
+use super::upload::{
+    Connections, NotSent, STOP_DEADLINE, Submitted, UploadStats, UploaderOptions, Windows,
+};
 use crate::allocator;
 use crate::apps::file::sink::FileWriter;
 use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
@@ -68,7 +74,8 @@ pub struct Running {
     threads: ManuallyDrop<Threads>,
     /// The process that started it.
     started_in: u32,
-    sinks: usize,
+    /// The JSON paths of the sinks started, in order.
+    sinks: Vec<String>,
     warnings: Vec<Diagnostic>,
     /// caddyprof's own allocations at the start (`None` without the sampling allocator).
     own_since: Option<OwnMark>,
@@ -200,6 +207,9 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
         .into());
     }
     fork::prepare();
+    // One client, so one connection pool, for every sink (see `Connections`).
+    let connections = Connections::new()
+        .map_err(|e| Diagnostic::error(format!("cannot start the profiler's HTTP client: {e}")))?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
         // Cutting windows, at most one build, file writes, name lookups: never all waiting.
@@ -232,7 +242,7 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
     {
         let _context = runtime.enter();
         for settings in &plan.sinks {
-            match StartedSink::start(settings) {
+            match StartedSink::start(settings, &connections) {
                 Ok(sink) => started.push((settings.clone(), sink)),
                 Err(message) => {
                     // The Go module forgets this: stop what was started before failing. (Not
@@ -257,19 +267,14 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
             }
         }
     }
-    let sinks = started.len();
-    for (settings, sink) in started {
-        let stopping = stopping.clone();
-        let report = report.clone();
-        runtime.spawn(async move {
-            let result = run_sink(settings, sink, stopping).await;
-            let _ = report.send(result);
-        });
+    let sinks: Vec<String> = started.iter().map(|(s, _)| s.path().to_owned()).collect();
+    for group in Group::of(started) {
+        runtime.spawn(run_group(group, stopping.clone(), report.clone()));
     }
     if own_since.is_some() {
         runtime.spawn(log_own_usage());
     }
-    tracing::info!(sinks, "profiling started");
+    tracing::info!(sinks = sinks.len(), "profiling started");
     Ok(Running {
         threads: ManuallyDrop::new(Threads {
             runtime: Some(runtime),
@@ -289,11 +294,18 @@ impl Running {
         &self.warnings
     }
 
+    /// The JSON paths of the sinks started (`apps.profiling.profilers[0]`, `apps.pyroscope`),
+    /// in the order of the configuration: [`stop`](Self::stop) returns one report for each,
+    /// unless some miss its deadline. Compare the two to say which reports were lost.
+    pub fn sinks(&self) -> &[String] {
+        &self.sinks
+    }
+
     /// Stops every sink: each cuts its last, partial window, builds what it can, flushes it
     /// on a best-effort basis and reports. Returns within [`STOP_DEADLINE`]; a sink that has
-    /// not reported by then (it should not happen) is left out of the reports, with a
-    /// warning. Do not call it from an async task (it blocks the calling thread while it
-    /// waits).
+    /// not reported by then (an overloaded machine) is left out of the reports, with a
+    /// warning that names it: compare the reports with [`sinks`](Self::sinks). Do not call
+    /// it from an async task (it blocks the calling thread while it waits).
     ///
     /// In a child forked while it ran, returns at once with no report (see [`Running`]).
     pub fn stop(mut self) -> Vec<SinkReport> {
@@ -303,15 +315,17 @@ impl Running {
         let _own = allocator::own_work();
         let end = Instant::now() + STOP_DEADLINE;
         self.threads.stop.send_replace(Some(end - STOP_MARGIN));
-        let mut reports = Vec::with_capacity(self.sinks);
-        while reports.len() < self.sinks {
+        let mut reports = Vec::with_capacity(self.sinks.len());
+        while reports.len() < self.sinks.len() {
             let left = end.saturating_duration_since(Instant::now());
             match self.threads.reports.recv_timeout(left) {
                 Ok(report) => reports.push(report),
                 Err(_) => {
+                    let missing = missing_reports(&self.sinks, &reports);
                     tracing::warn!(
-                        missing = self.sinks - reports.len(),
-                        "some sinks did not stop in time"
+                        missing = missing.len(),
+                        "no report within the stop deadline from {}",
+                        listed(&missing)
                     );
                     break;
                 }
@@ -356,6 +370,29 @@ impl Drop for Running {
     }
 }
 
+/// The paths of `sinks` that have no report among `reports`, in order.
+pub fn missing_reports<'a>(sinks: &'a [String], reports: &[SinkReport]) -> Vec<&'a str> {
+    let reported: std::collections::HashSet<&str> =
+        reports.iter().map(|r| r.path.as_str()).collect();
+    sinks
+        .iter()
+        .map(String::as_str)
+        .filter(|path| !reported.contains(path))
+        .collect()
+}
+
+/// How many paths a message lists before saying how many more there are.
+const LISTED_PATHS: usize = 10;
+
+/// `paths` for a message: the first [`LISTED_PATHS`], then how many more.
+fn listed(paths: &[&str]) -> String {
+    let mut text = paths[..paths.len().min(LISTED_PATHS)].join(", ");
+    if paths.len() > LISTED_PATHS {
+        text.push_str(&format!(" and {} more", paths.len() - LISTED_PATHS));
+    }
+    text
+}
+
 /// Once stopped, the instrumented locks stop recording (their fast path never did).
 fn stop_lock_events() {
     contention::set_block_rate(0);
@@ -373,19 +410,21 @@ enum StartedSink {
 }
 
 impl StartedSink {
-    /// Starts the sink of `settings` (inside the host's runtime).
-    fn start(settings: &SinkSettings) -> Result<Self, String> {
+    /// Starts the sink of `settings` (inside the host's runtime), uploading over
+    /// `connections`.
+    fn start(settings: &SinkSettings, connections: &Connections) -> Result<Self, String> {
         Ok(match settings {
             SinkSettings::Pyroscope(s) => StartedSink::Pyroscope(PyroscopeSink::start(
                 s,
                 UploaderOptions::new(s.path.clone()),
+                connections,
             )?),
             SinkSettings::Profefe(s) => {
                 let options = UploaderOptions {
                     sink: s.path.clone(),
                     ..uploader_options(s)
                 };
-                StartedSink::Profefe(ProfefeSink::start(s, options)?)
+                StartedSink::Profefe(ProfefeSink::start(s, options, connections)?)
             }
             SinkSettings::File(s) => StartedSink::File {
                 writer: FileWriter::from_plan(s),
@@ -466,34 +505,104 @@ fn write_files(
     Ok(paths)
 }
 
-/// One window of a sink, cut and waiting to be built.
+/// Sinks that share their windows: the same window length and the same data to collect
+/// (profile types and rates, and whether block, mutex and heap counts are cumulative). They
+/// share one clock, one set of [`Sources`] and one build of each profile, which each of them
+/// gets: a thousand profilers of one kind cost one profiler's collecting and building, and
+/// each its own uploads.
+struct Group {
+    rate: Duration,
+    sampling: Sampling,
+    cumulative: bool,
+    members: Vec<(String, StartedSink)>,
+}
+
+impl Group {
+    /// The groups of `sinks`, in the order of their first sinks.
+    fn of(sinks: Vec<(SinkSettings, StartedSink)>) -> Vec<Group> {
+        let mut groups: Vec<Group> = Vec::new();
+        for (settings, sink) in sinks {
+            let rate = match &settings {
+                SinkSettings::Pyroscope(s) => s.upload_rate,
+                SinkSettings::Profefe(s) => s.upload_rate,
+                SinkSettings::File(s) => s.interval,
+            };
+            // profefe gets cumulative block, mutex and heap profiles, as the Go module sends
+            // them.
+            let cumulative = matches!(settings, SinkSettings::Profefe(_));
+            let sampling = settings.sampling();
+            let member = (settings.path().to_owned(), sink);
+            match groups
+                .iter_mut()
+                .find(|g| g.rate == rate && g.cumulative == cumulative && g.sampling == *sampling)
+            {
+                Some(group) => group.members.push(member),
+                None => groups.push(Group {
+                    rate,
+                    sampling: sampling.clone(),
+                    cumulative,
+                    members: vec![member],
+                }),
+            }
+        }
+        groups
+    }
+
+    /// The group's name in logs: its sink's path, or its first sink's and how many more.
+    fn name(&self) -> String {
+        match self.members.as_slice() {
+            [(path, _)] => path.clone(),
+            [(path, _), more @ ..] => {
+                format!("{path} and {} more sinks with its windows", more.len())
+            }
+            [] => String::new(),
+        }
+    }
+}
+
+/// One sink of a group while it runs: what it delivers to, and what it has done.
+struct Member {
+    sink: StartedSink,
+    report: SinkReport,
+    /// Its own problems (writing, sending); what collecting meets is the group's.
+    problems: Problems,
+}
+
+/// One window of a group, cut and waiting to be built.
 struct Window {
     cuts: Vec<Cut>,
     /// What cutting it met, to log and report.
     errors: Vec<String>,
 }
 
-/// Runs one sink until stopped: its clock cuts each window on time, its builder builds and
-/// delivers them (see the [module docs](self)).
-async fn run_sink(
-    settings: SinkSettings,
-    sink: StartedSink,
+/// Runs a group until stopped: its clock cuts each window on time, its builder builds them
+/// and delivers each profile to every sink of the group (see the [module docs](self)); at
+/// the stop, every sink's uploads stop at once and each sends its report to `reports`.
+async fn run_group(
+    group: Group,
     stopping: watch::Receiver<Option<Instant>>,
-) -> SinkReport {
-    let mut report = SinkReport {
-        path: settings.path().to_owned(),
-        ..SinkReport::default()
-    };
-    let sampling = settings.sampling().clone();
-    let rate = match &settings {
-        SinkSettings::Pyroscope(s) => s.upload_rate,
-        SinkSettings::Profefe(s) => s.upload_rate,
-        SinkSettings::File(s) => s.interval,
-    };
-    // profefe gets cumulative block, mutex and heap profiles, as the Go module sends them.
-    let cumulative = matches!(settings, SinkSettings::Profefe(_));
-    let mut problems = Problems::new(&report.path);
-    let path = report.path.clone();
+    reports: mpsc::Sender<SinkReport>,
+) {
+    let name = group.name();
+    let mut problems = Problems::new(&name);
+    let Group {
+        rate,
+        sampling,
+        cumulative,
+        members,
+    } = group;
+    let mut members: Vec<Member> = members
+        .into_iter()
+        .map(|(path, sink)| Member {
+            sink,
+            problems: Problems::new(&path),
+            report: SinkReport {
+                path,
+                ..SinkReport::default()
+            },
+        })
+        .collect();
+    let path = name.clone();
     let opened =
         tokio::task::spawn_blocking(move || Sources::open(&path, &sampling, cumulative)).await;
     let sources = match opened {
@@ -509,14 +618,27 @@ async fn run_sink(
         }
     };
     let (pending, windows) = queue::channel(PENDING_WINDOWS);
-    let path = report.path.clone();
-    let clock = cut_windows(&path, sources, rate, stopping.clone(), pending);
-    let builder = build_windows(&sink, windows, stopping, &mut report, &mut problems);
-    let ((deadline, dropped), ()) = tokio::join!(clock, builder);
-    report.windows_lost += dropped;
-    report.uploads = sink.stop(deadline).await;
-    report.errors = problems.into_errors();
-    report
+    let clock = cut_windows(&name, sources, rate, stopping.clone(), pending);
+    let builder = build_windows(&name, &mut members, windows, stopping, &mut problems);
+    let ((deadline, dropped), given_up) = tokio::join!(clock, builder);
+    let collecting = problems.into_errors();
+    let mut stops = tokio::task::JoinSet::new();
+    for member in members {
+        let (collecting, reports) = (collecting.clone(), reports.clone());
+        stops.spawn(async move {
+            let mut report = member.report;
+            report.windows_lost += dropped + given_up;
+            report.uploads = member.sink.stop(deadline).await;
+            // The group's kinds first: the most recent kinds of the two lists are kept.
+            let mut errors = collecting;
+            errors.extend(member.problems.into_errors());
+            let extra = errors.len().saturating_sub(ERROR_KINDS);
+            errors.drain(..extra);
+            report.errors = errors;
+            let _ = reports.send(report);
+        });
+    }
+    while stops.join_next().await.is_some() {}
 }
 
 /// The clock of a sink: cuts each window at its end (and the last, partial one at the stop)
@@ -582,17 +704,17 @@ async fn cut_windows(
     }
 }
 
-/// The builder of a sink: builds each queued window's profiles (one build at a time in the
-/// process) and delivers them, in order, until the clock stops queueing. At a stop, what is
-/// not built [`FLUSH_SHARE`] before the deadline is given up (counted in
-/// [`SinkReport::windows_lost`]).
+/// The builder of a group: builds each queued window's profiles (one build at a time in the
+/// process) and delivers each to every member, in order, until the clock stops queueing.
+/// At a stop, what is not built [`FLUSH_SHARE`] before the deadline is given up; returns
+/// how many windows were (each member counts them in [`SinkReport::windows_lost`]).
 async fn build_windows(
-    sink: &StartedSink,
+    name: &str,
+    members: &mut [Member],
     mut windows: queue::Receiver<Window>,
     mut stopping: watch::Receiver<Option<Instant>>,
-    report: &mut SinkReport,
     problems: &mut Problems,
-) {
+) -> u64 {
     while let Some(window) = windows.recv().await {
         for error in window.errors {
             problems.record(format!("cannot collect: {error}"));
@@ -608,7 +730,16 @@ async fn build_windows(
                 })
                 .await;
                 match built {
-                    Ok(profile) => sink.deliver(profile, report, problems).await,
+                    Ok(profile) => {
+                        for member in members.iter_mut() {
+                            let Member {
+                                sink,
+                                report,
+                                problems,
+                            } = member;
+                            sink.deliver(profile.clone(), report, problems).await;
+                        }
+                    }
                     Err(e) => problems.record(format!("building a profile failed: {e}")),
                 }
             }
@@ -620,15 +751,15 @@ async fn build_windows(
         if given_up {
             let lost = 1 + windows.len() as u64;
             windows.close();
-            report.windows_lost += lost;
             tracing::warn!(
-                sink = %report.path,
+                sink = %name,
                 windows_lost = lost,
                 "stop deadline: the last windows could not be built in time"
             );
-            return;
+            return lost;
         }
     }
+    0
 }
 
 /// The errors a sink meets: each kind (see [`SinkReport::errors`]) is logged at once the
@@ -724,6 +855,30 @@ async fn building_deadline(stopping: &mut watch::Receiver<Option<Instant>>) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn missing_reports_are_named_in_order() {
+        let sinks: Vec<String> = (0..12)
+            .map(|i| format!("apps.profiling.profilers[{i}]"))
+            .collect();
+        let reports: Vec<SinkReport> = [sinks[5].clone(), sinks[0].clone()]
+            .into_iter()
+            .map(|path| SinkReport {
+                path,
+                ..SinkReport::default()
+            })
+            .collect();
+        let missing = missing_reports(&sinks, &reports);
+        assert_eq!(missing.len(), 10);
+        assert_eq!(missing[0], "apps.profiling.profilers[1]");
+        assert_eq!(missing[4], "apps.profiling.profilers[6]");
+        assert_eq!(missing_reports(&sinks, &[]).len(), 12);
+        assert_eq!(
+            listed(&missing_reports(&sinks, &[])),
+            format!("{} and 2 more", sinks[..10].join(", "))
+        );
+        assert_eq!(listed(&missing[..2]), missing[..2].join(", "));
+    }
 
     #[test]
     fn errors_are_counted_by_kind_and_bounded() {

@@ -10,7 +10,9 @@ pub mod plan;
 pub mod sources;
 pub mod upload;
 
-pub use host::{RepeatedError, Running, SinkReport, start, start_file, start_with};
+pub use host::{
+    RepeatedError, Running, SinkReport, missing_reports, start, start_file, start_with,
+};
 pub use own_usage::OwnUsage;
 
 use std::sync::Arc;

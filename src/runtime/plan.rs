@@ -85,6 +85,13 @@ pub const PROFEFE_DEFAULT_TYPES: &[ProfileType] = &[ProfileType::Cpu];
 /// The file sink's profile types when none are given.
 pub const FILE_DEFAULT_TYPES: &[ProfileType] = &[ProfileType::Cpu, ProfileType::Heap];
 
+/// Above this many sinks in one configuration, resolving it warns: each sink uploads every
+/// profile on its own, and sinks that differ (in window length, profile types or rates) also
+/// collect and build their own profiles. Measured on a 2-core machine (README, "Many
+/// profilers"): 1,000 alike profilers took 30 MiB and 4 % of a core; 1,000 that differ,
+/// 94 MiB and a third of a core, and could not all send their last window at the stop.
+pub const MANY_PROFILERS: usize = 100;
+
 /// A secret value (a token or password): its `Debug` and `Display` print `[redacted]`. Use
 /// [`Secret::expose`] only where the value is sent.
 #[derive(Clone, PartialEq, Eq)]
@@ -430,6 +437,16 @@ impl<'a> Resolver<'a> {
     /// Resolves the sinks of `config`, handing each to `sink`, then says the warnings said
     /// once for all of them.
     fn sinks(&mut self, config: &Config, mut sink: impl FnMut(SinkSettings)) {
+        // How many sinks, and the path of the first beyond [`MANY_PROFILERS`].
+        let mut count = 0;
+        let mut beyond = None;
+        let mut sink = |settings: SinkSettings| {
+            count += 1;
+            if count == MANY_PROFILERS + 1 {
+                beyond = Some(settings.path().to_owned());
+            }
+            sink(settings);
+        };
         if let Some(app) = &config.profiling {
             for (i, child) in app.profilers.iter().enumerate() {
                 let path = format!("apps.profiling.profilers[{i}]");
@@ -449,6 +466,22 @@ impl<'a> Resolver<'a> {
         if let Some(app) = &config.profefe {
             self.profefe(app, None, "apps.profefe".into())
                 .map(&mut sink);
+        }
+        if let Some(path) = beyond {
+            self.warnings.push(
+                Diagnostic::warning(format!(
+                    "{path}: {count} profilers in one process, more than {MANY_PROFILERS}: \
+                     each uploads every profile on its own, and those that differ in \
+                     upload_rate, interval, profile types or rates also collect and build \
+                     their own (1,000 that differ took 94 MiB and a third of a CPU core here, \
+                     and could not all send their last window at the stop)"
+                ))
+                .help(
+                    "profile with one profiler per server, or give the profilers the same \
+                     upload_rate and parameters so that they share one collection (1,000 alike \
+                     took 30 MiB and 4 % of a core); see the README, \"Many profilers\"",
+                ),
+            );
         }
         self.summary_warnings();
     }
@@ -1051,6 +1084,43 @@ mod tests {
         );
         assert_eq!(sinks[3].sampling(), &inherited);
         assert_eq!(sinks[2].path(), "apps.profiling.profilers[2]");
+    }
+
+    #[test]
+    fn more_than_many_profilers_is_a_warning() {
+        let children = |n: usize| {
+            let child = r#"{"profiler": "file", "directory": "/tmp/p"}"#;
+            format!(
+                r#""profiling": {{"profilers": [{}]}}"#,
+                vec![child; n].join(",")
+            )
+        };
+        let many = |planned: &Planned| -> Vec<String> {
+            warnings(planned)
+                .into_iter()
+                .filter(|w| w.contains("profilers in one process"))
+                .map(str::to_owned)
+                .collect()
+        };
+        assert_eq!(many(&resolve(&children(MANY_PROFILERS))), [] as [String; 0]);
+        let planned = resolve(&children(MANY_PROFILERS + 1));
+        assert_eq!(planned.plan.sinks.len(), MANY_PROFILERS + 1);
+        let said = many(&planned);
+        assert_eq!(said.len(), 1, "{said:?}");
+        assert!(
+            said[0].starts_with(&format!(
+                "apps.profiling.profilers[{MANY_PROFILERS}]: {} profilers in one process, \
+                 more than {MANY_PROFILERS}",
+                MANY_PROFILERS + 1
+            )),
+            "{said:?}"
+        );
+        // The top-level apps count too.
+        let planned = resolve(&format!(
+            r#"{}, "pyroscope": {{"server_address": "http://p:4040"}}"#,
+            children(MANY_PROFILERS)
+        ));
+        assert!(many(&planned)[0].starts_with("apps.pyroscope: 101 profilers"));
     }
 
     #[test]

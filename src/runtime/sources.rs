@@ -1,4 +1,5 @@
-//! What one sink collects at the end of each window: a source per enabled profile type.
+//! What one group of alike sinks (see [`super::host`]) collects at the end of each window: a
+//! source per enabled profile type.
 //!
 //! - `cpu`: a subscription to the process-wide sampler ([`crate::collect::cpu`]).
 //! - `block`, `mutex`: subscriptions to the contention registry
@@ -37,10 +38,10 @@ use crate::config::ProfileType;
 
 use super::plan::Sampling;
 
-/// The sources of one sink.
+/// The sources of one sink, or of a group of alike sinks.
 #[derive(Debug)]
 pub struct Sources {
-    /// The sink's JSON path, for logs.
+    /// The sink's JSON path (or its group's name), for logs.
     path: String,
     cpu: Option<CpuSubscription>,
     contention: Vec<ContentionSubscription>,

@@ -1,6 +1,11 @@
 //! The upload queue shared by every sink: one [`Uploader`] per sink owns a bounded queue of
 //! ready-to-send HTTP requests and one Tokio task that posts them in order.
 //!
+//! - **One connection pool**: the uploaders of a runtime share [`Connections`]: one HTTP
+//!   client, and at most [`UPLOADS_PER_SERVER`] uploads at a time to each server (taken in
+//!   turn, first come first served), so a thousand sinks pushing to one server use a few
+//!   sockets, not a thousand. A server that does not answer holds its own turns only: the
+//!   uploads to other servers go on.
 //! - **Bounded queue**: [`Uploader::push`] never blocks; when the queue is full the *oldest*
 //!   request is dropped, counted in [`UploadStats::dropped`], and a warning is logged at most
 //!   once per [`UploaderOptions::warn_interval`].
@@ -25,7 +30,7 @@
 //!   queued request (a request waiting for its next retry is tried at once), and returns
 //!   within the deadline whatever the server does: what is still running then is cancelled.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::io::Read;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -37,7 +42,7 @@ use crate::redact::Credentials;
 use bytes::Bytes;
 use reqwest::StatusCode;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, Semaphore, watch};
 use tokio::task::JoinHandle;
 
 /// How failed attempts are retried: exponential backoff with jitter, bounded in attempts and
@@ -301,9 +306,50 @@ impl std::fmt::Display for AfterFailure {
     }
 }
 
+/// Uploads in flight at once to one server (its scheme, host and port), over all the sinks
+/// of a runtime; as many connections are kept open to it, at most.
+pub const UPLOADS_PER_SERVER: usize = 4;
+
+/// The HTTP connections the [`Uploader`]s of a runtime share: one client, so one
+/// connection pool, and a turn for each upload, at most [`UPLOADS_PER_SERVER`] at a time
+/// to each server. Cloning it is cheap and shares them.
+#[derive(Clone, Debug)]
+pub struct Connections {
+    client: reqwest::Client,
+    /// Per server (`scheme://host:port`): its turns. One entry per server configured.
+    servers: Arc<Mutex<HashMap<String, Arc<Semaphore>>>>,
+}
+
+impl Connections {
+    /// A client that follows no redirects and names itself `caddyprof/VERSION`. Fails only
+    /// if the TLS backend cannot be set up.
+    pub fn new() -> Result<Connections, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("caddyprof/", env!("CARGO_PKG_VERSION")))
+            .pool_max_idle_per_host(UPLOADS_PER_SERVER)
+            .build()?;
+        Ok(Connections {
+            client,
+            servers: Arc::default(),
+        })
+    }
+
+    /// The turns of `url`'s server.
+    fn turns(&self, url: &reqwest::Url) -> Arc<Semaphore> {
+        let server = url.origin().ascii_serialization();
+        let mut servers = self.servers.lock().unwrap_or_else(|e| e.into_inner());
+        Arc::clone(
+            servers
+                .entry(server)
+                .or_insert_with(|| Arc::new(Semaphore::new(UPLOADS_PER_SERVER))),
+        )
+    }
+}
+
 struct Shared {
     options: UploaderOptions,
-    client: reqwest::Client,
+    connections: Connections,
     state: Mutex<State>,
     wake: Notify,
     closing: watch::Sender<bool>,
@@ -404,16 +450,12 @@ pub struct Uploader {
 
 impl Uploader {
     /// Starts the upload task on the current Tokio runtime (it panics outside one, like
-    /// `tokio::spawn`). Fails only if the HTTP client cannot be built.
-    pub fn start(options: UploaderOptions) -> Result<Uploader, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("caddyprof/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+    /// `tokio::spawn`), sending over `connections`.
+    pub fn start(options: UploaderOptions, connections: &Connections) -> Uploader {
         let (closing, _) = watch::channel(false);
         let shared = Arc::new(Shared {
             options,
-            client,
+            connections: connections.clone(),
             state: Mutex::new(State::default()),
             wake: Notify::new(),
             closing,
@@ -421,10 +463,10 @@ impl Uploader {
             counters: Counters::default(),
         });
         let worker = tokio::spawn(run(Arc::clone(&shared)));
-        Ok(Uploader {
+        Uploader {
             shared,
             worker: Mutex::new(Some(worker)),
-        })
+        }
     }
 
     /// Queues a request without blocking; when the queue is full the oldest request is
@@ -590,9 +632,12 @@ async fn deliver(shared: &Shared, request: &UploadRequest) {
     }
 }
 
-/// One attempt, saying so if it goes [`SLOW_ANSWER`] without an answer and its timeout is
-/// longer.
+/// One attempt, in its server's turn (see [`Connections`]), saying so if it goes
+/// [`SLOW_ANSWER`] without an answer and its timeout is longer.
 async fn attempt_watched(shared: &Shared, request: &UploadRequest) -> Outcome {
+    let turns = shared.connections.turns(&request.url);
+    // (Never closed, so never an error.)
+    let _turn = turns.acquire().await.ok();
     let attempt = attempt_once(shared, request);
     if shared.options.timeout.is_some_and(|t| t <= SLOW_ANSWER) {
         return attempt.await;
@@ -609,6 +654,7 @@ async fn attempt_watched(shared: &Shared, request: &UploadRequest) -> Outcome {
 
 async fn attempt_once(shared: &Shared, request: &UploadRequest) -> Outcome {
     let mut builder = shared
+        .connections
         .client
         .post(request.url.clone())
         .headers(request.headers.clone())
@@ -747,11 +793,14 @@ pub struct HttpSink<T> {
 
 impl<T: RequestTarget> HttpSink<T> {
     /// Starts the sink of `settings` on the current Tokio runtime, with `options` for its
-    /// queue.
-    pub fn start(settings: &T::Settings, options: UploaderOptions) -> Result<Self, String> {
+    /// queue, sending over `connections`.
+    pub fn start(
+        settings: &T::Settings,
+        options: UploaderOptions,
+        connections: &Connections,
+    ) -> Result<Self, String> {
         let target = T::new(settings)?;
-        let uploader =
-            Uploader::start(options).map_err(|e| format!("{}: HTTP client: {e}", T::NAME))?;
+        let uploader = Uploader::start(options, connections);
         Ok(HttpSink { target, uploader })
     }
 

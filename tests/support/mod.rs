@@ -255,6 +255,11 @@ pub enum Kind {
 struct ServerState {
     requests: Vec<Recorded>,
     faults: VecDeque<Fault>,
+    /// Connections accepted so far.
+    connections: usize,
+    /// Connections open now, and the most open at once.
+    open: usize,
+    most_open: usize,
 }
 
 /// A fake server; see the module docs.
@@ -275,6 +280,9 @@ impl FakeServer {
             Arc::new(Mutex::new(ServerState {
                 requests: vec![],
                 faults: VecDeque::new(),
+                connections: 0,
+                open: 0,
+                most_open: 0,
             })),
         )
     }
@@ -298,6 +306,9 @@ impl FakeServer {
                         Arc::new(Mutex::new(ServerState {
                             requests: vec![],
                             faults: VecDeque::new(),
+                            connections: 0,
+                            open: 0,
+                            most_open: 0,
                         })),
                     );
                 }
@@ -316,9 +327,16 @@ impl FakeServer {
                     let Ok((stream, _)) = listener.accept().await else {
                         continue;
                     };
+                    {
+                        let mut state = state.lock().unwrap();
+                        state.connections += 1;
+                        state.open += 1;
+                        state.most_open = state.most_open.max(state.open);
+                    }
                     let (kind, state) = (kind.clone(), Arc::clone(&state));
                     tokio::spawn(async move {
                         let _ = handle(stream, &kind, &state).await;
+                        state.lock().unwrap().open -= 1;
                     });
                 }
             })
@@ -344,6 +362,16 @@ impl FakeServer {
     /// Every request so far.
     pub fn requests(&self) -> Vec<Recorded> {
         self.state.lock().unwrap().requests.clone()
+    }
+
+    /// The connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.lock().unwrap().connections
+    }
+
+    /// The most connections that were open at once so far.
+    pub fn most_open(&self) -> usize {
+        self.state.lock().unwrap().most_open
     }
 
     /// Waits until `n` requests were recorded (panics after `within`).
