@@ -1,0 +1,135 @@
+//! The footprint benchmark's caddyprof runner: the footprint workload (`workload.rs`: 512
+//! distinct functions on two threads, the set in use widening over the first `--widen`
+//! seconds) run without (`--baseline`) or with (`--profiled`) the caddyprof runtime
+//! collecting cpu, heap and goroutine profiles at `--hz` and pushing them to a loopback
+//! Pyroscope sink every `--upload-rate` seconds, with the sampling allocator installed in
+//! both. A thread reads `/proc/self/smaps_rollup` every second; the run prints one JSON line
+//! with its peak and steady-state resident memory, anonymous and file-backed (see
+//! `benches/footprint.sh`, which builds it at three debug-info levels, and the README's
+//! "Overhead" section).
+//!
+//! ```sh
+//! CARGO_PROFILE_RELEASE_DEBUG=true cargo run --release --example footprint -- --profiled
+//! ```
+//!
+//! The sink spools the uploads to an unlinked temporary file, so they cost the process no
+//! memory; they are decoded only after the measurements.
+
+#[allow(dead_code)] // the overhead workload and its JSON line are not used here
+#[path = "../overhead/common.rs"]
+mod overhead;
+
+#[path = "common.rs"]
+mod common;
+#[path = "workload.rs"]
+mod workload;
+
+use std::process::ExitCode;
+use std::time::Instant;
+
+use common::{Delivered, Mode, Outcome};
+
+#[global_allocator]
+static ALLOC: caddyprof::allocator::Sampled<std::alloc::System> =
+    caddyprof::allocator::Sampled::new(std::alloc::System);
+
+fn main() -> ExitCode {
+    let process_start = Instant::now();
+    let (options, monitor, sink) = match common::begin(process_start, overhead::Sink::start) {
+        Ok(begun) => begun,
+        Err(code) => return code,
+    };
+
+    let mut running = None;
+    let mut start = None;
+    if options.mode == Mode::Profiled {
+        let json = format!(
+            r#"{{"apps":{{"pyroscope":{{"server_address":"{}","application_name":"footprint","upload_rate":"{}s","parameters":{{"cpu_profile_rate":{},"profile_types":["cpu","heap","goroutine"]}}}}}}}}"#,
+            sink.address, options.upload_secs, options.hz
+        );
+        let config = match caddyprof::Config::from_json(&json) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("{:?}", miette::Report::new(e));
+                return ExitCode::FAILURE;
+            }
+        };
+        let begin = Instant::now();
+        match caddyprof::runtime::start(&config) {
+            Ok(r) => running = Some(r),
+            Err(e) => {
+                eprintln!("{:?}", miette::Report::new(e));
+                return ExitCode::FAILURE;
+            }
+        }
+        start = Some(begin.elapsed());
+    }
+
+    let measured = common::measure(&options, monitor, process_start, || {
+        running.map(|running| {
+            let begin = Instant::now();
+            let reports = running.stop();
+            let took = begin.elapsed();
+            for report in reports.iter().filter(|r| !r.errors.is_empty()) {
+                eprintln!("{}: {} errors", report.path, report.errors.len());
+            }
+            took
+        })
+    });
+
+    let delivered = (options.mode == Mode::Profiled).then(|| delivered(&sink));
+    let outcome = Outcome {
+        profiler: "caddyprof",
+        options: &options,
+        start,
+        measured,
+        delivered,
+    };
+    println!("{}", outcome.json());
+    ExitCode::SUCCESS
+}
+
+/// Decodes what the sink received.
+fn delivered(sink: &overhead::Sink) -> Delivered {
+    let mut delivered = Delivered::default();
+    for request in sink.take() {
+        delivered.uploads += 1;
+        let Some(bytes) = request
+            .header("content-type")
+            .and_then(|t| overhead::multipart_part(t, &request.body, "profile"))
+        else {
+            eprintln!("a request to {} has no profile part", request.path);
+            continue;
+        };
+        let profile = match caddyprof::profile::decode(bytes) {
+            Ok(profile) => profile,
+            Err(e) => {
+                eprintln!("cannot decode a profile: {e}");
+                continue;
+            }
+        };
+        let kind = profile
+            .sample_type
+            .first()
+            .and_then(|t| usize::try_from(t.r#type).ok())
+            .and_then(|i| profile.string_table.get(i))
+            .map_or("", String::as_str);
+        match kind {
+            "samples" => {
+                delivered.cpu_profiles += 1;
+                let symbols = caddyprof::profile::Symbols::new(&profile);
+                for sample in &profile.sample {
+                    let count = sample.value.first().copied().unwrap_or(0);
+                    delivered.add_cpu(symbols.stack(sample), u64::try_from(count).unwrap_or(0));
+                }
+            }
+            "alloc_objects" => {
+                delivered.heap_profiles += 1;
+                delivered.heap_stacks += profile.sample.len();
+            }
+            "goroutine" => delivered.thread_profiles += 1,
+            other => eprintln!("a profile of an unexpected type: {other:?}"),
+        }
+    }
+    delivered
+}
