@@ -311,6 +311,8 @@ pub struct Outcome<'a> {
     pub start: Option<Duration>,
     pub measured: Measured,
     pub delivered: Option<Delivered>,
+    /// The profiler's own figures, if it tells any: names and JSON values.
+    pub extra: Vec<(&'static str, String)>,
 }
 
 impl Outcome<'_> {
@@ -353,6 +355,8 @@ impl Outcome<'_> {
                 f.max_after_widen.map_or("null".into(), |m| mib(m as f64)),
             ),
             ("steady_slope_mib_per_min", mib(f.steady_slope)),
+            ("malloc_in_use_mib", mib(m.malloc_in_use as f64 / 1024.0)),
+            ("malloc_free_mib", mib(m.malloc_free as f64 / 1024.0)),
             ("start_s", secs(self.start)),
             ("stop_s", secs(m.stop)),
             ("cpu_s", num(m.cpu_seconds, 2)),
@@ -368,6 +372,7 @@ impl Outcome<'_> {
                 ("functions_seen", d.functions.len().to_string()),
             ]);
         }
+        fields.extend(self.extra.iter().cloned());
         let body: Vec<String> = fields
             .into_iter()
             .map(|(k, v)| format!("\"{k}\":{v}"))
@@ -394,10 +399,21 @@ pub fn begin<S>(
     Ok((options, monitor, sink))
 }
 
+/// What glibc's allocator holds at one moment (`mallinfo2`), in bytes: in use by the
+/// program (small blocks and mmapped ones) and free but kept in its arenas.
+pub fn malloc_held() -> (usize, usize) {
+    // SAFETY: mallinfo2 only reads the allocator's statistics.
+    let info = unsafe { libc::mallinfo2() };
+    (info.uordblks + info.hblkhd, info.fordblks)
+}
+
 /// What a run measured.
 pub struct Measured {
     pub footprint: Footprint,
     pub readings: usize,
+    /// [`malloc_held`] at the end of the workload.
+    pub malloc_in_use: usize,
+    pub malloc_free: usize,
     /// How long `stop` took.
     pub stop: Option<Duration>,
     /// User + system CPU seconds of the whole process, after the stop.
@@ -422,6 +438,7 @@ pub fn measure(
     std::hint::black_box(crate::workload::run(&plan, options.threads));
     let end = process_start.elapsed().as_secs_f64();
     let readings = monitor.finish(process_start);
+    let (malloc_in_use, malloc_free) = malloc_held();
     if let Some(path) = &options.smaps
         && let Err(e) =
             std::fs::read("/proc/self/smaps").and_then(|smaps| std::fs::write(path, smaps))
@@ -437,6 +454,8 @@ pub fn measure(
     Measured {
         footprint: Footprint::of(&readings, peak_kib(), widen_at, end, options.steady),
         readings: readings.len(),
+        malloc_in_use,
+        malloc_free,
         stop,
         cpu_seconds: crate::overhead::rusage(libc::RUSAGE_SELF).0,
     }

@@ -77,6 +77,7 @@ fn main() -> ExitCode {
         })
     });
 
+    let extra = symbolizer_figures();
     let delivered = (options.mode == Mode::Profiled).then(|| delivered(&sink));
     let outcome = Outcome {
         profiler: "caddyprof",
@@ -84,9 +85,49 @@ fn main() -> ExitCode {
         start,
         measured,
         delivered,
+        extra,
     };
     println!("{}", outcome.json());
     ExitCode::SUCCESS
+}
+
+/// What the symbolizer keeps between windows: its resolved locations (how many, and their
+/// frames' bytes: the frames and their owned strings) and its objects' unit indexes.
+fn symbolizer_figures() -> Vec<(&'static str, String)> {
+    let symbolizer = caddyprof::collect::symbolize::symbolizer();
+    // Its `Debug` is the one place that tells how many locations it holds.
+    let debug = format!("{symbolizer:?}");
+    let locations: usize = debug
+        .split("locations: ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    let owned = |text: &std::borrow::Cow<str>| match text {
+        std::borrow::Cow::Owned(s) => s.capacity(),
+        std::borrow::Cow::Borrowed(_) => 0,
+    };
+    let (mut frames, mut bytes) = (0, 0);
+    for l in 0..locations {
+        let location = symbolizer.location(l);
+        frames += location.lines.len();
+        bytes += std::mem::size_of_val(location)
+            + location.lines.capacity() * std::mem::size_of::<caddyprof::profile::Frame>();
+        for frame in &location.lines {
+            bytes += owned(&frame.function)
+                + owned(&frame.system_name)
+                + frame.file.as_ref().map_or(0, owned);
+        }
+    }
+    vec![
+        ("symbolizer_locations", locations.to_string()),
+        ("symbolizer_frames", frames.to_string()),
+        ("symbolizer_locations_kib", (bytes / 1024).to_string()),
+        (
+            "symbolizer_index_kib",
+            (symbolizer.index_bytes() / 1024).to_string(),
+        ),
+    ]
 }
 
 /// Decodes what the sink received.
