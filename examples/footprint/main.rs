@@ -24,8 +24,9 @@ mod common;
 #[path = "workload.rs"]
 mod workload;
 
+use std::collections::HashSet;
 use std::process::ExitCode;
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use common::{Delivered, Mode, Outcome};
 
@@ -35,6 +36,7 @@ static ALLOC: caddyprof::allocator::Sampled<std::alloc::System> =
 
 fn main() -> ExitCode {
     let process_start = Instant::now();
+    let wall_start = SystemTime::now();
     let (options, monitor, sink) = match common::begin(process_start, overhead::Sink::start) {
         Ok(begun) => begun,
         Err(code) => return code,
@@ -77,8 +79,22 @@ fn main() -> ExitCode {
         })
     });
 
-    let extra = symbolizer_figures();
-    let delivered = (options.mode == Mode::Profiled).then(|| delivered(&sink));
+    let mut extra = symbolizer_figures();
+    let delivered = (options.mode == Mode::Profiled).then(|| {
+        // Where new code stops appearing in the workload, and the steady state's start.
+        let at = |seconds: f64| {
+            (wall_start + Duration::from_secs_f64(seconds))
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_nanos() as i64)
+        };
+        let (delivered, addresses) = delivered(
+            &sink,
+            at(options.widen),
+            at(options.seconds - options.steady),
+        );
+        extra.extend(addresses);
+        delivered
+    });
     let outcome = Outcome {
         profiler: "caddyprof",
         options: &options,
@@ -130,9 +146,17 @@ fn symbolizer_figures() -> Vec<(&'static str, String)> {
     ]
 }
 
-/// Decodes what the sink received.
-fn delivered(sink: &overhead::Sink) -> Delivered {
+/// Decodes what the sink received. Also counts the distinct addresses of the profiles'
+/// locations (what the symbolizer has to resolve): in all, new in the windows that started
+/// after `widened` (Unix nanoseconds), and new in those that started after `steady`.
+fn delivered(
+    sink: &overhead::Sink,
+    widened: i64,
+    steady: i64,
+) -> (Delivered, Vec<(&'static str, String)>) {
     let mut delivered = Delivered::default();
+    let mut seen = HashSet::new();
+    let (mut after_widening, mut in_steady) = (0, 0);
     for request in sink.take() {
         delivered.uploads += 1;
         let Some(bytes) = request
@@ -149,6 +173,14 @@ fn delivered(sink: &overhead::Sink) -> Delivered {
                 continue;
             }
         };
+        for location in &profile.location {
+            if seen.insert(location.address) && profile.time_nanos >= widened {
+                after_widening += 1;
+                if profile.time_nanos >= steady {
+                    in_steady += 1;
+                }
+            }
+        }
         let kind = profile
             .sample_type
             .first()
@@ -172,5 +204,10 @@ fn delivered(sink: &overhead::Sink) -> Delivered {
             other => eprintln!("a profile of an unexpected type: {other:?}"),
         }
     }
-    delivered
+    let addresses = vec![
+        ("addresses", seen.len().to_string()),
+        ("new_addresses_after_widening", after_widening.to_string()),
+        ("new_addresses_in_steady", in_steady.to_string()),
+    ];
+    (delivered, addresses)
 }

@@ -9,12 +9,9 @@ mod common;
 mod push;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{Mode, Outcome, Shares};
-use pyroscope::PyroscopeAgent;
-use pyroscope::backend::{BackendConfig, PprofConfig, pprof_backend};
-use pyroscope::pyroscope::PyroscopeAgentBuilder;
 
 fn main() -> ExitCode {
     let process_start = Instant::now();
@@ -29,22 +26,7 @@ fn main() -> ExitCode {
     if options.mode == Mode::Profiled {
         let cpu_before = common::rusage(libc::RUSAGE_SELF).0;
         let begin = Instant::now();
-        let built = PyroscopeAgentBuilder::new(
-            &sink.address,
-            "overhead",
-            options.hz,
-            "pyroscope-rs",
-            "bench",
-            pprof_backend(
-                PprofConfig {
-                    sample_rate: options.hz,
-                },
-                BackendConfig::default(),
-            ),
-        )
-        .upload_interval(Duration::from_secs(options.upload_secs))
-        .build()
-        .and_then(PyroscopeAgent::start);
+        let built = push::start_agent(&sink.address, "overhead", options.hz, options.upload_secs);
         match built {
             Ok(a) => agent = Some(a),
             Err(e) => {
@@ -61,10 +43,7 @@ fn main() -> ExitCode {
     let mut stop = None;
     if let Some(agent) = agent {
         let begin = Instant::now();
-        match agent.stop() {
-            Ok(ready) => ready.shutdown(),
-            Err(e) => eprintln!("stop failed: {e}"),
-        }
+        push::stop_agent(agent);
         stop = Some(begin.elapsed());
     }
     let total = process_start.elapsed();

@@ -1,10 +1,44 @@
-//! What the loopback sink gets from pyroscope-rs, decoded: a gzip'd `PushRequest` of the
-//! Push API (`POST /push.v1.PusherService/Push`) whose samples are gzip'd pprof profiles.
-//! Shared by the overhead (`src/main.rs`) and footprint (`src/bin/footprint.rs`) binaries.
+//! pyroscope-rs's side of the overhead (`src/main.rs`) and footprint (`src/bin/footprint.rs`)
+//! binaries: starting and stopping the agent, and decoding what the loopback sink gets from
+//! it, a gzip'd `PushRequest` of the Push API (`POST /push.v1.PusherService/Push`) whose
+//! samples are gzip'd pprof profiles.
 
 use std::io::Read;
+use std::time::Duration;
 
 use prost::Message;
+use pyroscope::PyroscopeAgent;
+use pyroscope::backend::{BackendConfig, PprofConfig, pprof_backend};
+use pyroscope::pyroscope::{PyroscopeAgentBuilder, PyroscopeAgentRunning};
+
+/// Starts pyroscope-rs (its pprof-rs backend) sampling at `hz` and pushing to `address`
+/// every `upload_secs` seconds as `application`.
+pub fn start_agent(
+    address: &str,
+    application: &str,
+    hz: u32,
+    upload_secs: u64,
+) -> pyroscope::Result<PyroscopeAgent<PyroscopeAgentRunning>> {
+    PyroscopeAgentBuilder::new(
+        address,
+        application,
+        hz,
+        "pyroscope-rs",
+        "bench",
+        pprof_backend(PprofConfig { sample_rate: hz }, BackendConfig::default()),
+    )
+    .upload_interval(Duration::from_secs(upload_secs))
+    .build()
+    .and_then(PyroscopeAgent::start)
+}
+
+/// Stops the agent and shuts it down (its last push included).
+pub fn stop_agent(agent: PyroscopeAgent<PyroscopeAgentRunning>) {
+    match agent.stop() {
+        Ok(ready) => ready.shutdown(),
+        Err(e) => eprintln!("stop failed: {e}"),
+    }
+}
 
 // The Push API's messages (pyroscope-rs `src/encode/gen/push.rs`, `types.rs`).
 #[derive(Clone, PartialEq, prost::Message)]

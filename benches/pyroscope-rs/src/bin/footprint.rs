@@ -16,12 +16,9 @@ mod push;
 mod workload;
 
 use std::process::ExitCode;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use common::{Delivered, Mode, Outcome};
-use pyroscope::PyroscopeAgent;
-use pyroscope::backend::{BackendConfig, PprofConfig, pprof_backend};
-use pyroscope::pyroscope::PyroscopeAgentBuilder;
 
 fn main() -> ExitCode {
     let process_start = Instant::now();
@@ -34,22 +31,7 @@ fn main() -> ExitCode {
     let mut start = None;
     if options.mode == Mode::Profiled {
         let begin = Instant::now();
-        let built = PyroscopeAgentBuilder::new(
-            &sink.address,
-            "footprint",
-            options.hz,
-            "pyroscope-rs",
-            "bench",
-            pprof_backend(
-                PprofConfig {
-                    sample_rate: options.hz,
-                },
-                BackendConfig::default(),
-            ),
-        )
-        .upload_interval(Duration::from_secs(options.upload_secs))
-        .build()
-        .and_then(PyroscopeAgent::start);
+        let built = push::start_agent(&sink.address, "footprint", options.hz, options.upload_secs);
         match built {
             Ok(a) => agent = Some(a),
             Err(e) => {
@@ -63,10 +45,7 @@ fn main() -> ExitCode {
     let measured = common::measure(&options, monitor, process_start, || {
         agent.map(|agent| {
             let begin = Instant::now();
-            match agent.stop() {
-                Ok(ready) => ready.shutdown(),
-                Err(e) => eprintln!("stop failed: {e}"),
-            }
+            push::stop_agent(agent);
             begin.elapsed()
         })
     });
