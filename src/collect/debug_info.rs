@@ -4,7 +4,7 @@
 //! release build with full debug info, addr2line's `Loader` kept 40 MiB of parsed units and
 //! 70 MiB of the file's DWARF mapped (about 100 MiB for a program of 124 MB), and grew
 //! while new code kept appearing in the samples. Here only a compact index stays resident:
-//! which compilation unit covers which addresses ([`UnitRange`], from `.debug_aranges`, or
+//! which compilation unit covers which addresses (`UnitRange`, from `.debug_aranges`, or
 //! from each unit's own ranges where the file has none). Each call to [`DebugInfo::frames`]
 //! maps the file, reads just the units its addresses lie in, one at a time (addr2line over
 //! that unit's slice of `.debug_info`: the same names, inlined frames, files and lines), and
