@@ -1,11 +1,13 @@
 //! What the overhead benchmark's two binaries share: the workload, the command line, the
 //! loopback HTTP sink, the resource measurements and the JSON line. Included with `#[path]`
 //! by `examples/overhead/main.rs` (caddyprof) and `benches/pyroscope-rs/src/main.rs`
-//! (pyroscope-rs), which cannot be one binary. Depends on `std` and `libc` only.
+//! (pyroscope-rs), which cannot be one binary, and, for the sink, by the footprint
+//! benchmark's runners (`examples/footprint/`). Depends on `std` and `libc` only.
 
 use std::collections::HashMap;
+use std::fs::File;
 use std::hint::black_box;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -207,20 +209,29 @@ impl Request {
 /// A minimal HTTP/1.1 server on 127.0.0.1 that answers `200` with an empty body to every
 /// request (keep-alive, `Content-Length` bodies) and keeps the requests. Its threads'
 /// own CPU time is counted apart ([`Sink::cpu_seconds`]) so it can be left out of the
-/// profiler's cost.
+/// profiler's cost. The requests are written as received (head and body, as on the wire) to
+/// an unlinked temporary file and read back by [`Sink::take`]: the process holds none of
+/// the uploads while its memory is measured.
 pub struct Sink {
     pub address: String,
-    requests: Arc<Mutex<Vec<Request>>>,
+    spool: Arc<Mutex<File>>,
     cpu_micros: Arc<AtomicU64>,
 }
 
 impl Sink {
     pub fn start() -> std::io::Result<Sink> {
+        let path = std::env::temp_dir().join(format!("loopback-sink-{}", std::process::id()));
+        let file = File::options()
+            .read(true)
+            .write(true)
+            .create_new(true)
+            .open(&path)?;
+        std::fs::remove_file(&path)?;
+        let spool = Arc::new(Mutex::new(file));
         let listener = TcpListener::bind("127.0.0.1:0")?;
         let address = format!("http://{}", listener.local_addr()?);
-        let requests = Arc::new(Mutex::new(Vec::new()));
         let cpu_micros = Arc::new(AtomicU64::new(0));
-        let (kept, cpu) = (requests.clone(), cpu_micros.clone());
+        let (kept, cpu) = (spool.clone(), cpu_micros.clone());
         std::thread::Builder::new()
             .name("loopback-sink".into())
             .spawn(move || {
@@ -233,7 +244,7 @@ impl Sink {
             })?;
         Ok(Sink {
             address,
-            requests,
+            spool,
             cpu_micros,
         })
     }
@@ -245,55 +256,89 @@ impl Sink {
 
     /// The requests received so far.
     pub fn take(&self) -> Vec<Request> {
-        std::mem::take(&mut *self.requests.lock().unwrap())
+        let mut file = self.spool.lock().unwrap();
+        let mut requests = Vec::new();
+        if file.seek(SeekFrom::Start(0)).is_ok() {
+            let mut reader = BufReader::new(&*file);
+            while let Some(request) = read_request(&mut reader) {
+                requests.push(request);
+            }
+        }
+        let _ = file.set_len(0).and_then(|()| file.seek(SeekFrom::Start(0)));
+        requests
     }
 }
 
-/// Serves one connection; adds the thread's CPU time to `cpu` after each request.
-fn serve(stream: TcpStream, kept: &Mutex<Vec<Request>>, cpu: &AtomicU64) {
+/// A request's path and headers (its body left empty) and its `Content-Length`, read up to
+/// the empty line; `None` at the end of the stream.
+fn read_head(reader: &mut impl BufRead) -> Option<(Request, usize)> {
+    let mut line = String::new();
+    if reader.read_line(&mut line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
+    let mut headers = Vec::new();
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+            return None;
+        }
+        let header = header.trim_end();
+        if header.is_empty() {
+            break;
+        }
+        if let Some((k, v)) = header.split_once(':') {
+            headers.push((k.trim().to_owned(), v.trim().to_owned()));
+        }
+    }
+    let length = headers
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
+        .and_then(|(_, v)| v.parse::<usize>().ok())
+        .unwrap_or(0);
+    let body = Vec::new();
+    Some((
+        Request {
+            path,
+            headers,
+            body,
+        },
+        length,
+    ))
+}
+
+/// A whole request, body included.
+fn read_request(reader: &mut impl BufRead) -> Option<Request> {
+    let (mut request, length) = read_head(reader)?;
+    request.body = vec![0; length];
+    reader.read_exact(&mut request.body).ok()?;
+    Some(request)
+}
+
+/// Serves one connection, spooling each request to `spool`; adds the thread's CPU time to
+/// `cpu` after each request.
+fn serve(stream: TcpStream, spool: &Mutex<File>, cpu: &AtomicU64) {
     let mut counted = 0.0;
     let mut writer = match stream.try_clone() {
         Ok(w) => w,
         Err(_) => return,
     };
     let mut reader = BufReader::new(stream);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap_or(0) == 0 {
-            return;
+    while let Some((request, length)) = read_head(&mut reader) {
+        let mut head = format!("POST {} HTTP/1.1\r\n", request.path);
+        for (k, v) in &request.headers {
+            head.push_str(&format!("{k}: {v}\r\n"));
         }
-        let path = line.split_whitespace().nth(1).unwrap_or("").to_owned();
-        let mut headers = Vec::new();
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            let header = header.trim_end();
-            if header.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = header.split_once(':') {
-                headers.push((k.trim().to_owned(), v.trim().to_owned()));
-            }
-        }
-        let length = headers
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case("content-length"))
-            .and_then(|(_, v)| v.parse::<usize>().ok())
-            .unwrap_or(0);
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
-        kept.lock().unwrap().push(Request {
-            path,
-            headers,
-            body,
-        });
-        if writer
-            .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
-            .is_err()
+        head.push_str("\r\n");
+        let mut file = spool.lock().unwrap();
+        let spooled = file.write_all(head.as_bytes()).is_ok()
+            && std::io::copy(&mut (&mut reader).take(length as u64), &mut *file)
+                .is_ok_and(|n| n == length as u64);
+        drop(file);
+        if !spooled
+            || writer
+                .write_all(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+                .is_err()
         {
             return;
         }

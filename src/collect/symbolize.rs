@@ -58,6 +58,21 @@ impl Location {
     }
 }
 
+/// What the [`Symbolizer`] keeps between windows (estimated bytes).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct SymbolizerStats {
+    /// The addresses resolved.
+    pub locations: usize,
+    /// Their frames (inlined ones included).
+    pub frames: usize,
+    /// The distinct function names and file paths.
+    pub names: usize,
+    /// The locations, their frames and the names, with the address map.
+    pub location_bytes: usize,
+    /// The objects' unit indexes and unit tables.
+    pub debug_info_bytes: usize,
+}
+
 /// A location as an object names it, before its names are kept in [`Names`].
 struct Found {
     address: u64,
@@ -338,6 +353,24 @@ impl Symbolizer {
         let _own = crate::allocator::own_work();
         if std::mem::take(&mut self.new_in_batch) {
             release_freed_memory();
+        }
+    }
+
+    /// What the symbolizer keeps between windows.
+    pub fn stats(&self) -> SymbolizerStats {
+        let lines: usize = self.locations.iter().map(Location::depth).sum();
+        let names: usize = self.names.all.iter().map(|n| n.len()).sum();
+        let location_bytes = self.locations.capacity() * std::mem::size_of::<Location>()
+            + lines * std::mem::size_of::<Line>()
+            + self.by_address.capacity() * 2 * std::mem::size_of::<usize>();
+        // Each name: its bytes, its `Arc` header, and its places in the list and the map.
+        let name_bytes = names + self.names.all.len() * (16 + 16 + 2 * 16 + 4);
+        SymbolizerStats {
+            locations: self.locations.len(),
+            frames: lines,
+            names: self.names.all.len(),
+            location_bytes: location_bytes + name_bytes,
+            debug_info_bytes: self.index_bytes(),
         }
     }
 
