@@ -42,8 +42,9 @@ use crate::profile::{Frame, LocationId, Mapping, ProfileBuilder};
 pub struct Location {
     /// The instruction address.
     pub address: u64,
-    /// The functions at this address, innermost (inlined) first; at least one.
-    lines: Box<[Line]>,
+    /// The functions at this address, innermost (inlined) first; at least one. Shared by
+    /// every address with the same functions, files and lines.
+    lines: Arc<[Line]>,
     /// The executable segment of the program or library the address lies in, if any.
     pub mapping: Option<Arc<Mapping>>,
     /// Whether the binary's symbols named the functions; false for a stand-in name
@@ -82,7 +83,7 @@ struct Found {
 }
 
 /// One function of a [`Location`]: its names and file as [`Names`] ids.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 struct Line {
     function: u32,
     system_name: Option<u32>,
@@ -97,6 +98,9 @@ struct Line {
 struct Names {
     ids: HashMap<Arc<str>, u32>,
     all: Vec<Arc<str>>,
+    /// Each distinct list of lines once: the instructions of one line of code (a CPU
+    /// sample's leaf is any of them) have the same.
+    chains: std::collections::HashSet<Arc<[Line]>>,
 }
 
 impl Names {
@@ -115,9 +119,9 @@ impl Names {
         &self.all[id as usize]
     }
 
-    /// `frames` as lines of ids.
-    fn lines(&mut self, frames: &[Frame<'_>]) -> Box<[Line]> {
-        frames
+    /// `frames` as lines of ids, shared with every other location that has the same.
+    fn lines(&mut self, frames: &[Frame<'_>]) -> Arc<[Line]> {
+        let lines: Vec<Line> = frames
             .iter()
             .map(|frame| Line {
                 function: self.id(&frame.function),
@@ -125,7 +129,13 @@ impl Names {
                 file: frame.file.as_deref().map(|file| self.id(file)),
                 line: frame.line,
             })
-            .collect()
+            .collect();
+        if let Some(chain) = self.chains.get(lines.as_slice()) {
+            return Arc::clone(chain);
+        }
+        let chain: Arc<[Line]> = lines.into();
+        self.chains.insert(Arc::clone(&chain));
+        chain
     }
 
     /// `line` as a frame borrowing its strings.
@@ -360,8 +370,10 @@ impl Symbolizer {
     pub fn stats(&self) -> SymbolizerStats {
         let lines: usize = self.locations.iter().map(Location::depth).sum();
         let names: usize = self.names.all.iter().map(|n| n.len()).sum();
+        let chain_lines: usize = self.names.chains.iter().map(|c| c.len()).sum();
         let location_bytes = self.locations.capacity() * std::mem::size_of::<Location>()
-            + lines * std::mem::size_of::<Line>()
+            + chain_lines * std::mem::size_of::<Line>()
+            + self.names.chains.len() * (16 + 2 * 16)
             + self.by_address.capacity() * 2 * std::mem::size_of::<usize>();
         // Each name: its bytes, its `Arc` header, and its places in the list and the map.
         let name_bytes = names + self.names.all.len() * (16 + 16 + 2 * 16 + 4);
