@@ -123,3 +123,60 @@ fn frames_equal_what_binutils_addr2line_prints() {
         different.join("\n")
     );
 }
+
+/// With `line-tables-only` debug info, DWARF names a function by its last component only
+/// (`step`); the symbol table's full path is used for it (`two::left::step`), as binutils
+/// does, with DWARF's file and line kept. Skipped without `rustc` on the path.
+#[test]
+fn line_tables_only_functions_keep_their_module_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("two.rs");
+    std::fs::write(
+        &source,
+        "mod left { #[inline(never)] pub fn step(x: u64) -> u64 { x.wrapping_mul(3) ^ 7 } }\n\
+         mod right { #[inline(never)] pub fn step(x: u64) -> u64 { x.wrapping_mul(5) ^ 11 } }\n\
+         fn main() { let x = std::hint::black_box(2); println!(\"{}\", left::step(x) + right::step(x)); }\n",
+    )
+    .unwrap();
+    let binary = dir.path().join("two");
+    let Ok(output) = Command::new("rustc")
+        .args([
+            "-C",
+            "debuginfo=line-tables-only",
+            "-C",
+            "opt-level=1",
+            "-o",
+        ])
+        .arg(&binary)
+        .arg(&source)
+        .output()
+    else {
+        eprintln!("SKIPPED line_tables_only_functions_keep_their_module_path: no rustc");
+        return;
+    };
+    assert!(output.status.success(), "{output:?}");
+    let bytes = std::fs::read(&binary).unwrap();
+    let file = object::File::parse(&*bytes).unwrap();
+    let steps: Vec<(String, u64)> = file
+        .symbols()
+        .filter_map(|s| {
+            let name = addr2line::demangle_auto(s.name().ok()?.into(), None).into_owned();
+            (name == "two::left::step" || name == "two::right::step")
+                .then(|| (name, s.address() + 1))
+        })
+        .collect();
+    assert_eq!(steps.len(), 2, "{steps:?}");
+    let mut info = caddyprof::collect::debug_info::DebugInfo::new(binary.clone());
+    let probes: Vec<u64> = steps.iter().map(|(_, address)| *address).collect();
+    for ((name, _), frames) in steps.iter().zip(info.frames(&probes)) {
+        let outermost = frames.last().unwrap_or_else(|| panic!("{name}: no frame"));
+        assert_eq!(&outermost.function, name);
+        assert!(
+            outermost
+                .file
+                .as_deref()
+                .is_some_and(|f| f.ends_with("two.rs")),
+            "{outermost:?}"
+        );
+    }
+}

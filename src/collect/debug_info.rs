@@ -221,6 +221,7 @@ impl DebugInfo {
         let index = self
             .index
             .get_or_insert_with(|| unit_index(&dwarf, &release));
+        let mut plain_names = Vec::new();
         // Units in file order, each read once, with its addresses in address order.
         let mut order: Vec<(usize, u64, usize)> = probes
             .iter()
@@ -234,11 +235,25 @@ impl DebugInfo {
             let _ = UnitReader::new(&dwarf, index, unit).and_then(|reader| {
                 let tables = self.tables.get_or_make(unit, || reader.tables(&in_unit))?;
                 reader.read_rows(tables, &in_unit)?;
-                reader.frames(tables, &in_unit, &mut found)
+                reader.frames(tables, &in_unit, &mut found, &mut plain_names)
             });
             release();
         }
         self.tables.trim();
+        // A function with a plain name only takes its symbol's full path (binutils does the
+        // same), keeping DWARF's file and line.
+        if !plain_names.is_empty() {
+            let symbols = symbol_names(
+                &file,
+                &plain_names.iter().map(|&i| probes[i]).collect::<Vec<_>>(),
+            );
+            for (i, symbol) in plain_names.into_iter().zip(symbols) {
+                if let (Some(symbol), Some(outermost)) = (symbol, found[i].last_mut()) {
+                    outermost.function = symbol.function;
+                    outermost.system_name = symbol.system_name;
+                }
+            }
+        }
         let unnamed: Vec<usize> = (0..probes.len()).filter(|&i| found[i].is_empty()).collect();
         if !unnamed.is_empty() {
             let names = symbol_names(
@@ -308,6 +323,13 @@ impl<'a> Sections<'a> {
 
 type Unit<'a> = gimli::Unit<Reader<'a>>;
 
+/// A function's name as an entry gives it, and whether it is the linkage name (the full
+/// path) rather than the plain name (its last component).
+struct Name<'a> {
+    text: Reader<'a>,
+    linkage: bool,
+}
+
 /// A file and line (0 when unknown), as a frame shows them.
 type Place = (Option<String>, u32);
 
@@ -360,11 +382,15 @@ impl<'d, 'a> UnitReader<'d, 'a> {
     /// Fills `found[i]` with the frames at each `(probe, i)` (sorted by probe), innermost
     /// first: the deepest inlined call at the line the line program gives, each caller at
     /// the line it made the call from.
+    ///
+    /// The `i` of a probe whose function (the outermost frame) has only a plain name is
+    /// added to `plain_names`: its symbol gives the full path.
     fn frames(
         &self,
         tables: &UnitTables,
         probes: &[(u64, usize)],
         found: &mut [Vec<Frame<'static>>],
+        plain_names: &mut Vec<usize>,
     ) -> gimli::Result<()> {
         let chains = self.containing(&tables.functions, probes);
         let header = self.unit.line_program.as_ref().map(|p| p.header());
@@ -386,7 +412,10 @@ impl<'d, 'a> UnitReader<'d, 'a> {
                 let Some(name) = self.name(&self.unit, link.entry, 16)? else {
                     continue;
                 };
-                let raw = name.to_string_lossy().into_owned();
+                if j == 0 && !name.linkage {
+                    plain_names.push(i);
+                }
+                let raw = name.text.to_string_lossy().into_owned();
                 let demangled =
                     addr2line::demangle_auto(Cow::Borrowed(&raw), self.language).into_owned();
                 let mut frame = named(demangled, raw);
@@ -618,7 +647,8 @@ impl<'d, 'a> UnitReader<'d, 'a> {
         Some(path)
     }
 
-    /// The name of the function at `entry` of `unit`: its linkage name, else its name, else
+    /// The name of the function at `entry` of `unit`: its linkage name (the full path), else
+    /// its name (without its module path: what `line-tables-only` debug info has), else
     /// that of the entry it is an instance or the definition of (in this unit or another),
     /// at most `limit` references deep.
     fn name(
@@ -626,7 +656,7 @@ impl<'d, 'a> UnitReader<'d, 'a> {
         unit: &Unit<'a>,
         entry: gimli::UnitOffset,
         limit: usize,
-    ) -> gimli::Result<Option<Reader<'a>>> {
+    ) -> gimli::Result<Option<Name<'a>>> {
         let die = unit.entry(entry)?;
         let mut name = None;
         let mut next = None;
@@ -634,10 +664,22 @@ impl<'d, 'a> UnitReader<'d, 'a> {
             match attribute.name() {
                 gimli::DW_AT_linkage_name | gimli::DW_AT_MIPS_linkage_name => {
                     if let Ok(linkage) = self.dwarf.attr_string(unit, attribute.value()) {
-                        return Ok(Some(linkage));
+                        return Ok(Some(Name {
+                            text: linkage,
+                            linkage: true,
+                        }));
                     }
                 }
-                gimli::DW_AT_name => name = self.dwarf.attr_string(unit, attribute.value()).ok(),
+                gimli::DW_AT_name => {
+                    name = self
+                        .dwarf
+                        .attr_string(unit, attribute.value())
+                        .ok()
+                        .map(|text| Name {
+                            text,
+                            linkage: false,
+                        });
+                }
                 gimli::DW_AT_abstract_origin | gimli::DW_AT_specification => {
                     next = Some(attribute.value());
                 }
