@@ -3,8 +3,8 @@
 # to one loopback server (examples/many_profilers.rs; the server is a child process), for a
 # fixed time each, then the same profilers made to differ (--unshared: none shares its
 # collection with another). Prints a table: peak RSS and RSS per profiler, the most sockets
-# and threads open at once, CPU time, and the profiles delivered of those due. The README's
-# "Many profilers" gives the numbers.
+# and threads open at once, CPU time, and the profiles delivered of those due. The numbers are
+# in docs/benchmarks.md, "Many profilers".
 #
 #   benches/many_profilers.sh                        # 30 s per run, cpu heap goroutine, 5 s windows
 #   SECONDS_PER_RUN=10 COUNTS="1 100" benches/many_profilers.sh

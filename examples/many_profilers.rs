@@ -2,7 +2,7 @@
 //! in one process, all pushing to one loopback HTTP server, for a fixed time. Prints one
 //! JSON line: peak RSS, the most sockets and threads the process had open at once, CPU
 //! time, and how many of the profiles due were delivered. `benches/many_profilers.sh` runs
-//! it for 1, 100 and 1,000 profilers (the README's "Many profilers" gives the numbers).
+//! it for 1, 100 and 1,000 profilers (`docs/benchmarks.md`, "Many profilers", gives the numbers).
 //!
 //! ```sh
 //! cargo run --release --example many_profilers -- --profilers 100 --seconds 30

@@ -318,3 +318,8 @@ fn too_large(name: &str) -> Diagnostic {
     ))
     .help("check that this is the config file you meant")
 }
+
+/// The README's Rust examples, compiled and run as doctests so that they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeExamples;

@@ -1,4 +1,4 @@
-//! The Profilingfile → JSON rules of profilingfile.md §2, one case each.
+//! The Profilingfile → JSON rules of `docs/profilingfile.md` §12, one case each.
 
 use serde_json::{Value, json};
 

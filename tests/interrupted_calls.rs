@@ -2,7 +2,7 @@
 //! cut a thread's blocking calls short: its handlers are installed with `SA_RESTART`, so a
 //! blocking `read` from a pipe restarts, and `std::thread::sleep` sleeps its whole time (it
 //! retries the `nanosleep` the signal interrupts). A raw `nanosleep` does return `EINTR`, as
-//! the README says: the kernel never restarts it.
+//! `docs/runtime.md` says: the kernel never restarts it.
 //!
 //! One test in this binary: it installs the process's SIGURG and SIGPROF handlers.
 

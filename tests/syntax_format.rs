@@ -1,4 +1,4 @@
-//! The formatter against caddyfile-syntax.md §8, with property tests for idempotence and
+//! The formatter against `docs/profilingfile.md` §8, with property tests for idempotence and
 //! for keeping the tokens, and a no-panic property for the parser and formatter.
 
 mod common;

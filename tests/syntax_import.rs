@@ -1,4 +1,4 @@
-//! `import` against caddyfile-syntax.md §5: snippet arguments and blocks, files, globs, and
+//! `import` against `docs/profilingfile.md` §5: snippet arguments and blocks, files, globs, and
 //! the errors and warnings on the way.
 
 mod common;

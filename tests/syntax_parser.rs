@@ -1,4 +1,4 @@
-//! The parser against caddyfile-syntax.md §4 (blocks, keys, braces, segments) and §4.4
+//! The parser against `docs/profilingfile.md` §4 (blocks, keys, braces, segments) and §4.4
 //! (snippets). Each case is an input and either the rendered tree (see `common::render`) or a
 //! fragment of the first error's message with the `line:column` it must point at.
 

@@ -218,9 +218,8 @@ async fn every_type_gets_the_go_query_and_sample_type_config() {
 
 #[test]
 fn the_configs_are_the_captured_ones() {
-    // Captures of the real Go agent, kept beside the checkout (skip when absent).
-    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../shared/reference/go-agent-captures");
+    // Captures of the real Go agent (tests/fixtures/go-captures/README.md).
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/go-captures");
     for (file, config) in [
         ("heap", sink::HEAP_SAMPLE_TYPE_CONFIG),
         ("goroutine", sink::GOROUTINE_SAMPLE_TYPE_CONFIG),
@@ -228,9 +227,8 @@ fn the_configs_are_the_captured_ones() {
         ("mutex", sink::MUTEX_SAMPLE_TYPE_CONFIG),
     ] {
         let path = dir.join(format!("pyroscope-{file}.sample_type_config.json"));
-        if let Ok(captured) = std::fs::read_to_string(&path) {
-            assert_eq!(captured.trim_end(), config, "{file}");
-        }
+        let captured = std::fs::read_to_string(&path).unwrap();
+        assert_eq!(captured.trim_end(), config, "{file}");
     }
 }
 

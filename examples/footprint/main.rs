@@ -5,8 +5,8 @@
 //! Pyroscope sink every `--upload-rate` seconds, with the sampling allocator installed in
 //! both. A thread reads `/proc/self/smaps_rollup` every second; the run prints one JSON line
 //! with its peak and steady-state resident memory, anonymous and file-backed (see
-//! `benches/footprint.sh`, which builds it at three debug-info levels, and the README's
-//! "Overhead" section).
+//! `benches/footprint.sh`, which builds it at three debug-info levels, and `docs/benchmarks.md`,
+//! "Memory with debug info").
 //!
 //! ```sh
 //! CARGO_PROFILE_RELEASE_DEBUG=true cargo run --release --example footprint -- --profiled

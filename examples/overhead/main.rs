@@ -1,8 +1,8 @@
 //! The overhead benchmark's caddyprof binary: a fixed CPU workload (two functions taking a
 //! known 70/30 share) run without (`--baseline`) or with (`--profiled`) the caddyprof runtime
 //! sampling at `--hz` and pushing to a loopback Pyroscope sink every `--upload-rate` seconds.
-//! Prints one JSON line (see `benches/overhead.sh`, which runs it, and the README's
-//! "Overhead" section).
+//! Prints one JSON line (see `benches/overhead.sh`, which runs it, and `docs/benchmarks.md`,
+//! "Overhead").
 //!
 //! ```sh
 //! cargo run --release --example overhead -- --calibrate --seconds 10   # prints rounds

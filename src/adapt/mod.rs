@@ -1,5 +1,5 @@
 //! Adapt: turns the syntax tree of a Profilingfile into the canonical JSON `apps` structure
-//! (profilingfile.md §2).
+//! (`docs/profilingfile.md` §12).
 //!
 //! This module holds the driver (top-level app blocks), [`reader`], the shared way of
 //! reading a directive's arguments, and [`json`], the JSON tree they build, which becomes

@@ -336,7 +336,7 @@ const CHILD_DEPTH: usize = 4;
 ///
 /// The block of each is then dropped, while still in the processor's cache: the syntax tree
 /// of a large file stays small, and is never walked again once it has left the cache (see
-/// the README's Benchmark). [`adapt_with`] then reads the block as usual and takes each
+/// docs/benchmarks.md). [`adapt_with`] then reads the block as usual and takes each
 /// profiler read here in its turn, so the JSON, the warnings and the first error are the
 /// same.
 pub(crate) struct ProfilersAhead {

@@ -11,7 +11,7 @@
 //!
 //! The handler is installed with `SA_RESTART`: a blocking call the signal interrupts is
 //! restarted, except those Linux never restarts (`poll`, `epoll_wait`, `nanosleep`, …: they
-//! return `EINTR`; `std::thread::sleep` and Tokio retry them). The README lists them.
+//! return `EINTR`; `std::thread::sleep` and Tokio retry them). `docs/runtime.md` lists them.
 //!
 //! A program with its own `SIGURG` handler keeps it: one installed before the first snapshot
 //! is never replaced, one installed since is noticed before each snapshot and whenever a

@@ -1,7 +1,7 @@
 //! The typed, validated configuration, and its JSON loader.
 //!
 //! The JSON is `{"apps": {"profiling": …, "pyroscope": …, "profefe": …}}` (see the contract,
-//! `profilingfile.md` §1). Decoding is strict: every unknown field, duplicated key or bad value
+//! docs/profilingfile.md §11). Decoding is strict: every unknown field, duplicated key or bad value
 //! is an error pointing at the exact token, with the JSON path and a fix. Loading collects every
 //! problem before failing, and produces nothing when anything is wrong.
 //!

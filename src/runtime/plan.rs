@@ -1,7 +1,7 @@
 //! The runtime plan: a validated [`Config`] turned into the list of sinks to run, each with
 //! fully resolved, typed settings, and what the collectors must sample for them.
 //!
-//! Resolution follows `profilingfile.md` §3:
+//! Resolution follows `docs/profilingfile.md` §13:
 //!
 //! - `profiling` propagates its parameters to each child. A child's own
 //!   `parameters.profile_types` replaces the inherited list wholesale; each rate the child
@@ -87,7 +87,7 @@ pub const FILE_DEFAULT_TYPES: &[ProfileType] = &[ProfileType::Cpu, ProfileType::
 
 /// Above this many sinks in one configuration, resolving it warns: each sink uploads every
 /// profile on its own, and sinks that differ (in window length, profile types or rates) also
-/// collect and build their own profiles. Measured on a 2-core machine (README, "Many
+/// collect and build their own profiles. Measured on a 2-core machine (docs/benchmarks.md, "Many
 /// profilers"): 1,000 alike profilers took 30 MiB and 4 % of a core; 1,000 that differ,
 /// 94 MiB and a third of a core, and could not all send their last window at the stop.
 pub const MANY_PROFILERS: usize = 100;
@@ -479,7 +479,7 @@ impl<'a> Resolver<'a> {
                 .help(
                     "profile with one profiler per server, or give the profilers the same \
                      upload_rate and parameters so that they share one collection (1,000 alike \
-                     took 30 MiB and 4 % of a core); see the README, \"Many profilers\"",
+                     took 30 MiB and 4 % of a core); see docs/runtime.md, \"Many profilers\"",
                 ),
             );
         }

@@ -1,5 +1,5 @@
 //! Environment substitution: `{$NAME}` and `{$NAME:default}`, done on the text of each file
-//! before it is lexed (caddyfile-syntax.md §1).
+//! before it is lexed (`docs/profilingfile.md` §1).
 
 use crate::diagnostic::Diagnostic;
 use crate::source::{Location, SourceFile};

@@ -1,4 +1,4 @@
-//! The formatter: writes a Profilingfile in canonical form (caddyfile-syntax.md §8).
+//! The formatter: writes a Profilingfile in canonical form (`docs/profilingfile.md` §8).
 //!
 //! It is built on the syntax tree of the file as written (no environment substitution, no
 //! import expansion), re-emitting every token's source text unchanged: one tab per nesting

@@ -1,5 +1,5 @@
 //! `import`: snippets, files and globs, with `{args[…]}` and `{block}` placeholders
-//! (caddyfile-syntax.md §5), and the import graph that catches cycles.
+//! (`docs/profilingfile.md` §5), and the import graph that catches cycles.
 
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};

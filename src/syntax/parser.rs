@@ -1,5 +1,5 @@
 //! The parser: groups tokens into blocks and directives following Caddy's brace and line
-//! rules (caddyfile-syntax.md §4), expanding snippets and imports as it goes (§5).
+//! rules (`docs/profilingfile.md` §4), expanding snippets and imports as it goes (§5).
 
 use std::collections::HashMap;
 use std::path::PathBuf;

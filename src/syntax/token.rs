@@ -85,7 +85,7 @@ impl Token {
         self.line.saturating_add(self.breaks)
     }
 
-    /// Whether `next` starts a new logical line after this token (caddyfile-syntax.md §2.8).
+    /// Whether `next` starts a new logical line after this token (`docs/profilingfile.md` §2.8).
     pub fn is_followed_on_new_line_by(&self, next: &Token) -> bool {
         new_line_between(&self.location.file, &self.imports, self.end_line(), next)
     }
