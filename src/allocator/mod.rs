@@ -50,7 +50,7 @@
 //! So [`OwnAllocations::in_use_bytes`] is *bytes allocated during caddyprof's work minus
 //! bytes freed during it*: exact for what caddyprof allocates and frees itself (all of the
 //! runtime's windows, profiles and uploads). It is off where a block crosses over: a block
-//! caddyprof allocated and the program freed (a [`Profile`](crate::runtime::Profile)
+//! caddyprof allocated and the program freed (a [`Profile`](crate::profile::Profile)
 //! returned by a direct collector call, the stop reports, a log line a `tracing` subscriber
 //! frees on another thread) stays counted as in use; a block of the program freed during
 //! caddyprof's work is counted as freed by it (the total never goes below 0). Frees of the

@@ -22,8 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::ProfileBuilder;
-use crate::runtime::Profile;
+use crate::profile::{Profile, ProfileBuilder};
 
 /// Distinct contention stacks kept per kind; events at new stacks beyond it are only
 /// counted as lost.

@@ -25,8 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::allocator::{self, OBJECT_SCALE, OVERFLOW, STACK_SLOTS, Totals};
 use crate::config::ProfileType;
-use crate::profile::{Frame, ProfileBuilder};
-use crate::runtime::Profile;
+use crate::profile::{Frame, Profile, ProfileBuilder};
 
 /// How to install the sampling allocator, for messages.
 pub const INSTALL_HINT: &str = "add `#[global_allocator] static ALLOC: \

@@ -31,8 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::sampler::{self, HostSignal, MAX_DEPTH, SamplerError};
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::{Frame, Label, ProfileBuilder};
-use crate::runtime::Profile;
+use crate::profile::{Frame, Label, Profile, ProfileBuilder};
 
 /// How long a snapshot waits for one thread's stack.
 pub const THREAD_TIMEOUT: Duration = Duration::from_millis(50);

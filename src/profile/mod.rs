@@ -4,7 +4,7 @@
 //! A [`ProfileBuilder`] takes sample types, a period, the window, and samples (a stack of
 //! [`Frame`]s, one value per sample type, labels); it deduplicates strings, functions and
 //! locations and produces the gzip-compressed protobuf a pprof consumer (Pyroscope, profefe,
-//! `go tool pprof`) reads, or a [`runtime::Profile`](crate::runtime::Profile).
+//! `go tool pprof`) reads, or a [`Profile`].
 //!
 //! Like the Go runtime's, every profile names the binaries its code addresses lie in: its
 //! mappings start with the running program's (path and GNU build ID), and each location of a
@@ -27,7 +27,10 @@
 //! assert_eq!(decoded.function.len(), 2);
 //! ```
 
+mod collected;
 pub mod proto;
+
+pub use collected::Profile;
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -41,7 +44,6 @@ use flate2::write::GzEncoder;
 use prost::Message;
 
 use crate::config::ProfileType;
-use crate::runtime::Profile;
 
 /// One frame of a stack: a function, and its file and line when known.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -454,8 +456,7 @@ impl ProfileBuilder {
         encode_gzip(&self.profile)
     }
 
-    /// The finished profile as a [`runtime::Profile`](crate::runtime::Profile) of
-    /// `profile_type`, with this builder's window.
+    /// The finished profile as a [`Profile`] of `profile_type`, with this builder's window.
     pub fn into_profile(self, profile_type: ProfileType) -> Profile {
         let (start, duration) = (self.start, self.duration);
         Profile {
