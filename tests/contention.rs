@@ -66,7 +66,7 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
     contention::set_mutex_fraction(1);
     let mut block = contention::subscribe(Kind::Block, false);
     let mut mutex = contention::subscribe(Kind::Mutex, false);
-    let walks_before = caddyprof::collect::unwind::stats().walks;
+    let walks_before = caddyprof::unwind::stats().walks;
 
     let lock = Arc::new(Mutex::new(0));
     let ready = Arc::new(Barrier::new(2));
@@ -94,7 +94,7 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     )) {
-        let walks = caddyprof::collect::unwind::stats().walks - walks_before;
+        let walks = caddyprof::unwind::stats().walks - walks_before;
         assert!(walks >= 2 * u64::from(ROUNDS), "{walks} walks");
     }
 

@@ -58,7 +58,7 @@ static MUTEX_FRACTION: AtomicU64 = AtomicU64::new(0);
 pub fn set_block_rate(rate_ns: u64) {
     if rate_ns > 0 {
         // The unwinder's module list, built here rather than inside a lock operation.
-        super::unwind::refresh();
+        crate::unwind::refresh();
     }
     BLOCK_RATE.store(rate_ns, Ordering::Relaxed);
 }
@@ -67,7 +67,7 @@ pub fn set_block_rate(rate_ns: u64) {
 /// mutex events off.
 pub fn set_mutex_fraction(fraction: u64) {
     if fraction > 0 {
-        super::unwind::refresh();
+        crate::unwind::refresh();
     }
     MUTEX_FRACTION.store(fraction, Ordering::Relaxed);
 }
@@ -172,7 +172,7 @@ fn record(kind: Kind, values: Values) {
     let _own = crate::allocator::own_work();
     let mut addresses = [0usize; MAX_DEPTH];
     // The cached unwinder: no lock, a few hundred instructions for a stack seen before.
-    let (depth, _) = super::unwind::current_stack(&mut addresses);
+    let (depth, _) = crate::unwind::current_stack(&mut addresses);
     let stack = &addresses[..depth];
     let mut registry = registry();
     let table = registry.table(kind);
@@ -283,7 +283,7 @@ impl ContentionSubscription {
     pub fn cut(&mut self) -> ContentionWindow {
         let _own = crate::allocator::own_work();
         // Libraries loaded or unloaded since: a new module list for the unwinder.
-        super::unwind::refresh();
+        crate::unwind::refresh();
         let end = SystemTime::now();
         let duration = end
             .duration_since(self.start)

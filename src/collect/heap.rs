@@ -119,7 +119,7 @@ impl HeapSubscription {
     pub fn cut(&mut self, profile_type: ProfileType, accumulation: Accumulation) -> HeapWindow {
         let _own = crate::allocator::own_work();
         // Libraries loaded or unloaded since: the sampler's unwinder gets a new module list.
-        super::unwind::refresh();
+        crate::unwind::refresh();
         let end = SystemTime::now();
         let duration = end
             .duration_since(self.start)

@@ -32,8 +32,8 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use object::{Object, ObjectSymbol};
 
 use super::debug_info::{DebugInfo, map_file, named};
-use super::objects::{MappedObject, mapped_objects};
 use crate::profile::{Frame, LocationId, Mapping, ProfileBuilder};
+use crate::unwind::objects::{MappedObject, mapped_objects};
 
 /// A symbolized instruction address. Its functions, files and lines are kept compactly
 /// (each distinct name and path once in the symbolizer); [`Symbolizer::frames_at`] gives

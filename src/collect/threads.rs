@@ -110,7 +110,7 @@ pub fn stacks() -> Result<Vec<ThreadStack>, SamplerError> {
     let _one_at_a_time = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
     install()?;
     // Libraries loaded or unloaded since: a new module list for the handler's unwinder.
-    super::unwind::refresh();
+    crate::unwind::refresh();
     let mut snapshot = Vec::new();
     for thread in threads() {
         let stack = match stack_of(thread.tid) {

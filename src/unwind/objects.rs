@@ -79,9 +79,9 @@ pub(crate) fn program_headers(info: &libc::dl_phdr_info) -> &[libc::Elf64_Phdr] 
     unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
 }
 
-/// The objects mapped now, the program first (`dl_iterate_phdr`).
+/// The objects mapped now, the program first (`dl_iterate_phdr`). It allocates: caddyprof's
+/// callers mark it as their own work (the allocator sits above this module).
 pub fn mapped_objects() -> Vec<MappedObject> {
-    let _own = crate::allocator::own_work();
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let mut objects = Vec::new();

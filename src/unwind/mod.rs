@@ -57,7 +57,9 @@ use framehop::{
     UnwinderNative,
 };
 
-use super::objects::{each_object, object_name, program_headers};
+pub mod objects;
+
+use objects::{each_object, object_name, program_headers};
 
 /// The most preallocated rule caches: as many stacks can be unwound at the same moment (each
 /// about 32 KiB: framehop's 509 cached rules and gimli's evaluation state). See
