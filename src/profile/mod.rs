@@ -28,9 +28,12 @@
 //! ```
 
 mod collected;
+mod mapping;
 pub mod proto;
 
 pub use collected::Profile;
+pub(crate) use mapping::mappings;
+pub use mapping::{Mapping, program_mappings};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -128,23 +131,6 @@ impl<'a> Label<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LocationId(u64);
 
-/// Executable code of a file mapped into the profiled process (the program or a shared
-/// library), as a line of `/proc/self/maps`: what tells pprof tools and Pyroscope which
-/// binary, and which build of it, an address belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Mapping {
-    /// First runtime address.
-    pub memory_start: u64,
-    /// Runtime address past the end.
-    pub memory_limit: u64,
-    /// Offset in the file of `memory_start`.
-    pub file_offset: u64,
-    /// The file's path (for the vDSO, the loader's name of it).
-    pub filename: String,
-    /// The GNU build ID in lowercase hex, empty if the file has none.
-    pub build_id: String,
-}
-
 /// What makes a location: its mapping id (0: none), address (0: none) and lines (function
 /// id, line).
 type LocationKey = (u64, u64, Vec<(u64, i64)>);
@@ -191,7 +177,7 @@ impl ProfileBuilder {
         };
         builder.string("");
         builder.set_window();
-        for mapping in crate::collect::symbolize::program_mappings() {
+        for mapping in program_mappings() {
             builder.mapping(mapping);
         }
         builder
