@@ -13,6 +13,7 @@ pub mod import;
 pub mod lexer;
 pub mod parser;
 pub mod token;
+mod token_diagnostic;
 pub mod tree;
 
 /// Looks up an environment variable for `{$NAME}` substitution (`None`: unset).
