@@ -45,6 +45,14 @@
 //! `tests::same_frames_as_libgcc` compares the two from one function. Where this unwinder
 //! cannot run (no stack bounds, no free cache, an unsupported platform) `unwind` says so and
 //! the caller uses libgcc as before.
+//!
+//! # Where each part is
+//!
+//! `registers.rs` captures the registers a walk starts from; `walk.rs` walks from them (or
+//! hands the stack to libgcc); `caches.rs` keeps the pool of rule caches; `stack_bounds.rs`
+//! finds the thread's stack in `/proc/self/maps`; `modules.rs` builds the module list from
+//! the loaded [`objects`], and `publish.rs` publishes it and frees the lists it replaces;
+//! `stats.rs` counts what they did.
 
 mod caches;
 mod modules;
