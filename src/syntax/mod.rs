@@ -10,6 +10,7 @@
 pub mod env;
 pub mod format;
 pub mod import;
+mod import_graph;
 pub mod lexer;
 pub mod parser;
 pub mod token;
