@@ -510,36 +510,6 @@ fn block_libraries(names: &[String]) {
     BLOCKED_LEN.store(ranges.len(), Ordering::Release);
 }
 
-/// The interrupted instruction's address.
-///
-/// # Safety
-/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
-    // SAFETY: per this function's contract.
-    unsafe {
-        (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
-    }
-}
-
-/// The interrupted instruction's address.
-///
-/// # Safety
-/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
-#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
-    // SAFETY: per this function's contract.
-    unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.pc as usize }
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-pub(crate) unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
-    0
-}
-
 /// Whether `pc` lies in a blocklisted library (libgcc's unwinder must not unwind itself).
 pub(crate) fn is_blocked(pc: usize) -> bool {
     let pc = pc as u64;
@@ -585,7 +555,7 @@ fn record(context: *mut c_void) {
         return;
     }
     // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
-    let pc = unsafe { interrupted_pc(context) };
+    let pc = unsafe { unwind::interrupted_pc(context) };
     if pc == 0 {
         return;
     }

@@ -198,7 +198,7 @@ extern "C" fn on_request(_signal: c_int, _info: *mut libc::siginfo_t, context: *
             .is_ok()
     {
         // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
-        let pc = unsafe { sampler::interrupted_pc(context) };
+        let pc = unsafe { crate::unwind::interrupted_pc(context) };
         // SAFETY: WRITING is ours alone until DONE.
         let stack = unsafe { &mut *BUFFER.0.get() };
         let depth = if pc == 0 {

@@ -66,7 +66,7 @@ mod walk;
 pub use caches::CACHES;
 pub use modules::COPY_LIMIT;
 pub(crate) use publish::refresh;
-pub(crate) use registers::interrupted_registers;
+pub(crate) use registers::{interrupted_pc, interrupted_registers};
 pub use stats::{Stats, stats};
 pub(crate) use walk::{current_stack, unwind};
 

@@ -110,6 +110,36 @@ pub(crate) unsafe fn interrupted_registers(_context: *mut c_void) -> Option<Regi
     None
 }
 
+/// The interrupted instruction's address.
+///
+/// # Safety
+/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
+#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
+pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+    // SAFETY: per this function's contract.
+    unsafe {
+        (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
+    }
+}
+
+/// The interrupted instruction's address.
+///
+/// # Safety
+/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
+#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
+pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
+    // SAFETY: per this function's contract.
+    unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.pc as usize }
+}
+
+#[cfg(not(all(
+    target_os = "linux",
+    any(target_arch = "x86_64", target_arch = "aarch64")
+)))]
+pub(crate) unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
+    0
+}
+
 #[cfg(target_arch = "x86_64")]
 pub(super) fn native_registers(r: Registers) -> framehop::UnwindRegsNative {
     framehop::UnwindRegsNative::new(r.pc, r.sp, r.fp)
