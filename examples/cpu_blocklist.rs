@@ -190,7 +190,7 @@ fn main() {
         handled.as_secs_f64() * 1e6 / total.max(1) as f64,
         caddyprof::collect::sampler::libgcc_walks(),
         caddyprof::collect::sampler::dropped(),
-        caddyprof::collect::unwind::stats(),
+        caddyprof::unwind::stats(),
     );
     println!(
         "RSS: {rss_initial:.1} MiB at start, {rss_started:.1} MiB with the profiler started, \

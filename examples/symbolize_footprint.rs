@@ -17,8 +17,8 @@
 use std::process::ExitCode;
 use std::time::Instant;
 
-use caddyprof::collect::objects::mapped_objects;
 use caddyprof::collect::symbolize::symbolizer;
+use caddyprof::unwind::objects::mapped_objects;
 use object::{Object, ObjectSymbol};
 
 /// Resident memory in KiB: (anonymous, file-backed).

@@ -32,6 +32,7 @@ pub mod source;
 mod swar;
 pub mod sync;
 pub mod syntax;
+pub mod unwind;
 
 use std::path::{Path, PathBuf};
 

@@ -6,7 +6,7 @@ mod support;
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
-use caddyprof::collect::contention::{self, Kind};
+use caddyprof::collect::contention::{self, ContentionProfile};
 use caddyprof::profile::{Symbols, decode, proto};
 use caddyprof::sync::{Mutex, RwLock};
 use support::{check_mappings, sample_types, serial, sum_in_stacks};
@@ -64,9 +64,9 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
     let _serial = serial();
     contention::set_block_rate(1);
     contention::set_mutex_fraction(1);
-    let mut block = contention::subscribe(Kind::Block, false);
-    let mut mutex = contention::subscribe(Kind::Mutex, false);
-    let walks_before = caddyprof::collect::unwind::stats().walks;
+    let mut block = contention::subscribe(ContentionProfile::Block, false);
+    let mut mutex = contention::subscribe(ContentionProfile::Mutex, false);
+    let walks_before = caddyprof::unwind::stats().walks;
 
     let lock = Arc::new(Mutex::new(0));
     let ready = Arc::new(Barrier::new(2));
@@ -94,7 +94,7 @@ fn waits_show_at_the_waiter_and_delays_at_the_holder() {
         target_os = "linux",
         any(target_arch = "x86_64", target_arch = "aarch64")
     )) {
-        let walks = caddyprof::collect::unwind::stats().walks - walks_before;
+        let walks = caddyprof::unwind::stats().walks - walks_before;
         assert!(walks >= 2 * u64::from(ROUNDS), "{walks} walks");
     }
 
@@ -152,7 +152,7 @@ fn rates_at_zero_record_nothing_and_cumulative_subscriptions_keep_totals() {
     let _serial = serial();
     contention::set_block_rate(0);
     contention::set_mutex_fraction(0);
-    let mut off = contention::subscribe(Kind::Block, false);
+    let mut off = contention::subscribe(ContentionProfile::Block, false);
     let lock = Arc::new(RwLock::new(0));
     let contend = |lock: &Arc<RwLock<i32>>| {
         let guard = lock.write();
@@ -172,7 +172,7 @@ fn rates_at_zero_record_nothing_and_cumulative_subscriptions_keep_totals() {
     );
 
     contention::set_block_rate(1);
-    let mut cumulative = contention::subscribe(Kind::Block, true);
+    let mut cumulative = contention::subscribe(ContentionProfile::Block, true);
     contend(&lock);
     let first = cumulative.collect();
     assert!(first.samples > 0);

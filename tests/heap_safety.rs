@@ -235,7 +235,7 @@ fn threads_allocating_while_profiled_exit_and_are_interrupted_without_harm() {
          {:?}, signal handlers' libgcc walks {}",
         profiles_taken.load(Ordering::Relaxed),
         began.elapsed(),
-        caddyprof::collect::unwind::stats(),
+        caddyprof::unwind::stats(),
         caddyprof::collect::sampler::libgcc_walks(),
     );
     assert_eq!(stats.reentered, 0, "the sampler allocated while sampling");

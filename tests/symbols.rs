@@ -4,8 +4,8 @@
 
 use std::process::Command;
 
-use caddyprof::collect::objects::mapped_objects;
 use caddyprof::collect::symbolize::symbolizer;
+use caddyprof::unwind::objects::mapped_objects;
 use object::{Object, ObjectSymbol};
 
 /// One frame as addr2line prints it: function, then `file:line`; `place` is `None` where the

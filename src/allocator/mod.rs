@@ -25,7 +25,7 @@
 //!   a hit looks further (in the live table). And the thread-local that says whether the
 //!   thread is doing caddyprof's own work (see below): three instructions.
 //! - **A sample**: the stack is walked from the registers of the sampling function (one
-//!   `asm!` block) by [`crate::collect::unwind`] (framehop over the objects' `.eh_frame`,
+//!   `asm!` block) by [`crate::unwind`] (framehop over the objects' `.eh_frame`,
 //!   with cached rules; libgcc's unwinder where it cannot run) into a fixed array on the
 //!   thread's stack, interned in a fixed
 //!   table of stacks, and the allocation remembered in a fixed table of live samples. No
@@ -50,7 +50,7 @@
 //! So [`OwnAllocations::in_use_bytes`] is *bytes allocated during caddyprof's work minus
 //! bytes freed during it*: exact for what caddyprof allocates and frees itself (all of the
 //! runtime's windows, profiles and uploads). It is off where a block crosses over: a block
-//! caddyprof allocated and the program freed (a [`Profile`](crate::runtime::Profile)
+//! caddyprof allocated and the program freed (a [`Profile`](crate::profile::Profile)
 //! returned by a direct collector call, the stop reports, a log line a `tracing` subscriber
 //! frees on another thread) stays counted as in use; a block of the program freed during
 //! caddyprof's work is counted as freed by it (the total never goes below 0). Frees of the
@@ -83,7 +83,7 @@ use std::marker::PhantomData;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Instant;
 
-use crate::collect::unwind;
+use crate::unwind;
 
 pub use table::{
     ARENA_WORDS, LIVE_SLOTS, MAX_DEPTH, OBJECT_SCALE, OVERFLOW, STACK_SLOTS, Totals, Weight,
@@ -356,7 +356,7 @@ pub struct Stats {
     /// Sampled allocations the live table had no room for (counted as freed at once).
     pub live_lost: u64,
     /// Samples whose stack was walked by libgcc's unwinder, where the faster one could not
-    /// run (see [`crate::collect::unwind`]).
+    /// run (see [`crate::unwind`]).
     pub libgcc_walks: u64,
     /// Time spent taking samples (walking the stack, the tables), in nanoseconds of wall
     /// time on the allocating threads: what sampling costs the program, beside the

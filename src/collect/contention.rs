@@ -22,8 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::ProfileBuilder;
-use crate::runtime::Profile;
+use crate::profile::{Profile, ProfileBuilder};
 
 /// Distinct contention stacks kept per kind; events at new stacks beyond it are only
 /// counted as lost.
@@ -32,21 +31,21 @@ pub const MAX_STACKS: usize = 4096;
 /// The deepest stack recorded, in frames.
 const MAX_DEPTH: usize = 64;
 
-/// What a contention event measures.
+/// Which of the two contention profiles an event feeds, and so what it measures.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum Kind {
+pub enum ContentionProfile {
     /// Time a thread waited to acquire a lock, at the waiter's stack.
     Block,
     /// Delay a holder caused its waiters, at the releaser's stack.
     Mutex,
 }
 
-impl Kind {
+impl ContentionProfile {
     /// The profile type it feeds.
     pub fn profile_type(self) -> ProfileType {
         match self {
-            Kind::Block => ProfileType::Block,
-            Kind::Mutex => ProfileType::Mutex,
+            ContentionProfile::Block => ProfileType::Block,
+            ContentionProfile::Mutex => ProfileType::Mutex,
         }
     }
 }
@@ -59,7 +58,7 @@ static MUTEX_FRACTION: AtomicU64 = AtomicU64::new(0);
 pub fn set_block_rate(rate_ns: u64) {
     if rate_ns > 0 {
         // The unwinder's module list, built here rather than inside a lock operation.
-        super::unwind::refresh();
+        crate::unwind::refresh();
     }
     BLOCK_RATE.store(rate_ns, Ordering::Relaxed);
 }
@@ -68,7 +67,7 @@ pub fn set_block_rate(rate_ns: u64) {
 /// mutex events off.
 pub fn set_mutex_fraction(fraction: u64) {
     if fraction > 0 {
-        super::unwind::refresh();
+        crate::unwind::refresh();
     }
     MUTEX_FRACTION.store(fraction, Ordering::Relaxed);
 }
@@ -110,10 +109,10 @@ struct Registry {
 }
 
 impl Registry {
-    fn table(&mut self, kind: Kind) -> &mut Table {
+    fn table(&mut self, kind: ContentionProfile) -> &mut Table {
         match kind {
-            Kind::Block => &mut self.block,
-            Kind::Mutex => &mut self.mutex,
+            ContentionProfile::Block => &mut self.block,
+            ContentionProfile::Mutex => &mut self.mutex,
         }
     }
 }
@@ -145,7 +144,7 @@ pub(crate) fn block_event(wait: Duration) {
     } else {
         return;
     };
-    record(Kind::Block, values);
+    record(ContentionProfile::Block, values);
 }
 
 /// A holder released an instrumented lock that others waited for, `delay` in total since
@@ -158,7 +157,7 @@ pub(crate) fn mutex_event(delay: Duration) {
     let scale = i64::try_from(fraction).unwrap_or(i64::MAX);
     let delay = i64::try_from(delay.as_nanos()).unwrap_or(i64::MAX);
     record(
-        Kind::Mutex,
+        ContentionProfile::Mutex,
         Values {
             count: scale,
             delay: delay.saturating_mul(scale),
@@ -169,11 +168,11 @@ pub(crate) fn mutex_event(delay: Duration) {
 /// Adds `values` at the current stack (the lock's own frames are trimmed when a profile
 /// is built, by name: inlining makes counting frames here unreliable).
 #[inline(never)]
-fn record(kind: Kind, values: Values) {
+fn record(kind: ContentionProfile, values: Values) {
     let _own = crate::allocator::own_work();
     let mut addresses = [0usize; MAX_DEPTH];
     // The cached unwinder: no lock, a few hundred instructions for a stack seen before.
-    let (depth, _) = super::unwind::current_stack(&mut addresses);
+    let (depth, _) = crate::unwind::current_stack(&mut addresses);
     let stack = &addresses[..depth];
     let mut registry = registry();
     let table = registry.table(kind);
@@ -221,7 +220,7 @@ fn is_instrumentation(function: &str) -> bool {
 
 /// Subscribes to `kind` events: each [`ContentionSubscription::collect`] gives the events
 /// since the previous one, or all of them with `cumulative`.
-pub fn subscribe(kind: Kind, cumulative: bool) -> ContentionSubscription {
+pub fn subscribe(kind: ContentionProfile, cumulative: bool) -> ContentionSubscription {
     let _own = crate::allocator::own_work();
     let mut registry = registry();
     let baseline = if cumulative {
@@ -245,7 +244,7 @@ pub fn subscribe(kind: Kind, cumulative: bool) -> ContentionSubscription {
 /// One consumer's view of the `block` or `mutex` events.
 #[derive(Debug)]
 pub struct ContentionSubscription {
-    kind: Kind,
+    kind: ContentionProfile,
     cumulative: bool,
     /// Per stack, the cumulative values at the last collection (deltas only).
     baseline: Vec<Values>,
@@ -264,7 +263,7 @@ pub struct Contentions {
 
 impl ContentionSubscription {
     /// The kind of events it receives.
-    pub fn kind(&self) -> Kind {
+    pub fn kind(&self) -> ContentionProfile {
         self.kind
     }
 
@@ -284,7 +283,7 @@ impl ContentionSubscription {
     pub fn cut(&mut self) -> ContentionWindow {
         let _own = crate::allocator::own_work();
         // Libraries loaded or unloaded since: a new module list for the unwinder.
-        super::unwind::refresh();
+        crate::unwind::refresh();
         let end = SystemTime::now();
         let duration = end
             .duration_since(self.start)
@@ -321,7 +320,7 @@ impl ContentionSubscription {
 /// A `block` or `mutex` window's events per stack, cut and not yet symbolized.
 #[derive(Debug)]
 pub struct ContentionWindow {
-    kind: Kind,
+    kind: ContentionProfile,
     start: SystemTime,
     duration: Duration,
     /// Each stack with events: its addresses, contentions and delay.

@@ -33,8 +33,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::sampler::{self, HostSignal, SamplerError};
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::{Label, ProfileBuilder};
-use crate::runtime::Profile;
+use crate::profile::{Label, Profile, ProfileBuilder};
 
 /// The sampling frequency when none is configured (`cpu_profile_rate` 0 or unset), in Hz.
 pub const DEFAULT_FREQUENCY: u32 = 100;
@@ -59,7 +58,7 @@ pub const DEFAULT_FREQUENCY: u32 = 100;
 ///
 /// So `libgcc` must stay blocked with this unwinder, and blocking `libc` only loses truth.
 ///
-/// Since the handler walks with [`super::unwind`] (framehop, bounded reads) and uses libgcc's
+/// Since the handler walks with [`crate::unwind`] (framehop, bounded reads) and uses libgcc's
 /// unwinder only as a fallback, the blocklist applies on that fallback only: a sample inside
 /// libgcc is walked by framehop and kept (rechecked 2026-11-26, release build: the panic loop
 /// at 100 Hz with `libgcc vdso` kept 100 % of the expected samples, against 12–14 % before;
@@ -272,7 +271,7 @@ fn drain_loop() {
         if active {
             // Libraries loaded or unloaded since: a new module list for the handler's
             // unwinder (cheap when nothing changed: one `dl_iterate_phdr` step).
-            super::unwind::refresh();
+            crate::unwind::refresh();
             std::thread::park_timeout(DRAIN_INTERVAL);
         } else {
             std::thread::park();

@@ -919,7 +919,7 @@ mod tests {
     #[test]
     fn frames_equal_addr2line_on_the_whole_file() {
         let exe = std::env::current_exe().unwrap();
-        let bias = crate::collect::objects::mapped_objects()[0].bias;
+        let bias = crate::unwind::objects::mapped_objects()[0].bias;
         let loader = addr2line::Loader::new(&exe).unwrap();
         let probe =
             (frames_equal_addr2line_on_the_whole_file as *const () as usize as u64) - bias + 4;

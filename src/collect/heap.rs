@@ -25,8 +25,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::allocator::{self, OBJECT_SCALE, OVERFLOW, STACK_SLOTS, Totals};
 use crate::config::ProfileType;
-use crate::profile::{Frame, ProfileBuilder};
-use crate::runtime::Profile;
+use crate::profile::{Frame, Profile, ProfileBuilder};
 
 /// How to install the sampling allocator, for messages.
 pub const INSTALL_HINT: &str = "add `#[global_allocator] static ALLOC: \
@@ -120,7 +119,7 @@ impl HeapSubscription {
     pub fn cut(&mut self, profile_type: ProfileType, accumulation: Accumulation) -> HeapWindow {
         let _own = crate::allocator::own_work();
         // Libraries loaded or unloaded since: the sampler's unwinder gets a new module list.
-        super::unwind::refresh();
+        crate::unwind::refresh();
         let end = SystemTime::now();
         let duration = end
             .duration_since(self.start)

@@ -6,8 +6,6 @@ pub mod cpu;
 pub mod debug_info;
 pub mod fork;
 pub mod heap;
-pub mod objects;
 pub mod sampler;
 pub mod symbolize;
 pub mod threads;
-pub mod unwind;

@@ -28,7 +28,7 @@
 //! # Unwinding
 //!
 //! The handler walks the interrupted thread's stack from the interrupted registers (read
-//! from the signal's `ucontext`) with [`super::unwind`]: framehop over the objects'
+//! from the signal's `ucontext`) with [`crate::unwind`]: framehop over the objects'
 //! `.eh_frame`, with cached rules, stack reads bounded to the thread's own stack, no
 //! allocation, no lock. The leaf is the interrupted instruction, and the handler's own frames
 //! never appear. Where that unwinder cannot run (the thread's stack mapping not found, every
@@ -45,8 +45,8 @@ use std::ffi::{c_int, c_void};
 use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU8, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use super::objects::mapped_objects;
-use super::unwind;
+use crate::unwind;
+use crate::unwind::objects::mapped_objects;
 
 /// The deepest stack recorded, in frames (Go records 64, pprof-rs 128); deeper stacks keep
 /// their innermost frames.
@@ -124,7 +124,7 @@ pub fn handler_time() -> std::time::Duration {
 }
 
 /// How many stacks the signal handlers (SIGPROF and SIGURG) had libgcc's unwinder take,
-/// where [`super::unwind`] could not run (a thread's stack bounds unknown, every cache in
+/// where [`crate::unwind`] could not run (a thread's stack bounds unknown, every cache in
 /// use): the rest were walked by the faster unwinder.
 pub fn libgcc_walks() -> u64 {
     LIBGCC_WALKS.load(Ordering::Relaxed)
@@ -496,6 +496,7 @@ pub(crate) fn system(call: &'static str) -> SamplerError {
 
 /// Records the loaded segments of every library whose path contains one of `names`.
 fn block_libraries(names: &[String]) {
+    let _own = crate::allocator::own_work();
     let ranges: Vec<(u64, u64)> = mapped_objects()
         .into_iter()
         .filter(|o| names.iter().any(|n| o.name.contains(n.as_str())))
@@ -507,36 +508,6 @@ fn block_libraries(names: &[String]) {
         BLOCKED[2 * i + 1].store(*end, Ordering::Relaxed);
     }
     BLOCKED_LEN.store(ranges.len(), Ordering::Release);
-}
-
-/// The interrupted instruction's address.
-///
-/// # Safety
-/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
-#[cfg(all(target_os = "linux", target_arch = "x86_64"))]
-pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
-    // SAFETY: per this function's contract.
-    unsafe {
-        (*(context as *const libc::ucontext_t)).uc_mcontext.gregs[libc::REG_RIP as usize] as usize
-    }
-}
-
-/// The interrupted instruction's address.
-///
-/// # Safety
-/// `context` is the `ucontext_t` the kernel passed to a SA_SIGINFO handler.
-#[cfg(all(target_os = "linux", target_arch = "aarch64"))]
-pub(crate) unsafe fn interrupted_pc(context: *mut c_void) -> usize {
-    // SAFETY: per this function's contract.
-    unsafe { (*(context as *const libc::ucontext_t)).uc_mcontext.pc as usize }
-}
-
-#[cfg(not(all(
-    target_os = "linux",
-    any(target_arch = "x86_64", target_arch = "aarch64")
-)))]
-pub(crate) unsafe fn interrupted_pc(_context: *mut c_void) -> usize {
-    0
 }
 
 /// Whether `pc` lies in a blocklisted library (libgcc's unwinder must not unwind itself).
@@ -584,7 +555,7 @@ fn record(context: *mut c_void) {
         return;
     }
     // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
-    let pc = unsafe { interrupted_pc(context) };
+    let pc = unsafe { unwind::interrupted_pc(context) };
     if pc == 0 {
         return;
     }
@@ -625,7 +596,7 @@ fn record(context: *mut c_void) {
 /// interrupted instruction `pc` first, then its callers; returns the depth, or `None` when
 /// the stack could not be unwound safely (see below). Allocates nothing and takes no lock.
 ///
-/// The walk starts from the interrupted registers in `context` ([`super::unwind`]). Where
+/// The walk starts from the interrupted registers in `context` ([`crate::unwind`]). Where
 /// that unwinder cannot run (the thread's stack bounds unknown, every cache in use), libgcc's
 /// unwinder walks from the handler through the signal frame instead, unless `pc` is in a
 /// blocklisted library ([`is_blocked`]: libgcc crashes unwinding from inside itself), which

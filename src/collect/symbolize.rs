@@ -32,8 +32,8 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use object::{Object, ObjectSymbol};
 
 use super::debug_info::{DebugInfo, map_file, named};
-use super::objects::{MappedObject, mapped_objects};
-use crate::profile::{Frame, LocationId, Mapping, ProfileBuilder};
+use crate::profile::{Frame, LocationId, Mapping, ProfileBuilder, mappings};
+use crate::unwind::objects::{MappedObject, mapped_objects, object_path};
 
 /// A symbolized instruction address. Its functions, files and lines are kept compactly
 /// (each distinct name and path once in the symbolizer); [`Symbolizer::frames_at`] gives
@@ -532,53 +532,6 @@ fn loaded_objects() -> Vec<LoadedObject> {
             }
         })
         .collect()
-}
-
-/// The file of the `index`th object the loader reports, if it has one.
-fn object_path(index: usize, object: &MappedObject) -> Option<PathBuf> {
-    // The program itself comes first, with an empty name.
-    if index == 0 && object.name.is_empty() {
-        std::env::current_exe().ok()
-    } else if object.name.starts_with('/') {
-        Some(PathBuf::from(&object.name))
-    } else {
-        None
-    }
-}
-
-/// The mappings of `object`'s executable segments, named by its file at `path` with links
-/// resolved, as `/proc/self/maps` names it (else by the loader's name: the vDSO's
-/// `linux-vdso.so.1`).
-fn mappings(object: &MappedObject, path: Option<&Path>) -> impl Iterator<Item = Mapping> {
-    let filename = path.map_or_else(
-        || object.name.clone(),
-        |p| {
-            std::fs::canonicalize(p)
-                .unwrap_or_else(|_| p.to_owned())
-                .display()
-                .to_string()
-        },
-    );
-    let build_id: String = object.build_id.iter().map(|b| format!("{b:02x}")).collect();
-    object.code.iter().map(move |code| Mapping {
-        memory_start: code.start,
-        memory_limit: code.end,
-        file_offset: code.file_offset,
-        filename: filename.clone(),
-        build_id: build_id.clone(),
-    })
-}
-
-/// The mappings of the running program's executable segments, which every profile lists
-/// first (read once: the program stays where it was loaded).
-pub fn program_mappings() -> &'static [Mapping] {
-    let _own = crate::allocator::own_work();
-    static PROGRAM: LazyLock<Vec<Mapping>> = LazyLock::new(|| {
-        mapped_objects().first().map_or_else(Vec::new, |program| {
-            mappings(program, object_path(0, program).as_deref()).collect()
-        })
-    });
-    &PROGRAM
 }
 
 /// Gives freed heap memory back to the kernel: glibc keeps it mapped, and the parsed debug

@@ -31,8 +31,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::sampler::{self, HostSignal, MAX_DEPTH, SamplerError};
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::config::ProfileType;
-use crate::profile::{Frame, Label, ProfileBuilder};
-use crate::runtime::Profile;
+use crate::profile::{Frame, Label, Profile, ProfileBuilder};
 
 /// How long a snapshot waits for one thread's stack.
 pub const THREAD_TIMEOUT: Duration = Duration::from_millis(50);
@@ -111,7 +110,7 @@ pub fn stacks() -> Result<Vec<ThreadStack>, SamplerError> {
     let _one_at_a_time = SNAPSHOTS.lock().unwrap_or_else(|e| e.into_inner());
     install()?;
     // Libraries loaded or unloaded since: a new module list for the handler's unwinder.
-    super::unwind::refresh();
+    crate::unwind::refresh();
     let mut snapshot = Vec::new();
     for thread in threads() {
         let stack = match stack_of(thread.tid) {
@@ -199,7 +198,7 @@ extern "C" fn on_request(_signal: c_int, _info: *mut libc::siginfo_t, context: *
             .is_ok()
     {
         // SAFETY: the kernel passes the interrupted context to an SA_SIGINFO handler.
-        let pc = unsafe { sampler::interrupted_pc(context) };
+        let pc = unsafe { crate::unwind::interrupted_pc(context) };
         // SAFETY: WRITING is ours alone until DONE.
         let stack = unsafe { &mut *BUFFER.0.get() };
         let depth = if pc == 0 {

@@ -4,7 +4,7 @@
 //! A [`ProfileBuilder`] takes sample types, a period, the window, and samples (a stack of
 //! [`Frame`]s, one value per sample type, labels); it deduplicates strings, functions and
 //! locations and produces the gzip-compressed protobuf a pprof consumer (Pyroscope, profefe,
-//! `go tool pprof`) reads, or a [`runtime::Profile`](crate::runtime::Profile).
+//! `go tool pprof`) reads, or a [`Profile`].
 //!
 //! Like the Go runtime's, every profile names the binaries its code addresses lie in: its
 //! mappings start with the running program's (path and GNU build ID), and each location of a
@@ -27,7 +27,13 @@
 //! assert_eq!(decoded.function.len(), 2);
 //! ```
 
+mod collected;
+mod mapping;
 pub mod proto;
+
+pub use collected::Profile;
+pub(crate) use mapping::mappings;
+pub use mapping::{Mapping, program_mappings};
 
 use std::borrow::Cow;
 use std::collections::HashMap;
@@ -41,7 +47,6 @@ use flate2::write::GzEncoder;
 use prost::Message;
 
 use crate::config::ProfileType;
-use crate::runtime::Profile;
 
 /// One frame of a stack: a function, and its file and line when known.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -126,23 +131,6 @@ impl<'a> Label<'a> {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub struct LocationId(u64);
 
-/// Executable code of a file mapped into the profiled process (the program or a shared
-/// library), as a line of `/proc/self/maps`: what tells pprof tools and Pyroscope which
-/// binary, and which build of it, an address belongs to.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Mapping {
-    /// First runtime address.
-    pub memory_start: u64,
-    /// Runtime address past the end.
-    pub memory_limit: u64,
-    /// Offset in the file of `memory_start`.
-    pub file_offset: u64,
-    /// The file's path (for the vDSO, the loader's name of it).
-    pub filename: String,
-    /// The GNU build ID in lowercase hex, empty if the file has none.
-    pub build_id: String,
-}
-
 /// What makes a location: its mapping id (0: none), address (0: none) and lines (function
 /// id, line).
 type LocationKey = (u64, u64, Vec<(u64, i64)>);
@@ -189,7 +177,7 @@ impl ProfileBuilder {
         };
         builder.string("");
         builder.set_window();
-        for mapping in crate::collect::symbolize::program_mappings() {
+        for mapping in program_mappings() {
             builder.mapping(mapping);
         }
         builder
@@ -454,8 +442,7 @@ impl ProfileBuilder {
         encode_gzip(&self.profile)
     }
 
-    /// The finished profile as a [`runtime::Profile`](crate::runtime::Profile) of
-    /// `profile_type`, with this builder's window.
+    /// The finished profile as a [`Profile`] of `profile_type`, with this builder's window.
     pub fn into_profile(self, profile_type: ProfileType) -> Profile {
         let (start, duration) = (self.start, self.duration);
         Profile {

@@ -201,7 +201,7 @@ fn locations_point_at_their_mappings_whose_flags_tell_what_they_hold() {
     let profile = decode(&builder.encode_gzip()).unwrap();
     check_consistent(&profile);
 
-    let program = crate::collect::symbolize::program_mappings();
+    let program = program_mappings();
     assert!(!program.is_empty());
     let files: Vec<&str> = profile
         .mapping

@@ -2,7 +2,7 @@
 //! process and produce [`Profile`]s; each app's sink pushes them to its server on its own
 //! schedule.
 //!
-//! This module holds the types every part of the runtime shares.
+//! [`Profile`] itself is defined in [`crate::profile`], below the collectors.
 
 pub mod host;
 pub mod own_usage;
@@ -15,28 +15,5 @@ pub use host::{
 };
 pub use own_usage::OwnUsage;
 
-use std::sync::Arc;
-use std::time::{Duration, SystemTime};
-
-use crate::config::ProfileType;
-
-/// One finished profile, ready to upload: a gzip-compressed pprof message and the window it
-/// covers.
-#[derive(Clone, Debug)]
-pub struct Profile {
-    /// What the profile measures.
-    pub profile_type: ProfileType,
-    /// The start of the window (pprof `time_nanos`).
-    pub start: SystemTime,
-    /// The length of the window (pprof `duration_nanos`).
-    pub duration: Duration,
-    /// The gzip-compressed pprof `Profile` message, shared by every sink that sends it.
-    pub pprof_gz: Arc<[u8]>,
-}
-
-impl Profile {
-    /// The end of the window.
-    pub fn end(&self) -> SystemTime {
-        self.start + self.duration
-    }
-}
+// Collected profiles live with the pprof model, below the collectors; the runtime passes them on.
+pub use crate::profile::Profile;

@@ -29,7 +29,9 @@ use std::collections::HashSet;
 use std::time::SystemTime;
 
 use super::Profile;
-use crate::collect::contention::{self, ContentionSubscription, ContentionWindow, Kind};
+use crate::collect::contention::{
+    self, ContentionProfile, ContentionSubscription, ContentionWindow,
+};
 use crate::collect::cpu::{self, CpuError, CpuSubscription, CpuWindow};
 use crate::collect::heap::{self, Accumulation, HeapError, HeapSubscription, HeapWindow};
 use crate::collect::sampler::SamplerError;
@@ -80,10 +82,10 @@ impl Sources {
                 }
                 ProfileType::Block => sources
                     .contention
-                    .push(contention::subscribe(Kind::Block, cumulative)),
+                    .push(contention::subscribe(ContentionProfile::Block, cumulative)),
                 ProfileType::Mutex => sources
                     .contention
-                    .push(contention::subscribe(Kind::Mutex, cumulative)),
+                    .push(contention::subscribe(ContentionProfile::Mutex, cumulative)),
                 ProfileType::Goroutine | ProfileType::ThreadCreate => {}
                 ProfileType::Heap | ProfileType::Allocs => {}
             }
@@ -207,10 +209,12 @@ fn warn_memory_unavailable(sink: &str, error: &HeapError) {
 }
 
 /// Why a block or mutex window has no samples.
-fn empty_reason(kind: Kind) -> &'static str {
+fn empty_reason(kind: ContentionProfile) -> &'static str {
     match kind {
-        Kind::Block if contention::block_rate() == 0 => "block_profile_rate is 0",
-        Kind::Mutex if contention::mutex_fraction() == 0 => "mutex_profile_fraction is 0",
+        ContentionProfile::Block if contention::block_rate() == 0 => "block_profile_rate is 0",
+        ContentionProfile::Mutex if contention::mutex_fraction() == 0 => {
+            "mutex_profile_fraction is 0"
+        }
         _ => {
             "no caddyprof::sync lock was waited for in this window (std and other locks are \
              not instrumented; said once)"

@@ -1,132 +1,97 @@
 //! `import`: snippets, files and globs, with `{args[…]}` and `{block}` placeholders
 //! (`docs/profilingfile.md` §5), and the import graph that catches cycles.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use super::parser::{
-    Parser, chain_with, error_at, error_labelled_at, is_snippet_name, not_a_profilingfile,
-    with_import_notes,
+use super::import_graph::{ImportGraph, cycle_error, node_of};
+use super::token::{ImportSite, Text, Token, chain_with, line_number};
+use super::token_diagnostic::{
+    error_at, error_labelled_at, not_a_profilingfile, with_import_notes,
 };
-use super::token::{ImportSite, Text, Token, line_number};
 use crate::diagnostic::{Diagnostic, Error};
 use crate::source::SourceFile;
 
-/// Which file or snippet imports which, to refuse cycles (Caddy's `importGraph`).
+/// The most tokens imports may produce, so that a file that imports itself in a loop of
+/// snippets cannot exhaust memory.
+const TOKEN_BUDGET: usize = 20_000_000;
+
+/// A snippet definition.
+pub(super) struct Snippet {
+    /// Its name, shared by the tokens it is imported as.
+    pub(super) name: Rc<str>,
+    pub(super) tokens: Rc<[Token]>,
+    pub(super) name_token: Token,
+}
+
+pub(super) fn is_snippet_name(key: &Token) -> bool {
+    key.text.len() > 2 && key.text.starts_with('(') && key.text.ends_with(')')
+}
+
+/// What expanding the imports of one parse keeps: the snippets defined so far, the import
+/// graph, each file's folder, the tokens still allowed, the warnings found and reused
+/// buffers.
+pub(super) struct Importer<'a> {
+    /// `{$VAR}` substitution for imported files, as for the root file.
+    env: Option<&'a super::EnvLookup<'a>>,
+    /// The folder relative imports of the root file resolve against.
+    root_dir: &'a Path,
+    pub(super) snippets: HashMap<String, Snippet>,
+    graph: ImportGraph,
+    /// The folder each file's relative imports resolve against, by file name.
+    base_dirs: HashMap<String, PathBuf>,
+    pub(super) warnings: Vec<Diagnostic>,
+    budget: usize,
+    scratch: Scratch,
+}
+
+/// Buffers the importer reuses from one import to the next.
 #[derive(Default)]
-pub(super) struct ImportGraph {
-    edges: HashMap<String, HashSet<String>>,
-    /// The last edge added: a file that imports a snippet many times adds the same edge
-    /// each time, and this spares hashing its two names again.
-    last: Option<(String, String)>,
+struct Scratch {
+    /// The import graph nodes an import goes from and to.
+    from: String,
+    to: String,
+    /// The tokens an import expands to.
+    expanded: Vec<Token>,
+    /// A token text with placeholders replaced.
+    text: String,
 }
 
-impl ImportGraph {
-    /// Records that `from` imports `to`; fails if `to` already (transitively) imports
-    /// `from`. As in Caddy, a node may import itself once before this fires.
-    fn add_edge(&mut self, from: &str, to: &str) -> bool {
-        if from != to
-            && self
-                .last
-                .as_ref()
-                .is_some_and(|(last_from, last_to)| last_from == from && last_to == to)
-        {
-            return true;
+impl<'a> Importer<'a> {
+    /// The importer of a parse of `root` (a file named so), whose relative imports resolve
+    /// against `root_dir`.
+    pub(super) fn new(
+        root: &str,
+        root_dir: &'a Path,
+        env: Option<&'a super::EnvLookup<'a>>,
+    ) -> Self {
+        Importer {
+            env,
+            root_dir,
+            snippets: HashMap::new(),
+            graph: ImportGraph::default(),
+            base_dirs: HashMap::from([(root.to_owned(), root_dir.to_path_buf())]),
+            warnings: Vec::new(),
+            budget: TOKEN_BUDGET,
+            scratch: Scratch::default(),
         }
-        let added = self.add_new_edge(from, to);
-        if added && from != to {
-            let (last_from, last_to) = self.last.get_or_insert_default();
-            last_from.clear();
-            last_from.push_str(from);
-            last_to.clear();
-            last_to.push_str(to);
-        }
-        added
     }
 
-    /// [`add_edge`](Self::add_edge), looking at the whole graph.
-    fn add_new_edge(&mut self, from: &str, to: &str) -> bool {
-        // An edge between two nodes that is already there was accepted once, so `to` did not
-        // reach `from`; it still does not, since an edge closing that path would have been
-        // refused. (A self-import must be looked at again: the second one is refused.)
-        if from != to
-            && self
-                .edges
-                .get(from)
-                .is_some_and(|targets| targets.contains(to))
-        {
-            return true;
-        }
-        if self.reaches(to, from) {
-            return false;
-        }
-        self.edges
-            .entry(from.to_owned())
-            .or_default()
-            .insert(to.to_owned());
-        true
-    }
-
-    /// Whether a path of one or more edges leads from `from` to `to`.
-    fn reaches(&self, from: &str, to: &str) -> bool {
-        let mut seen = HashSet::new();
-        let mut stack: Vec<&str> = self
-            .edges
-            .get(from)
-            .into_iter()
-            .flatten()
-            .map(String::as_str)
-            .collect();
-        while let Some(node) = stack.pop() {
-            if node == to {
-                return true;
-            }
-            if seen.insert(node) {
-                stack.extend(
-                    self.edges
-                        .get(node)
-                        .into_iter()
-                        .flatten()
-                        .map(String::as_str),
-                );
-            }
-        }
-        false
-    }
-}
-
-/// Writes the node of the import graph that `token` belongs to: its file, or file:snippet.
-fn node_of(token: &Token, out: &mut String) {
-    out.clear();
-    out.push_str(token.location.file.name());
-    if let Some(snippet) = token.snippet() {
-        out.push(':');
-        out.push_str(snippet);
-    }
-}
-
-impl Parser<'_> {
-    /// Reads an `import` line (the next token is `import`) and splices what it imports in
-    /// its place. `top_level`: the import is outside any block, so what it brings in may
-    /// define snippets.
-    pub(super) fn import(&mut self, top_level: bool) -> Result<(), Error> {
-        let import = self.next().expect("at import");
-        // The argument list is reused from one import to the next.
-        let mut args = std::mem::take(&mut self.scratch.import_args);
-        args.clear();
-        let mut block = None;
-        while self.next_is_on_same_line() {
-            let token = self.next().expect("same line");
-            if token.is_open_brace() && !self.next_is_on_same_line() {
-                block = Some(self.tokens_to_matching_brace(&token)?);
-                break;
-            }
-            args.push(token);
-        }
+    /// What the `import` line `import` brings in, its placeholders filled from `args` (the
+    /// line's words after `import`) and `block` (the block the line ends with, if any): for
+    /// the parser to read in the line's place. `top_level`: the import is outside any block,
+    /// so what it brings in may define snippets.
+    pub(super) fn expand(
+        &mut self,
+        import: &Token,
+        args: &mut Vec<Token>,
+        block: Option<Vec<Token>>,
+        top_level: bool,
+    ) -> Result<&mut Vec<Token>, Error> {
         if args.is_empty() {
             return Err(error_labelled_at(
-                &import,
+                import,
                 "import needs a snippet name or a file path",
                 "here",
             )
@@ -140,7 +105,7 @@ impl Parser<'_> {
             return Err(error_at(&pattern, "import needs a non-empty path", "empty").into());
         }
         let mut from = std::mem::take(&mut self.scratch.from);
-        node_of(&import, &mut from);
+        node_of(import, &mut from);
         let (imported, site_snippet): (Rc<[Token]>, _) =
             if let Some(snippet) = self.snippets.get(pattern.text.as_str()) {
                 if let Some(first) = snippet.tokens.first() {
@@ -150,18 +115,18 @@ impl Parser<'_> {
                     to.push(':');
                     to.push_str(&pattern.text);
                     if !self.graph.add_edge(&from, to) {
-                        return Err(cycle_error(&import, &from, to).into());
+                        return Err(cycle_error(import, &from, to).into());
                     }
                 }
                 (snippet.tokens.clone(), Some(snippet.name.clone()))
             } else {
                 let mut tokens = Vec::new();
-                for path in self.resolve_files(&import, &pattern)? {
+                for path in self.resolve_files(import, &pattern)? {
                     let name = path.to_string_lossy().into_owned();
                     if !self.graph.add_edge(&from, &name) {
-                        return Err(cycle_error(&import, &from, &name).into());
+                        return Err(cycle_error(import, &from, &name).into());
                     }
-                    tokens.extend(self.lex_imported_file(&import, &path, name)?);
+                    tokens.extend(self.lex_imported_file(import, &path, name)?);
                 }
                 (tokens.into(), None)
             };
@@ -192,22 +157,18 @@ impl Parser<'_> {
                 expanded.push(token);
                 continue;
             }
-            self.expand_placeholders(token, &args, &block, &sub_blocks, &mut expanded)?;
+            self.expand_placeholders(token, args, &block, &sub_blocks, &mut expanded)?;
         }
         self.budget = self.budget.checked_sub(expanded.len()).ok_or_else(|| {
             error_labelled_at(
-                &import,
+                import,
                 "imports expand to too many tokens",
                 "while importing this",
             )
             .help("an import probably repeats itself many times over; simplify the snippets")
         })?;
-        for token in expanded.drain(..).rev() {
-            self.source.tokens.push_front(token);
-        }
         self.scratch.expanded = expanded;
-        self.scratch.import_args = args;
-        Ok(())
+        Ok(&mut self.scratch.expanded)
     }
 
     /// The files an import pattern names, relative to the importing file's folder.
@@ -216,7 +177,7 @@ impl Parser<'_> {
             .base_dirs
             .get(import.location.file.name())
             .cloned()
-            .unwrap_or_else(|| self.options.base_dir.clone());
+            .unwrap_or_else(|| self.root_dir.to_path_buf());
         let joined = base.join(pattern.text.as_str());
         let absolute = std::path::absolute(&joined).unwrap_or(joined);
         let text = absolute.to_string_lossy().into_owned();
@@ -307,7 +268,7 @@ impl Parser<'_> {
             self.base_dirs.insert(name.clone(), dir.to_path_buf());
         }
         let file = SourceFile::new(name, text);
-        let lexed = super::lexer::lex_imported(&file, self.options.env).map_err(|(d, first)| {
+        let lexed = super::lexer::lex_imported(&file, self.env).map_err(|(d, first)| {
             match (d.location(), first) {
                 // Before any token was read (but not for a file that is not text: that
                 // error says so, and shows nothing of it).
@@ -609,33 +570,5 @@ impl SnippetDefinitions {
             }
         }
         self.inside
-    }
-}
-
-fn cycle_error(import: &Token, from: &str, to: &str) -> Diagnostic {
-    error_labelled_at(
-        import,
-        format!(
-            "import cycle: {} and {} import each other",
-            describe_node(from),
-            describe_node(to)
-        ),
-        "this import closes the cycle",
-    )
-    .help("remove one of the imports in the cycle")
-}
-
-/// A node of the import graph as a user knows it: `snippet 'x'` or the file's name.
-fn describe_node(node: &str) -> String {
-    let file_name = |path: &str| {
-        Path::new(path)
-            .file_name()
-            .map_or(path.to_owned(), |n| n.to_string_lossy().into_owned())
-    };
-    match node.rsplit_once(':') {
-        Some((file, snippet)) if !snippet.contains(['/', '\\']) && !snippet.is_empty() => {
-            format!("snippet '{snippet}' (in {})", file_name(file))
-        }
-        _ => file_name(node),
     }
 }

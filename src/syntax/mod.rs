@@ -10,9 +10,11 @@
 pub mod env;
 pub mod format;
 pub mod import;
+mod import_graph;
 pub mod lexer;
 pub mod parser;
 pub mod token;
+mod token_diagnostic;
 pub mod tree;
 
 /// Looks up an environment variable for `{$NAME}` substitution (`None`: unset).

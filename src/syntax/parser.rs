@@ -1,16 +1,17 @@
 //! The parser: groups tokens into blocks and directives following Caddy's brace and line
 //! rules (`docs/profilingfile.md` §4), expanding snippets and imports as it goes (§5).
 
-use std::collections::HashMap;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use super::import::ImportGraph;
+use super::import::{Importer, Snippet, is_snippet_name};
 use super::lexer::Lexer;
-use super::token::{ImportSite, LineMark, Text, Token};
+use super::token::{LineMark, Text, Token};
+// `error_at` is the diagnostic the adapter and the apps make at a token too.
+pub(crate) use super::token_diagnostic::error_at;
 use super::tree::{Args, Block, Body, Directive, Document};
 use crate::diagnostic::{Diagnostic, Error};
-use crate::source::{Location, SourceFile};
+use crate::source::SourceFile;
 
 /// How to parse.
 pub struct ParseOptions<'a> {
@@ -32,10 +33,6 @@ pub struct Parsed {
     /// Warnings (for example an import glob that matched nothing).
     pub warnings: Vec<Diagnostic>,
 }
-
-/// The most tokens imports may produce, so that a file that imports itself in a loop of
-/// snippets cannot exhaust memory.
-const TOKEN_BUDGET: usize = 20_000_000;
 
 /// Parses `file`.
 ///
@@ -83,11 +80,7 @@ pub(crate) fn parse_with_hook(
         source,
         prev: None,
         options,
-        snippets: HashMap::new(),
-        graph: ImportGraph::default(),
-        base_dirs: HashMap::from([(file.name().to_owned(), options.base_dir.clone())]),
-        warnings: Vec::new(),
-        budget: TOKEN_BUDGET,
+        importer: Importer::new(file.name(), &options.base_dir, options.env),
         scratch: Scratch::default(),
         // Reborrowed for as long as the parser lives.
         hook: hook.as_mut().map(|hook| &mut **hook as DirectiveHook),
@@ -101,35 +94,20 @@ pub(crate) fn parse_with_hook(
             blocks: blocks?,
             comments,
         },
-        warnings: parser.warnings,
+        warnings: parser.importer.warnings,
     })
 }
 
-/// A snippet definition.
-pub(super) struct Snippet {
-    /// Its name, shared by the tokens it is imported as.
-    pub(super) name: Rc<str>,
-    pub(super) tokens: Rc<[Token]>,
-    pub(super) name_token: Token,
-}
-
-/// Buffers the parser reuses from one import to the next.
+/// Buffers the parser reuses.
 #[derive(Default)]
-pub(super) struct Scratch {
-    /// The import graph nodes an import goes from and to.
-    pub(super) from: String,
-    pub(super) to: String,
-    /// The arguments of an `import` line.
-    pub(super) import_args: Vec<Token>,
-    /// The tokens an import expands to.
-    pub(super) expanded: Vec<Token>,
-    /// A token text with placeholders replaced.
-    pub(super) text: String,
+struct Scratch {
+    /// The arguments of an `import` line, from one import to the next.
+    import_args: Vec<Token>,
     /// The arguments and the directives being read, innermost block last: each list is
     /// built here and then moved out into a vector of its exact size, so the tree holds
     /// no spare capacity (it is most of the memory adapting a large file takes).
-    pub(super) args: Vec<Token>,
-    pub(super) directives: Vec<Directive>,
+    args: Vec<Token>,
+    directives: Vec<Directive>,
 }
 
 /// A directive whose block is being read: it is added to the block around it when the
@@ -143,20 +121,16 @@ struct OpenBlock {
     start: usize,
 }
 
-pub(super) struct Parser<'a> {
+struct Parser<'a> {
     /// The tokens still to read: made by the lexer as they are needed, with the tokens an
     /// import expands to put in front.
-    pub(super) source: Lexer<'a>,
+    source: Lexer<'a>,
     /// The last token read.
-    pub(super) prev: Option<LineMark>,
-    pub(super) options: &'a ParseOptions<'a>,
-    pub(super) snippets: HashMap<String, Snippet>,
-    pub(super) graph: ImportGraph,
-    /// The folder each file's relative imports resolve against, by file name.
-    pub(super) base_dirs: HashMap<String, PathBuf>,
-    pub(super) warnings: Vec<Diagnostic>,
-    pub(super) budget: usize,
-    pub(super) scratch: Scratch,
+    prev: Option<LineMark>,
+    options: &'a ParseOptions<'a>,
+    /// Snippets and imports: what they expand to.
+    importer: Importer<'a>,
+    scratch: Scratch,
     hook: Option<DirectiveHook<'a>>,
     /// The blocks open inside the top-level block being read, innermost last.
     nested: Vec<OpenBlock>,
@@ -165,11 +139,11 @@ pub(super) struct Parser<'a> {
 }
 
 impl Parser<'_> {
-    pub(super) fn peek(&self) -> Option<&Token> {
+    fn peek(&self) -> Option<&Token> {
         self.source.tokens.front()
     }
 
-    pub(super) fn next(&mut self) -> Option<Token> {
+    fn next(&mut self) -> Option<Token> {
         let token = self.source.tokens.pop_front()?;
         // None waiting means the end of input, for `peek` too.
         self.source.fill();
@@ -183,7 +157,7 @@ impl Parser<'_> {
     }
 
     /// Whether the next token starts a new logical line (true at the start of input).
-    pub(super) fn next_is_on_new_line(&self) -> bool {
+    fn next_is_on_new_line(&self) -> bool {
         match (&self.prev, self.peek()) {
             (Some(prev), Some(next)) => prev.is_followed_on_new_line_by(next),
             _ => true,
@@ -191,7 +165,7 @@ impl Parser<'_> {
     }
 
     /// Whether the next token is on the same logical line as the last one read.
-    pub(super) fn next_is_on_same_line(&self) -> bool {
+    fn next_is_on_same_line(&self) -> bool {
         self.peek().is_some() && !self.next_is_on_new_line()
     }
 
@@ -482,7 +456,7 @@ impl Parser<'_> {
             }
         };
         let tokens = self.tokens_to_matching_brace(&open)?;
-        if let Some(previous) = self.snippets.get(&name) {
+        if let Some(previous) = self.importer.snippets.get(&name) {
             return Err(error_at(
                 &key,
                 format!("snippet '{name}' is defined twice"),
@@ -492,7 +466,7 @@ impl Parser<'_> {
             .help("rename one of them")
             .into());
         }
-        self.snippets.insert(
+        self.importer.snippets.insert(
             name.clone(),
             Snippet {
                 name: Rc::from(name),
@@ -503,9 +477,34 @@ impl Parser<'_> {
         Ok(())
     }
 
+    /// Reads an `import` line (the next token is `import`) and splices what it imports in
+    /// its place. `top_level`: the import is outside any block, so what it brings in may
+    /// define snippets.
+    fn import(&mut self, top_level: bool) -> Result<(), Error> {
+        let import = self.next().expect("at import");
+        // The argument list is reused from one import to the next.
+        let mut args = std::mem::take(&mut self.scratch.import_args);
+        args.clear();
+        let mut block = None;
+        while self.next_is_on_same_line() {
+            let token = self.next().expect("same line");
+            if token.is_open_brace() && !self.next_is_on_same_line() {
+                block = Some(self.tokens_to_matching_brace(&token)?);
+                break;
+            }
+            args.push(token);
+        }
+        let expanded = self.importer.expand(&import, &mut args, block, top_level)?;
+        for token in expanded.drain(..).rev() {
+            self.source.tokens.push_front(token);
+        }
+        self.scratch.import_args = args;
+        Ok(())
+    }
+
     /// After `open`: every token up to its matching `}` (consumed, not returned), counting
     /// unquoted braces without regard to lines.
-    pub(super) fn tokens_to_matching_brace(&mut self, open: &Token) -> Result<Vec<Token>, Error> {
+    fn tokens_to_matching_brace(&mut self, open: &Token) -> Result<Vec<Token>, Error> {
         let mut depth = 1usize;
         let mut tokens = Vec::new();
         while let Some(token) = self.next() {
@@ -523,10 +522,6 @@ impl Parser<'_> {
             .help("add the matching '}'")
             .into())
     }
-}
-
-pub(super) fn is_snippet_name(key: &Token) -> bool {
-    key.text.len() > 2 && key.text.starts_with('(') && key.text.ends_with(')')
 }
 
 fn unexpected_after_open_brace(open: &Token, next: &Token) -> Diagnostic {
@@ -580,73 +575,4 @@ fn stray_close(close: &Token) -> Diagnostic {
 fn misplaced_close(close: &Token) -> Diagnostic {
     error_at(close, "a closing '}' must be on its own line", "here")
         .help("move the '}' to the next line (one-line blocks like `a { b }` are not allowed)")
-}
-
-/// An error labelled at `token`, with a note for each import that brought it in; or, if
-/// `token` is the first of an imported file, [`not_a_profilingfile`].
-pub(crate) fn error_at(token: &Token, message: impl Into<String>, label: &str) -> Diagnostic {
-    let at = &token.location;
-    if at.file.is_first_token_of_import(at.start) {
-        return not_a_profilingfile(at, &token.imports);
-    }
-    error_labelled_at(token, message, label)
-}
-
-/// [`error_at`] whatever the token: for an error about what an `import` line brings in,
-/// which is no fault of the line (even as the first of an imported file).
-pub(super) fn error_labelled_at(
-    token: &Token,
-    message: impl Into<String>,
-    label: &str,
-) -> Diagnostic {
-    with_import_notes(
-        Diagnostic::error(message).label(&token.location, label),
-        token,
-    )
-}
-
-/// The error for an imported file that fails on its first token (at `at`): most likely it
-/// is no Profilingfile at all (`import /etc/shadow`), so nothing of it is shown, not even in
-/// the message. `chain` are the imports that brought it in, its own last.
-pub(crate) fn not_a_profilingfile(at: &Location, chain: &[ImportSite]) -> Diagnostic {
-    let (line, column) = at.line_col();
-    let mut diagnostic =
-        Diagnostic::error(format!("{} is not a Profilingfile", at.file.name())).help(format!(
-            "its first token (line {line}, column {column}) is not valid here: check that the import names the file you meant (the file's content is not shown)"
-        ));
-    let outer = match chain.split_last() {
-        Some((import, outer)) => {
-            diagnostic = diagnostic.label(&import.at, "imported here");
-            outer
-        }
-        None => chain,
-    };
-    // The caller goes on to label and explain the error it meant to make.
-    add_import_notes(diagnostic, outer).sealed()
-}
-
-/// Adds a note for each import that brought `token` in, innermost first.
-pub(crate) fn with_import_notes(diagnostic: Diagnostic, token: &Token) -> Diagnostic {
-    add_import_notes(diagnostic, &token.imports)
-}
-
-/// Adds a note for each import of `chain`, innermost first.
-fn add_import_notes(mut diagnostic: Diagnostic, chain: &[ImportSite]) -> Diagnostic {
-    for site in chain.iter().rev() {
-        let what = match &site.snippet {
-            Some(name) => format!("snippet '{name}' imported here"),
-            None => "file imported here".to_owned(),
-        };
-        diagnostic = diagnostic.related(Diagnostic::advice(what.clone()).label(&site.at, what));
-    }
-    diagnostic
-}
-
-/// The import chain of tokens brought in by `site` from a token with chain `parent`.
-pub(super) fn chain_with(parent: &Rc<[ImportSite]>, site: ImportSite) -> Rc<[ImportSite]> {
-    parent
-        .iter()
-        .cloned()
-        .chain(std::iter::once(site))
-        .collect()
 }

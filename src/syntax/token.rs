@@ -337,3 +337,12 @@ impl PartialEq<Text> for String {
         self.as_str() == other.as_str()
     }
 }
+
+/// The import chain of tokens brought in by `site` from a token with chain `parent`.
+pub(crate) fn chain_with(parent: &Rc<[ImportSite]>, site: ImportSite) -> Rc<[ImportSite]> {
+    parent
+        .iter()
+        .cloned()
+        .chain(std::iter::once(site))
+        .collect()
+}

@@ -1,6 +1,7 @@
 //! The objects mapped into the process: the program and its shared libraries.
 
 use std::ffi::{CStr, c_int, c_void};
+use std::path::PathBuf;
 
 /// A program or shared library mapped into the process.
 #[derive(Clone, Debug)]
@@ -79,9 +80,9 @@ pub(crate) fn program_headers(info: &libc::dl_phdr_info) -> &[libc::Elf64_Phdr] 
     unsafe { std::slice::from_raw_parts(info.dlpi_phdr, usize::from(info.dlpi_phnum)) }
 }
 
-/// The objects mapped now, the program first (`dl_iterate_phdr`).
+/// The objects mapped now, the program first (`dl_iterate_phdr`). It allocates: caddyprof's
+/// callers mark it as their own work (the allocator sits above this module).
 pub fn mapped_objects() -> Vec<MappedObject> {
-    let _own = crate::allocator::own_work();
     // SAFETY: sysconf has no preconditions.
     let page = u64::try_from(unsafe { libc::sysconf(libc::_SC_PAGESIZE) }).unwrap_or(4096);
     let mut objects = Vec::new();
@@ -117,6 +118,18 @@ pub fn mapped_objects() -> Vec<MappedObject> {
         true
     });
     objects
+}
+
+/// The file of the `index`th object the loader reports, if it has one.
+pub(crate) fn object_path(index: usize, object: &MappedObject) -> Option<PathBuf> {
+    // The program itself comes first, with an empty name.
+    if index == 0 && object.name.is_empty() {
+        std::env::current_exe().ok()
+    } else if object.name.starts_with('/') {
+        Some(PathBuf::from(&object.name))
+    } else {
+        None
+    }
 }
 
 /// The build ID in the notes of an object being reported by [`each_object`], read where
