@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Duration;
 
-use caddyprof::adapt::json::compact;
+use caddyprof::fields::json_writer::compact;
 use caddyprof::load::{load_profilingfile, load_source};
 use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};

@@ -24,7 +24,7 @@ fn check(input: &str, want: &str) {
     };
     for pretty in [false, true] {
         let from_tree = outcome(caddyprof::adapt_source(&file, &options()).map(|adapted| {
-            let text = caddyprof::adapt::json::text_of(&adapted.json, pretty);
+            let text = caddyprof::fields::json_writer::text_of(&adapted.json, pretty);
             (text, adapted.warnings)
         }));
         let as_read = outcome(

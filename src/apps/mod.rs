@@ -6,6 +6,10 @@
 
 #![warn(missing_docs)]
 
+/// The apps caddyprof reads, in canonical order: the top-level keys of `"apps"` in JSON and
+/// the names of the top-level blocks of a Profilingfile. The one list of them.
+pub const NAMES: &[&str] = &["profiling", "pyroscope", "profefe"];
+
 pub mod file;
 pub mod profefe;
 pub mod profiling;

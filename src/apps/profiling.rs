@@ -1,11 +1,11 @@
 //! The `profiling` app: the host of child profilers. It holds the shared parameters and
 //! propagates them to each child (a child's own `parameters` take precedence).
 
-use crate::adapt::json::Json;
-use crate::adapt::reader::{
+use crate::diagnostic::Error;
+use crate::fields::directive::{
     Fields, PARAMETERS, ProfilerSpec, read_parameter, read_profiler, unknown_directive,
 };
-use crate::diagnostic::Error;
+use crate::fields::json_writer::Json;
 use crate::syntax::parser::error_at;
 use crate::syntax::{Directive, Token};
 use serde_json::{Map, Value};
@@ -15,9 +15,9 @@ use std::fmt::Write;
 use std::ops::Range;
 
 use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
-use crate::config::Parameters;
-use crate::config::decode::{Decoder, join};
-use crate::config::json::{Kind, Node};
+use crate::fields::Parameters;
+use crate::fields::decode::{Decoder, join};
+use crate::fields::json_reader::{Node, NodeValue};
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 
@@ -122,7 +122,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfilingApp {
         }
 
         let list_path = join(path, "profilers");
-        let Kind::Array(items) = &member.value.kind else {
+        let NodeValue::Array(items) = &member.value.kind else {
             d.error(
                 &member.value.span,
                 format!(
@@ -158,7 +158,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfilingApp {
 
 /// Decodes one entry of `profilers`.
 fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfiler> {
-    let Kind::Object(members) = &node.kind else {
+    let NodeValue::Object(members) = &node.kind else {
         d.object(node, path, &[]);
         return None;
     };
@@ -214,7 +214,7 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
                 .iter()
                 .find(|m| m.key == "parameters")
                 .and_then(|p| match &p.value.kind {
-                    Kind::Object(ms) => ms.iter().find(|m| m.key == "profile_types"),
+                    NodeValue::Object(ms) => ms.iter().find(|m| m.key == "profile_types"),
                     _ => None,
                 });
         if let Some(nested) = nested {
@@ -308,6 +308,7 @@ pub(crate) fn adapt_with<'a>(
                     directive.args.first(),
                     directive.children(),
                     true,
+                    super::NAMES,
                     warnings,
                 )?,
             };
@@ -315,7 +316,8 @@ pub(crate) fn adapt_with<'a>(
         } else {
             let mut valid: Vec<&str> = PARAMETERS.to_vec();
             valid.extend(CHILDREN.iter().map(|spec| spec.name));
-            let mut diagnostic = unknown_directive(&directive.name, "profiling", &valid);
+            let mut diagnostic =
+                unknown_directive(&directive.name, "profiling", &valid, super::NAMES);
             if name == "parameters" {
                 diagnostic = diagnostic.help("in the profiling app, write the parameters directly (cpu_profile_rate, profile_types, …), not in a parameters block");
             }
@@ -397,6 +399,7 @@ impl ProfilersAhead {
             directive.args.first(),
             directive.children(),
             true,
+            super::NAMES,
             &mut warnings,
         )
         .map(|json| {
@@ -441,7 +444,7 @@ impl<'a> Ahead<'a, '_> {
 mod tests {
     use super::*;
     use crate::SourceFile;
-    use crate::config::ProfileType;
+    use crate::fields::ProfileType;
 
     fn load(profilers: &str) -> Result<crate::config::Loaded, crate::Error> {
         let text = format!(r#"{{"apps": {{"profiling": {{"profilers": [{profilers}]}}}}}}"#);

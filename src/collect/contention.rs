@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::symbolize::{ProfileLocations, symbolizer};
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::profile::ProfileBuilder;
 use crate::runtime::Profile;
 

@@ -7,12 +7,12 @@
 
 pub mod sink;
 
-use crate::adapt::reader::{Kind, ProfilerSpec};
+use crate::fields::directive::{FieldKind, ProfilerSpec};
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join_into};
-use crate::config::json::Member;
-use crate::config::{Duration, Parameters};
+use crate::fields::decode::{Decoder, join_into};
+use crate::fields::json_reader::Member;
+use crate::fields::{Duration, Parameters};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -117,10 +117,10 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
     name: NAME,
     address_field: "directory",
     fields: &[
-        ("directory", Kind::Text),
-        ("interval", Kind::Duration { positive: true }),
-        ("keep", Kind::Count),
-        ("flamegraph", Kind::Flag),
+        ("directory", FieldKind::Text),
+        ("interval", FieldKind::Duration { positive: true }),
+        ("keep", FieldKind::Count),
+        ("flamegraph", FieldKind::Flag),
     ],
 };
 

@@ -45,7 +45,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::runtime::Profile;
 use crate::runtime::plan::{DEFAULT_FILE_KEEP, FileSettings};
 

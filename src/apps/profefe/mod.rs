@@ -3,12 +3,12 @@
 
 pub mod sink;
 
-use crate::adapt::reader::{Kind, ProfilerSpec};
+use crate::fields::directive::{FieldKind, ProfilerSpec};
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join_into};
-use crate::config::json::{Member, Node};
-use crate::config::{Duration, Parameters};
+use crate::fields::decode::{Decoder, join_into};
+use crate::fields::json_reader::{Member, Node};
+use crate::fields::{Duration, Parameters};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -122,9 +122,9 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
     name: "profefe",
     address_field: "address",
     fields: &[
-        ("address", Kind::Url),
-        ("service", Kind::Text),
-        ("timeout", Kind::Duration { positive: false }),
+        ("address", FieldKind::Url),
+        ("service", FieldKind::Text),
+        ("timeout", FieldKind::Duration { positive: false }),
     ],
 };
 
@@ -142,7 +142,7 @@ mod tests {
     fn timeout() {
         assert_eq!(
             app(r#""timeout": 0"#).unwrap().timeout,
-            Some(crate::config::Duration::Nanos(0))
+            Some(crate::fields::Duration::Nanos(0))
         );
         assert!(app(r#""timeout": "0""#).is_ok());
         assert!(app(r#""timeout": "-1s""#).unwrap_err().contains("negative"));

@@ -18,7 +18,7 @@ use std::time::Duration;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
 
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::runtime::Profile;
 use crate::runtime::plan::ProfefeSettings;
 use crate::runtime::upload::{

@@ -3,14 +3,14 @@
 
 pub mod sink;
 
-use crate::adapt::reader::{Kind, ProfilerSpec};
+use crate::fields::directive::{FieldKind, ProfilerSpec};
 use std::fmt;
 
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join_into};
-use crate::config::json::{Member, Node};
-use crate::config::{Duration, Parameters};
+use crate::fields::decode::{Decoder, join_into};
+use crate::fields::json_reader::{Member, Node};
+use crate::fields::{Duration, Parameters};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -163,14 +163,14 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
     name: "pyroscope",
     address_field: "server_address",
     fields: &[
-        ("application_name", Kind::Text),
-        ("server_address", Kind::Url),
-        ("auth_token", Kind::Text),
-        ("basic_auth_user", Kind::Text),
-        ("basic_auth_password", Kind::Text),
-        ("tenant_id", Kind::Text),
-        ("disable_gc_runs", Kind::Flag),
-        ("upload_rate", Kind::Duration { positive: true }),
+        ("application_name", FieldKind::Text),
+        ("server_address", FieldKind::Url),
+        ("auth_token", FieldKind::Text),
+        ("basic_auth_user", FieldKind::Text),
+        ("basic_auth_password", FieldKind::Text),
+        ("tenant_id", FieldKind::Text),
+        ("disable_gc_runs", FieldKind::Flag),
+        ("upload_rate", FieldKind::Duration { positive: true }),
     ],
 };
 
@@ -191,7 +191,7 @@ mod tests {
                 .unwrap();
         assert_eq!(a.server_address.as_deref(), Some("{env.URL}"));
         assert_eq!(a.disable_gc_runs, Some(true));
-        assert_eq!(a.upload_rate, Some(crate::config::Duration::Nanos(1000)));
+        assert_eq!(a.upload_rate, Some(crate::fields::Duration::Nanos(1000)));
         assert!(app(r#""upload_rate": "{env.RATE}""#).is_ok());
     }
 

@@ -36,7 +36,7 @@ use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::runtime::Profile;
 use crate::runtime::plan::{Auth, PyroscopeSettings};
 use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest, unix_nanos};

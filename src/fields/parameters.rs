@@ -2,9 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join};
-use crate::config::json::Member;
-use crate::config::profile_type::ProfileType;
+use crate::fields::decode::{Decoder, join};
+use crate::fields::json_reader::{Member, Node};
+use crate::fields::profile_type::ProfileType;
 
 /// The JSON field names of a parameters object, in canonical order.
 pub const FIELDS: &[&str] = &[
@@ -62,7 +62,7 @@ impl Parameters {
     }
 
     /// Decodes a whole `parameters` object.
-    pub(crate) fn decode(d: &mut Decoder, node: &crate::config::json::Node, path: &str) -> Self {
+    pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> Self {
         let mut parameters = Parameters::default();
         for member in d.object(node, path, FIELDS) {
             parameters.read_field(d, member, path);
@@ -99,7 +99,7 @@ impl Parameters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_rate;
+    use crate::fields::parse_rate;
 
     #[test]
     fn rates() {

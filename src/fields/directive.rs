@@ -3,17 +3,17 @@
 
 use smallvec::SmallVec;
 
-use super::json::Json;
-use crate::config::duration::DURATION_HELP;
-use crate::config::parameters::CPU_RATE_WARNING;
-use crate::config::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
+use super::json_writer::Json;
 use crate::diagnostic::{Diagnostic, Error, did_you_mean};
+use crate::fields::duration::DURATION_HELP;
+use crate::fields::parameters::CPU_RATE_WARNING;
+use crate::fields::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
 use crate::syntax::parser::error_at;
 use crate::syntax::{Directive, Token};
 
 /// The kind of value a directive takes.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
+pub enum FieldKind {
     /// One string, kept as written.
     Text,
     /// One http(s) URL.
@@ -38,7 +38,7 @@ pub struct ProfilerSpec {
     /// `server_address`.
     pub address_field: &'static str,
     /// The directives and their value kinds, in canonical order (`parameters` excluded).
-    pub fields: &'static [(&'static str, Kind)],
+    pub fields: &'static [(&'static str, FieldKind)],
 }
 
 /// The four parameter directives.
@@ -65,7 +65,7 @@ impl<'a> Fields<'a> {
     /// An empty object with room for `capacity` keys.
     ///
     /// ```
-    /// use caddyprof::adapt::reader::Fields;
+    /// use caddyprof::fields::directive::Fields;
     /// let fields = Fields::with_capacity(4);
     /// assert!(fields.is_empty() && fields.set_by("upload_rate").is_none());
     /// ```
@@ -100,8 +100,8 @@ impl<'a> Fields<'a> {
     /// place).
     ///
     /// ```
-    /// use caddyprof::adapt::json::Json;
-    /// use caddyprof::adapt::reader::Fields;
+    /// use caddyprof::fields::json_writer::Json;
+    /// use caddyprof::fields::directive::Fields;
     ///
     /// let mut fields = Fields::default();
     /// fields.insert("profiler", Json::String("profefe"));
@@ -229,12 +229,14 @@ fn read_profile_types<'a>(
 /// Reads a profiler block (an app, or a child of `profiling`) per its spec.
 ///
 /// `address` is the optional first argument (or second block key); `child` says whether
-/// `"profiler"` must be written first.
+/// `"profiler"` must be written first. `app_names` are the top-level app names, which a
+/// directive named like one is told how to start (see [`unknown_directive`]).
 pub fn read_profiler<'a>(
     spec: &ProfilerSpec,
     address: Option<&'a Token>,
     directives: &'a [Directive],
     child: bool,
+    app_names: &[&str],
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Json<'a>, Error> {
     // Each directive sets at most one key; `profiler` and the address may add two more.
@@ -247,7 +249,7 @@ pub fn read_profiler<'a>(
             .fields
             .iter()
             .find(|(field, _)| *field == spec.address_field)
-            .map_or(Kind::Text, |&(_, kind)| kind);
+            .map_or(FieldKind::Text, |&(_, kind)| kind);
         let value = read_value(
             spec.address_field,
             kind,
@@ -290,7 +292,13 @@ pub fn read_profiler<'a>(
             params_block = Some(&directive.name);
             for inner in directive.children() {
                 if !PARAMETERS.contains(&inner.name.text.as_str()) {
-                    return Err(unknown_directive(&inner.name, "parameters", PARAMETERS).into());
+                    return Err(unknown_directive(
+                        &inner.name,
+                        "parameters",
+                        PARAMETERS,
+                        app_names,
+                    )
+                    .into());
                 }
                 read_parameter(inner, &mut params, warnings)?;
             }
@@ -308,7 +316,7 @@ pub fn read_profiler<'a>(
             let mut names: Vec<&str> = spec.fields.iter().map(|(f, _)| *f).collect();
             names.push("parameters");
             names.extend(PARAMETERS);
-            return Err(unknown_directive(&directive.name, spec.name, &names).into());
+            return Err(unknown_directive(&directive.name, spec.name, &names, app_names).into());
         }
     }
     if let Some(slot) = fields.get_mut("parameters") {
@@ -327,10 +335,16 @@ fn both_ways(direct: &Token, block: &Token) -> Diagnostic {
     .help("write all parameters one way: directly in the block, or inside `parameters { … }`")
 }
 
-/// The error for a directive that does not belong in `block`.
-pub fn unknown_directive(name: &Token, block: &str, valid: &[&str]) -> Diagnostic {
+/// The error for a directive that does not belong in `block`; one named like one of
+/// `app_names` is most likely the next app, written after an app block without braces.
+pub fn unknown_directive(
+    name: &Token,
+    block: &str,
+    valid: &[&str],
+    app_names: &[&str],
+) -> Diagnostic {
     let mut help = did_you_mean(&name.text, valid);
-    if super::APP_NAMES.contains(&name.text.as_str()) {
+    if app_names.contains(&name.text.as_str()) {
         help = format!(
             "{help}; to start another app, close this one first (an app block without braces runs to the end of the file)"
         );
@@ -402,11 +416,11 @@ fn source_line(token: &Token) -> &str {
 /// Reads the value of `field` of `kind` from `args` (those of the directive named `name`).
 fn read_value<'a>(
     field: &str,
-    kind: Kind,
+    kind: FieldKind,
     args: &'a [Token],
     name: &Token,
 ) -> Result<Json<'a>, Error> {
-    if kind == Kind::Flag {
+    if kind == FieldKind::Flag {
         return match args {
             [] => Ok(Json::Bool(true)),
             [arg] => match arg.text.as_str() {
@@ -431,10 +445,10 @@ fn read_value<'a>(
     let arg = one_arg(name, args, "the value")?;
     let text = arg.text.as_str();
     match kind {
-        Kind::Url => validate_url(text).map_err(|reason| {
+        FieldKind::Url => validate_url(text).map_err(|reason| {
             error_at(arg, format!("invalid {field}: {reason}"), "not a valid URL").help(URL_HELP)
         })?,
-        Kind::Duration { positive } => {
+        FieldKind::Duration { positive } => {
             let nanos = Duration::parse_nanos(text).map_err(|reason| {
                 error_at(
                     arg,
@@ -460,7 +474,7 @@ fn read_value<'a>(
                 );
             }
         }
-        Kind::Count => {
+        FieldKind::Count => {
             let count = parse_rate(text)
                 .map_err(|reason| {
                     error_at(arg, format!("invalid {field}: {reason}"), "not a count")
@@ -474,7 +488,7 @@ fn read_value<'a>(
             }
             return Ok(Json::Number(count));
         }
-        Kind::Text | Kind::Flag => {}
+        FieldKind::Text | FieldKind::Flag => {}
     }
     Ok(Json::String(text))
 }
