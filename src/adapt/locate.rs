@@ -220,8 +220,8 @@ impl Object {
             }
         } else if let Some(field) = parameter_field(name) {
             self.fields.push((field, at()));
-        } else if let Some(&(own, _)) = spec.fields.iter().find(|(field, _)| *field == name) {
-            self.fields.push((Field::Own(own), at()));
+        } else if let Some(own) = spec.fields.iter().find(|field| field.name == name) {
+            self.fields.push((Field::Own(own.name), at()));
         }
     }
 }

@@ -16,7 +16,7 @@ use std::ops::Range;
 
 use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
 use crate::fields::Parameters;
-use crate::fields::decode::{Decoder, join};
+use crate::fields::decode::{Decoder, decode_fields, join};
 use crate::fields::json_reader::{Node, NodeValue};
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
@@ -177,25 +177,20 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
     };
     let name_path = join(path, "profiler");
     let name = d.string(&name_member.value, &name_path)?;
-    let own_fields = match name.as_str() {
-        "pyroscope" => pyroscope::FIELDS,
-        "profefe" => profefe::FIELDS,
-        file::NAME => file::FIELDS,
-        _ => {
-            d.error(
-                &name_member.value.span,
-                format!("{name_path}: unknown profiler '{name}'"),
-                "unknown profiler",
-                &did_you_mean(&name, PROFILERS),
-            );
-            return None;
-        }
+    let Some(spec) = child_spec(&name) else {
+        d.error(
+            &name_member.value.span,
+            format!("{name_path}: unknown profiler '{name}'"),
+            "unknown profiler",
+            &did_you_mean(&name, PROFILERS),
+        );
+        return None;
     };
     // `profile_types` directly on a child is the seed's alias for `parameters.profile_types`.
     // (On the stack: this is done for each of a large file's profilers.)
     let mut allowed: SmallVec<[&str; 16]> = SmallVec::new();
     allowed.push("profiler");
-    allowed.extend_from_slice(own_fields);
+    allowed.extend(spec.fields.iter().map(|field| field.name));
     allowed.push("profile_types");
     let valid = d.object(node, path, &allowed);
     let alias = valid.iter().copied().find(|m| m.key == "profile_types");
@@ -204,9 +199,9 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
         .filter(|m| m.key != "profiler" && m.key != "profile_types")
         .collect();
     let mut child = match name.as_str() {
-        "pyroscope" => ChildProfiler::Pyroscope(pyroscope::decode_fields(d, &fields, path)),
-        "profefe" => ChildProfiler::Profefe(profefe::decode_fields(d, &fields, path)),
-        _ => ChildProfiler::File(file::decode_fields(d, &fields, path)),
+        "pyroscope" => ChildProfiler::Pyroscope(decode_fields(d, &fields, path)),
+        "profefe" => ChildProfiler::Profefe(decode_fields(d, &fields, path)),
+        _ => ChildProfiler::File(decode_fields(d, &fields, path)),
     };
     if let Some(alias) = alias {
         let nested =

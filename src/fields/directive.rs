@@ -7,28 +7,10 @@ use super::json_writer::Json;
 use crate::diagnostic::{Diagnostic, Error, did_you_mean};
 use crate::fields::duration::DURATION_HELP;
 use crate::fields::parameters::CPU_RATE_WARNING;
+use crate::fields::table::{FieldKind, FieldSpec, Refusal};
 use crate::fields::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
 use crate::syntax::parser::error_at;
 use crate::syntax::{Directive, Token};
-
-/// The kind of value a directive takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum FieldKind {
-    /// One string, kept as written.
-    Text,
-    /// One http(s) URL.
-    Url,
-    /// One duration; `positive` requires it to be more than zero.
-    Duration {
-        /// Whether zero and negative durations are refused.
-        positive: bool,
-    },
-    /// A flag: no argument means true; `true` or `false` may be given.
-    Flag,
-    /// A whole number of at least 1 (a count, such as how many files to keep), output as a
-    /// JSON integer.
-    Count,
-}
 
 /// What a profiler block (pyroscope, profefe, …) may contain: declared by each app.
 pub struct ProfilerSpec {
@@ -37,17 +19,12 @@ pub struct ProfilerSpec {
     /// The field an optional first argument (or second block key) sets, e.g.
     /// `server_address`.
     pub address_field: &'static str,
-    /// The directives and their value kinds, in canonical order (`parameters` excluded).
-    pub fields: &'static [(&'static str, FieldKind)],
+    /// The app's field table, in canonical order (`parameters` included).
+    pub fields: &'static [FieldSpec],
 }
 
 /// The four parameter directives.
-pub const PARAMETERS: &[&str] = &[
-    "cpu_profile_rate",
-    "block_profile_rate",
-    "mutex_profile_fraction",
-    "profile_types",
-];
+pub const PARAMETERS: &[&str] = crate::fields::parameters::FIELDS;
 
 /// A JSON object being built, remembering which directive set each key so that a second
 /// one can point at the first. The keys are kept in the order they are first set.
@@ -245,17 +222,12 @@ pub fn read_profiler<'a>(
         fields.insert("profiler", Json::String(spec.name));
     }
     if let Some(address) = address {
-        let kind = spec
+        let field = spec
             .fields
             .iter()
-            .find(|(field, _)| *field == spec.address_field)
-            .map_or(FieldKind::Text, |&(_, kind)| kind);
-        let value = read_value(
-            spec.address_field,
-            kind,
-            std::slice::from_ref(address),
-            address,
-        )?;
+            .find(|field| field.name == spec.address_field)
+            .expect("a profiler's address is one of its fields");
+        let value = read_value(field, std::slice::from_ref(address), address)?;
         fields.set(spec.address_field, value, address)?;
     }
     // Parameters, written directly or in `parameters { … }`, go under "parameters" at the
@@ -302,9 +274,14 @@ pub fn read_profiler<'a>(
                 }
                 read_parameter(inner, &mut params, warnings)?;
             }
-        } else if let Some(&(field, kind)) = spec.fields.iter().find(|(f, _)| *f == name) {
+        } else if let Some(spec_field) = spec
+            .fields
+            .iter()
+            .find(|field| field.name == name && field.kind != FieldKind::Parameters)
+        {
             no_block(directive)?;
-            let value = read_value(field, kind, &directive.args, &directive.name)?;
+            let field = spec_field.name;
+            let value = read_value(spec_field, &directive.args, &directive.name)?;
             if let Some(first) = fields.set_by(field).filter(|_| field == spec.address_field) {
                 return Err(error_at(&directive.name, format!("the address is given twice ({field})"), "given again here")
                     .label(&first.location, "first given here")
@@ -313,8 +290,7 @@ pub fn read_profiler<'a>(
             }
             fields.set(field, value, &directive.name)?;
         } else {
-            let mut names: Vec<&str> = spec.fields.iter().map(|(f, _)| *f).collect();
-            names.push("parameters");
+            let mut names: Vec<&str> = spec.fields.iter().map(|field| field.name).collect();
             names.extend(PARAMETERS);
             return Err(unknown_directive(&directive.name, spec.name, &names, app_names).into());
         }
@@ -413,14 +389,11 @@ fn source_line(token: &Token) -> &str {
     &text[start..end]
 }
 
-/// Reads the value of `field` of `kind` from `args` (those of the directive named `name`).
-fn read_value<'a>(
-    field: &str,
-    kind: FieldKind,
-    args: &'a [Token],
-    name: &Token,
-) -> Result<Json<'a>, Error> {
-    if kind == FieldKind::Flag {
+/// Reads the value of `field` from `args` (those of the directive named `name`), with its
+/// kind's checks and bounds (the one message of each, see [`FieldSpec`]).
+fn read_value<'a>(field: &FieldSpec, args: &'a [Token], name: &Token) -> Result<Json<'a>, Error> {
+    let field_name = field.name;
+    if field.kind == FieldKind::Flag {
         return match args {
             [] => Ok(Json::Bool(true)),
             [arg] => match arg.text.as_str() {
@@ -428,15 +401,17 @@ fn read_value<'a>(
                 "false" => Ok(Json::Bool(false)),
                 _ => Err(error_at(
                     arg,
-                    format!("{field} is a flag: expected true or false"),
+                    format!("{field_name} is a flag: expected true or false"),
                     "not a boolean",
                 )
-                .help(format!("write `{field}` alone (true), or `{field} false`"))
+                .help(format!(
+                    "write `{field_name}` alone (true), or `{field_name} false`"
+                ))
                 .into()),
             },
             [_, extra, ..] => Err(error_at(
                 extra,
-                format!("{field} takes at most one value"),
+                format!("{field_name} takes at most one value"),
                 "unexpected argument",
             )
             .into()),
@@ -444,51 +419,55 @@ fn read_value<'a>(
     }
     let arg = one_arg(name, args, "the value")?;
     let text = arg.text.as_str();
-    match kind {
+    let refused = |refusal: Refusal| -> Error {
+        error_at(
+            arg,
+            format!("{field_name}: {}", refusal.message),
+            refusal.label,
+        )
+        .help(field.help)
+        .into()
+    };
+    match field.kind {
         FieldKind::Url => validate_url(text).map_err(|reason| {
-            error_at(arg, format!("invalid {field}: {reason}"), "not a valid URL").help(URL_HELP)
+            error_at(
+                arg,
+                format!("invalid {field_name}: {reason}"),
+                "not a valid URL",
+            )
+            .help(URL_HELP)
         })?,
-        FieldKind::Duration { positive } => {
+        FieldKind::Duration(_) => {
             let nanos = Duration::parse_nanos(text).map_err(|reason| {
                 error_at(
                     arg,
-                    format!("invalid {field}: {reason}"),
+                    format!("invalid {field_name}: {reason}"),
                     "not a valid duration",
                 )
                 .help(DURATION_HELP)
             })?;
-            if positive && nanos.is_some_and(|n| n <= 0) {
-                return Err(error_at(
-                    arg,
-                    format!("{field} must be more than zero"),
-                    "zero or negative",
-                )
-                .help("write a positive duration, e.g. 15s")
-                .into());
-            }
-            if !positive && nanos.is_some_and(|n| n < 0) {
-                return Err(
-                    error_at(arg, format!("{field} must not be negative"), "negative")
-                        .help("write 0 for no limit, or a positive duration such as 10s")
-                        .into(),
-                );
+            // `None`: a placeholder, checked when it is resolved.
+            if let Some(refusal) = nanos.and_then(|nanos| field.nanos_out_of_bounds(nanos, &text)) {
+                return Err(refused(refusal));
             }
         }
         FieldKind::Count => {
             let count = parse_rate(text)
                 .map_err(|reason| {
-                    error_at(arg, format!("invalid {field}: {reason}"), "not a count")
-                        .help("write a whole number, 1 or more")
+                    error_at(
+                        arg,
+                        format!("invalid {field_name}: {reason}"),
+                        "not a count",
+                    )
+                    .help(field.help)
                 })
                 .map_err(Error::from)?;
-            if count == 0 {
-                return Err(error_at(arg, format!("{field} must be at least 1"), "zero")
-                    .help("write a whole number, 1 or more")
-                    .into());
+            if let Some(refusal) = field.count_out_of_bounds(count) {
+                return Err(refused(refusal));
             }
             return Ok(Json::Number(count));
         }
-        FieldKind::Text | FieldKind::Flag => {}
+        FieldKind::Text | FieldKind::Flag | FieldKind::Parameters => {}
     }
     Ok(Json::String(text))
 }

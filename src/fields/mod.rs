@@ -17,10 +17,12 @@ pub(crate) mod json_reader;
 pub mod json_writer;
 pub mod parameters;
 pub mod profile_type;
+pub mod table;
 
 pub use duration::Duration;
 pub use parameters::Parameters;
 pub use profile_type::ProfileType;
+pub use table::{Bound, FieldKind, FieldSet, FieldSpec};
 
 /// The help line for a bad URL.
 pub const URL_HELP: &str = "write a full URL with scheme and host, such as http://localhost:4040";

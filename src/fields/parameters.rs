@@ -14,6 +14,9 @@ pub const FIELDS: &[&str] = &[
     "profile_types",
 ];
 
+/// The CPU sampling rate when `cpu_profile_rate` is unset or 0.
+pub const DEFAULT_CPU_HZ: u64 = 100;
+
 /// A `cpu_profile_rate` above this many Hz gets a warning: the sampling cost grows and the
 /// kernel timer cannot deliver much more anyway.
 pub const CPU_RATE_WARNING: u64 = 1000;

@@ -6,19 +6,18 @@
 //! - `profiling` propagates its parameters to each child. A child's own
 //!   `parameters.profile_types` replaces the inherited list wholesale; each rate the child
 //!   leaves unset is inherited.
-//! - Omitted `profile_types`: pyroscope gets [`PYROSCOPE_DEFAULT_TYPES`] (`cpu`, `heap`,
-//!   `allocs`: the Go agent's cpu, inuse_objects/inuse_space and alloc_objects/alloc_space),
-//!   profefe [`PROFEFE_DEFAULT_TYPES`] (`cpu`), the file sink [`FILE_DEFAULT_TYPES`] (`cpu`,
-//!   `heap`: memory without writing the same allocation sample twice).
+//! - Omitted `profile_types`: each app's `DEFAULT_PROFILE_TYPES`: pyroscope
+//!   [`pyroscope::DEFAULT_PROFILE_TYPES`] (`cpu`, `heap`, `allocs`: the Go agent's cpu,
+//!   inuse_objects/inuse_space and alloc_objects/alloc_space), profefe
+//!   [`profefe::DEFAULT_PROFILE_TYPES`] (`cpu`), the file sink [`file::DEFAULT_PROFILE_TYPES`]
+//!   (`cpu`, `heap`: memory without writing the same allocation sample twice).
 //! - `cpu_profile_rate` unset or 0 means [`DEFAULT_CPU_HZ`]. `block_profile_rate` /
 //!   `mutex_profile_fraction` unset or 0 mean those profiles carry no samples: one warning
 //!   lists every sink that enables the type anyway.
-//! - `application_name` / `service` unset: the executable's file name
-//!   ([`PlanOptions::executable_name`]). `upload_rate` and the file sink's `interval` unset:
-//!   [`DEFAULT_UPLOAD_RATE`]. profefe `address` unset: [`DEFAULT_PROFEFE_ADDRESS`], with a
-//!   warning; pyroscope `server_address` unset: [`DEFAULT_PYROSCOPE_ADDRESS`] (the Go agent's
-//!   default), with a warning. File `directory` unset: [`DEFAULT_FILE_DIRECTORY`]; `keep`
-//!   unset: [`DEFAULT_FILE_KEEP`].
+//! - Every other unset field takes the default of its app's field table
+//!   ([`FieldSpec::default`]); `application_name` / `service` unset: the executable's file
+//!   name ([`PlanOptions::executable_name`]). An unset profefe `address` or pyroscope
+//!   `server_address` is said in a warning.
 //! - Runtime placeholders `{env.NAME}` in any string, URL or duration are replaced from
 //!   [`PlanOptions::env`], in one pass (a value is never expanded again). An unset variable is
 //!   an error naming the variable and the JSON path. Other `{…}` text is kept as written (with
@@ -58,32 +57,12 @@ use std::time::Duration;
 use url::Url;
 
 use crate::EnvFn;
-use crate::apps::{ChildProfiler, FileSink, ProfefeApp, PyroscopeApp};
+use crate::apps::{ChildProfiler, FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
+use crate::config::Config;
 use crate::config::duration::DURATION_HELP;
-use crate::config::{self, Config, Parameters, ProfileType, URL_HELP};
 use crate::diagnostic::{Diagnostic, Error};
-
-/// The CPU sampling rate when `cpu_profile_rate` is unset or 0.
-pub const DEFAULT_CPU_HZ: u64 = 100;
-/// The upload rate (and file sink interval) when unset.
-pub const DEFAULT_UPLOAD_RATE: Duration = Duration::from_secs(15);
-/// profefe's per-request timeout when `timeout` is unset.
-pub const DEFAULT_PROFEFE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The profefe collector when `address` is unset (profefe's default port).
-pub const DEFAULT_PROFEFE_ADDRESS: &str = "http://localhost:10100";
-/// The Pyroscope server when `server_address` is unset (the Go agent's default).
-pub const DEFAULT_PYROSCOPE_ADDRESS: &str = "http://localhost:4040";
-/// The file sink's directory when unset, relative to the working directory.
-pub const DEFAULT_FILE_DIRECTORY: &str = "./profiles";
-/// How many files of each profile type the file sink keeps when `keep` is unset.
-pub const DEFAULT_FILE_KEEP: usize = 20;
-/// Pyroscope's profile types when none are given (the Go agent's cpu, inuse_* and alloc_*).
-pub const PYROSCOPE_DEFAULT_TYPES: &[ProfileType] =
-    &[ProfileType::Cpu, ProfileType::Heap, ProfileType::Allocs];
-/// profefe's profile types when none are given.
-pub const PROFEFE_DEFAULT_TYPES: &[ProfileType] = &[ProfileType::Cpu];
-/// The file sink's profile types when none are given.
-pub const FILE_DEFAULT_TYPES: &[ProfileType] = &[ProfileType::Cpu, ProfileType::Heap];
+use crate::fields::parameters::DEFAULT_CPU_HZ;
+use crate::fields::{self, FieldSpec, Parameters, ProfileType, URL_HELP};
 
 /// Above this many sinks in one configuration, resolving it warns: each sink uploads every
 /// profile on its own, and sinks that differ (in window length, profile types or rates) also
@@ -111,13 +90,13 @@ impl Secret {
 
 impl fmt::Debug for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(crate::redact::REDACTED)
     }
 }
 
 impl fmt::Display for Secret {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
+        f.write_str(crate::redact::REDACTED)
     }
 }
 
@@ -186,10 +165,10 @@ pub struct ProfefeSettings {
     pub address: Url,
     /// The service name.
     pub service: String,
-    /// The per-request timeout: [`DEFAULT_PROFEFE_TIMEOUT`] when unset, `None` (no timeout)
+    /// The per-request timeout: the default of [`profefe::TIMEOUT`] when unset, `None` (no timeout)
     /// when configured as 0.
     pub timeout: Option<Duration>,
-    /// How often profiles are uploaded: [`DEFAULT_UPLOAD_RATE`] (profefe has no setting).
+    /// How often profiles are uploaded: [`profefe::UPLOAD_RATE`] (profefe has no setting).
     pub upload_rate: Duration,
     /// What to sample.
     pub sampling: Sampling,
@@ -519,13 +498,6 @@ fn collectors(sinks: &[SinkSettings]) -> Collectors {
     c
 }
 
-/// How a string field is treated.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Plain,
-    Secret,
-}
-
 /// How the resolver reports what stops the config from running.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Refusals {
@@ -558,38 +530,27 @@ impl Resolver<'_> {
         if app.server_address.is_none() {
             self.warnings.push(
                 Diagnostic::warning(format!(
-                    "{path}.server_address: not set: sending to {DEFAULT_PYROSCOPE_ADDRESS}"
+                    "{path}.server_address: not set: sending to {}",
+                    pyroscope::SERVER_ADDRESS.default.unwrap_or_default()
                 ))
                 .help("set the Pyroscope server's address, such as http://pyroscope:4040"),
             );
         }
         let application_name = self
-            .string(
-                &app.application_name,
-                &path,
-                "application_name",
-                Field::Plain,
-            )
+            .string(&app.application_name, &path, &pyroscope::APPLICATION_NAME)
             .unwrap_or_else(|| self.options.executable_name.clone());
-        let server_url = self.url(
-            &app.server_address,
-            &path,
-            "server_address",
-            DEFAULT_PYROSCOPE_ADDRESS,
-        );
-        let token = self.string(&app.auth_token, &path, "auth_token", Field::Secret);
-        let user = self.string(&app.basic_auth_user, &path, "basic_auth_user", Field::Plain);
+        let server_url = self.url(&app.server_address, &path, &pyroscope::SERVER_ADDRESS);
+        let token = self.string(&app.auth_token, &path, &pyroscope::AUTH_TOKEN);
+        let user = self.string(&app.basic_auth_user, &path, &pyroscope::BASIC_AUTH_USER);
         let password = self.string(
             &app.basic_auth_password,
             &path,
-            "basic_auth_password",
-            Field::Secret,
+            &pyroscope::BASIC_AUTH_PASSWORD,
         );
-        let tenant_id = self.string(&app.tenant_id, &path, "tenant_id", Field::Plain);
+        let tenant_id = self.string(&app.tenant_id, &path, &pyroscope::TENANT_ID);
         let upload_rate = self
-            .duration(&app.upload_rate, &path, "upload_rate", Bound::Positive)
-            .flatten()
-            .unwrap_or(DEFAULT_UPLOAD_RATE);
+            .duration(&app.upload_rate, &path, &pyroscope::UPLOAD_RATE)
+            .unwrap_or_default();
         let auth = match (user, password, token) {
             (Some(user), Some(password), token) => {
                 if token.is_some() {
@@ -635,7 +596,7 @@ impl Resolver<'_> {
         let mut sampling = self.sampling(
             app.parameters.as_ref(),
             inherited,
-            PYROSCOPE_DEFAULT_TYPES,
+            pyroscope::DEFAULT_PROFILE_TYPES,
             &path,
         );
         if sampling.has(ProfileType::ThreadCreate) {
@@ -666,26 +627,24 @@ impl Resolver<'_> {
         if app.address.is_none() {
             self.warnings.push(
                 Diagnostic::warning(format!(
-                    "{path}.address: not set: sending to {DEFAULT_PROFEFE_ADDRESS}"
+                    "{path}.address: not set: sending to {}",
+                    profefe::ADDRESS.default.unwrap_or_default()
                 ))
                 .help("set the profefe collector's address, such as http://profefe:10100"),
             );
         }
-        let address = self.url(&app.address, &path, "address", DEFAULT_PROFEFE_ADDRESS);
+        let address = self.url(&app.address, &path, &profefe::ADDRESS);
         let service = self
-            .string(&app.service, &path, "service", Field::Plain)
+            .string(&app.service, &path, &profefe::SERVICE)
             .unwrap_or_else(|| self.options.executable_name.clone());
         // Unset: a default, so that a hung collector cannot hold the queue forever; 0: none.
-        let timeout = match app.timeout {
-            None => Some(DEFAULT_PROFEFE_TIMEOUT),
-            Some(_) => self
-                .duration(&app.timeout, &path, "timeout", Bound::NonNegative)
-                .flatten(),
-        };
+        let timeout = self
+            .duration(&app.timeout, &path, &profefe::TIMEOUT)
+            .filter(|timeout| !timeout.is_zero());
         let sampling = self.sampling(
             app.parameters.as_ref(),
             inherited,
-            PROFEFE_DEFAULT_TYPES,
+            profefe::DEFAULT_PROFILE_TYPES,
             &path,
         );
         let address = address.filter(|_| self.refused == refused_before)?;
@@ -694,7 +653,7 @@ impl Resolver<'_> {
             address,
             service,
             timeout,
-            upload_rate: DEFAULT_UPLOAD_RATE,
+            upload_rate: profefe::UPLOAD_RATE,
             sampling,
         }))
     }
@@ -707,19 +666,21 @@ impl Resolver<'_> {
     ) -> Option<SinkSettings> {
         let refused_before = self.refused;
         let directory = self
-            .string(&sink.directory, &path, "directory", Field::Plain)
-            .unwrap_or_else(|| DEFAULT_FILE_DIRECTORY.to_owned());
+            .string(&sink.directory, &path, &file::DIRECTORY)
+            .or_else(|| file::DIRECTORY.default.map(str::to_owned))
+            .unwrap_or_default();
         let interval = self
-            .duration(&sink.interval, &path, "interval", Bound::Positive)
-            .flatten()
-            .unwrap_or(DEFAULT_UPLOAD_RATE);
-        let keep = sink.keep.map_or(DEFAULT_FILE_KEEP, |keep| {
-            usize::try_from(keep).unwrap_or(usize::MAX)
-        });
+            .duration(&sink.interval, &path, &file::INTERVAL)
+            .unwrap_or_default();
+        let keep = sink
+            .keep
+            .or_else(|| file::KEEP.default_count())
+            .unwrap_or(1);
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
         let sampling = self.sampling(
             sink.parameters.as_ref(),
             inherited,
-            FILE_DEFAULT_TYPES,
+            file::DEFAULT_PROFILE_TYPES,
             &path,
         );
         (self.refused == refused_before).then(|| {
@@ -813,17 +774,14 @@ impl Resolver<'_> {
     }
 
     /// A string field with its placeholders resolved; `None` when unset or on error.
-    fn string(
-        &mut self,
-        value: &Option<String>,
-        path: &str,
-        field: &str,
-        kind: Field,
-    ) -> Option<String> {
-        let resolved = self.placeholders(value.as_deref()?, path, field, kind)?;
+    fn string(&mut self, value: &Option<String>, path: &str, field: &FieldSpec) -> Option<String> {
+        let resolved = self.placeholders(value.as_deref()?, path, field)?;
         if resolved.is_empty() {
             self.error(
-                format!("{path}.{field}: empty after replacing its placeholders"),
+                format!(
+                    "{path}.{}: empty after replacing its placeholders",
+                    field.name
+                ),
                 "set the environment variable to a value, or leave the field out to use the \
                  default",
             );
@@ -832,52 +790,45 @@ impl Resolver<'_> {
         Some(resolved)
     }
 
-    /// A URL field, resolved and checked; the default when unset; `None` on error.
-    fn url(
-        &mut self,
-        value: &Option<String>,
-        path: &str,
-        field: &str,
-        default: &str,
-    ) -> Option<Url> {
+    /// A URL field, resolved and checked; the field's default when unset; `None` on error.
+    fn url(&mut self, value: &Option<String>, path: &str, field: &FieldSpec) -> Option<Url> {
         let text = match value {
-            Some(_) => self.string(value, path, field, Field::Plain)?,
-            None => default.to_owned(),
+            Some(_) => self.string(value, path, field)?,
+            None => field.default?.to_owned(),
         };
-        let checked = if config::has_placeholder(&text) {
+        let checked = if fields::has_placeholder(&text) {
             // What is left is not an `{env.…}` placeholder: it cannot be a host.
             Err(format!(
                 "invalid URL '{}': unresolved placeholder",
                 crate::redact::url(&text)
             ))
         } else {
-            config::validate_url(&text)
+            fields::validate_url(&text)
         };
         match checked.and_then(|()| Url::parse(&text).map_err(|e| e.to_string())) {
             Ok(url) => Some(url),
             Err(reason) => {
-                self.error(format!("{path}.{field}: {reason}"), URL_HELP);
+                self.error(format!("{path}.{}: {reason}", field.name), URL_HELP);
                 None
             }
         }
     }
 
-    /// A duration field, resolved and checked: `None` on error, `Some(None)` when unset or
-    /// a zero timeout.
+    /// A duration field, resolved and checked against its bound (with the table's one
+    /// message): the field's default when unset (zero when it has none), `None` on error.
     fn duration(
         &mut self,
-        value: &Option<config::Duration>,
+        value: &Option<fields::Duration>,
         path: &str,
-        field: &str,
-        bound: Bound,
-    ) -> Option<Option<Duration>> {
-        let field_path = || format!("{path}.{field}");
+        field: &FieldSpec,
+    ) -> Option<Duration> {
+        let field_path = || format!("{path}.{}", field.name);
         let resolved = match value {
-            None => return Some(None),
-            Some(config::Duration::Placeholder(text)) => {
-                let text = self.placeholders(text, path, field, Field::Plain)?;
-                match config::Duration::parse(&text) {
-                    Ok(config::Duration::Placeholder(_)) => {
+            None => return Some(field.default_duration().unwrap_or_default()),
+            Some(fields::Duration::Placeholder(text)) => {
+                let text = self.placeholders(text, path, field)?;
+                match fields::Duration::parse(&text) {
+                    Ok(fields::Duration::Placeholder(_)) => {
                         self.error(
                             format!("{}: invalid duration '{text}'", field_path()),
                             DURATION_HELP,
@@ -893,37 +844,21 @@ impl Resolver<'_> {
             }
             Some(duration) => duration.clone(),
         };
-        let nanos = resolved.as_nanos().unwrap_or(0);
-        match bound {
-            Bound::Positive if nanos <= 0 => {
-                self.error(
-                    format!(
-                        "{}: must be greater than zero (found {resolved})",
-                        field_path()
-                    ),
-                    "write a positive duration such as 15s",
-                );
-                None
-            }
-            Bound::NonNegative if nanos < 0 => {
-                self.error(
-                    format!("{}: must not be negative (found {resolved})", field_path()),
-                    "write a positive duration such as 10s, or 0 for no timeout",
-                );
-                None
-            }
-            _ => Some(resolved.to_std().filter(|d| !d.is_zero())),
+        if let Some(refusal) = field.out_of_bounds(&resolved) {
+            self.error(format!("{}: {}", field_path(), refusal.message), field.help);
+            return None;
         }
+        Some(resolved.to_std().unwrap_or_default())
     }
 
     /// Replaces each `{env.NAME}` in `text`, the value of `field` in the object at `path`.
     /// Errors name the variable and the path, never the value. Other `{…}` is kept as
     /// written, with a warning unless the field is secret.
-    fn placeholders(&mut self, text: &str, path: &str, field: &str, kind: Field) -> Option<String> {
+    fn placeholders(&mut self, text: &str, path: &str, field: &FieldSpec) -> Option<String> {
         if !text.contains('{') {
             return Some(text.to_owned());
         }
-        let field_path = format!("{path}.{field}");
+        let field_path = format!("{path}.{}", field.name);
         let mut out = String::with_capacity(text.len());
         let mut rest = text;
         let mut ok = true;
@@ -959,7 +894,7 @@ impl Resolver<'_> {
                     }
                 },
                 None => {
-                    if kind == Field::Plain {
+                    if !field.secret {
                         self.warnings.push(
                             Diagnostic::warning(format!(
                                 "{field_path}: {{{inner}}} is not a placeholder caddyprof knows; \
@@ -977,13 +912,6 @@ impl Resolver<'_> {
         out.push_str(rest);
         ok.then_some(out)
     }
-}
-
-/// The allowed range of a duration field.
-#[derive(Clone, Copy)]
-enum Bound {
-    Positive,
-    NonNegative,
 }
 
 #[cfg(test)]
@@ -1236,8 +1164,8 @@ mod tests {
         let sink = profefe(&planned.plan.sinks[0]);
         assert_eq!(sink.address.as_str(), "http://localhost:10100/");
         assert_eq!(sink.service, "myexe");
-        assert_eq!(sink.timeout, Some(DEFAULT_PROFEFE_TIMEOUT));
-        assert_eq!(sink.upload_rate, DEFAULT_UPLOAD_RATE);
+        assert_eq!(sink.timeout, Some(Duration::from_secs(30)));
+        assert_eq!(sink.upload_rate, profefe::UPLOAD_RATE);
         assert_eq!(
             warnings(&planned),
             ["apps.profefe.address: not set: sending to http://localhost:10100"]
@@ -1584,7 +1512,7 @@ mod tests {
         assert_eq!(sink.application_name, "my_cool_app");
         assert_eq!(sink.server_url.as_str(), "http://localhost:4040/");
         assert_eq!(sink.auth, Auth::Bearer(Secret::new("tok")));
-        assert_eq!(sink.upload_rate, DEFAULT_UPLOAD_RATE);
+        assert_eq!(sink.upload_rate, profefe::UPLOAD_RATE);
         assert_eq!(sink.sampling.profile_types, [Cpu, Heap, Allocs, Goroutine]);
         assert_eq!(
             (

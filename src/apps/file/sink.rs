@@ -47,7 +47,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::plan::{DEFAULT_FILE_KEEP, FileSettings};
+use crate::runtime::plan::FileSettings;
 
 /// The extension of profile files.
 pub const EXTENSION: &str = ".pb.gz";
@@ -253,11 +253,12 @@ impl FileWriter {
 }
 
 impl Default for FileWriter {
-    /// `./profiles`, keeping [`DEFAULT_FILE_KEEP`] files per type.
+    /// The defaults of the field table: `./profiles`, keeping 20 files per type.
     fn default() -> Self {
+        let keep = super::KEEP.default_count().unwrap_or(1);
         FileWriter::new(
-            crate::runtime::plan::DEFAULT_FILE_DIRECTORY,
-            DEFAULT_FILE_KEEP,
+            super::DIRECTORY.default.unwrap_or_default(),
+            usize::try_from(keep).unwrap_or(usize::MAX),
         )
     }
 }

@@ -7,13 +7,11 @@
 //! - A profile without samples is never sent (the server answers `400 … profile is empty: no
 //!   samples`); [`ProfefeSink::submit`] returns `false` for it.
 //! - `timeout` bounds each attempt, `0` meaning none; unset means
-//!   [`DEFAULT_PROFEFE_TIMEOUT`](crate::runtime::plan::DEFAULT_PROFEFE_TIMEOUT) (the Go module
+//!   the default of [`TIMEOUT`](super::TIMEOUT), 30 s (the Go module
 //!   has no default, so a hung collector could hold its agent forever).
 //! - Cadence: the Go agent sends one type at a time in a ~90 s round. Here every enabled type
-//!   is sent once per [`PROFEFE_INTERVAL`] window, aligned like the Pyroscope windows; CPU
+//!   is sent once per [`UPLOAD_RATE`](super::UPLOAD_RATE) window (15 s), aligned like the Pyroscope windows; CPU
 //!   covers the whole window (the sampler runs continuously) instead of a 10 s sample.
-
-use std::time::Duration;
 
 use reqwest::Url;
 use reqwest::header::HeaderMap;
@@ -24,9 +22,6 @@ use crate::runtime::plan::ProfefeSettings;
 use crate::runtime::upload::{
     HttpSink, NotSent, RequestTarget, UploadRequest, UploaderOptions, pprof_has_samples,
 };
-
-/// How often each enabled type is uploaded (the Go agent's tick).
-pub const PROFEFE_INTERVAL: Duration = Duration::from_secs(60);
 
 /// profefe's name for a profile type.
 pub fn profefe_type(profile_type: ProfileType) -> &'static str {
@@ -140,7 +135,7 @@ mod tests {
             address: Url::parse("http://h:10100/base/").unwrap(),
             service: "my svc".into(),
             timeout: None,
-            upload_rate: Duration::from_secs(15),
+            upload_rate: std::time::Duration::from_secs(15),
             sampling: crate::runtime::plan::Sampling {
                 profile_types: vec![ProfileType::Cpu],
                 cpu_hz: 100,
