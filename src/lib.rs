@@ -20,7 +20,7 @@
 //! 5. **Profiling machinery**, beside layers 3 and 4 and using neither: [`allocator`],
 //!    [`collect`], [`sync`] and [`profile`].
 //! 6. **Runtime**: [`runtime`] (the plan, the host, the upload queue, the
-//!    `Sink` trait) and each app's runtime half
+//!    [`Sink`](runtime::sink::Sink) trait) and each app's runtime half
 //!    (`apps/<app>/settings.rs`, `apps/<app>/sink.rs`), registered in one list.
 //! 7. **The CLI** (`src/main.rs`), on the public API only.
 //!

@@ -7,6 +7,7 @@
 pub mod host;
 pub mod own_usage;
 pub mod plan;
+pub mod sink;
 pub mod sources;
 pub mod upload;
 

@@ -6,6 +6,7 @@
 //! graph of each CPU window) and `parameters` (default types: `cpu` and `heap`), declared in
 //! its field table below.
 
+pub mod settings;
 pub mod sink;
 
 use crate::fields::directive::ProfilerSpec;

@@ -16,9 +16,9 @@
 use reqwest::Url;
 use reqwest::header::HeaderMap;
 
+use super::settings::ProfefeSettings;
 use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::plan::ProfefeSettings;
 use crate::runtime::upload::{
     HttpSink, NotSent, RequestTarget, UploadRequest, UploaderOptions, pprof_has_samples,
 };

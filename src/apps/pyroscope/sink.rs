@@ -36,9 +36,9 @@ use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
+use super::settings::{Auth, PyroscopeSettings};
 use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::plan::{Auth, PyroscopeSettings};
 use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest, unix_nanos};
 
 /// The `spyName` sent with every upload (stored by the server as the `pyroscope_spy` label).
