@@ -16,8 +16,9 @@ use std::ops::Range;
 
 use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
 use crate::fields::Parameters;
-use crate::fields::decode::{Decoder, decode_fields, join};
+use crate::fields::decode::{Decoder, join};
 use crate::fields::json_reader::{Node, NodeValue};
+use crate::fields::table::decode_fields;
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 

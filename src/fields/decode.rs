@@ -4,13 +4,9 @@
 use std::ops::Range;
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
-use smallvec::SmallVec;
-
 use crate::fields::duration::{DURATION_HELP, Duration};
 use crate::fields::json_reader::{Member, Node, NodeValue};
-use crate::fields::parameters::Parameters;
 use crate::fields::profile_type::ProfileType;
-use crate::fields::table::{FieldKind, FieldSet, FieldSlot, FieldSpec, Refusal};
 use crate::fields::{URL_HELP, validate_url};
 use crate::source::{Location, SourceFile};
 
@@ -285,68 +281,4 @@ impl Decoder {
         }
         ok.then_some(types)
     }
-}
-
-impl Decoder {
-    /// Decodes `node`, the value of `field` at `path`, into `slot`: with its kind's checks
-    /// and bounds, the one message of each (see [`FieldSpec`]). A wrong value leaves the
-    /// slot unset.
-    pub fn field(&mut self, field: &FieldSpec, slot: FieldSlot, node: &Node, path: &str) {
-        match slot {
-            FieldSlot::Text(slot) if field.kind == FieldKind::Url => *slot = self.url(node, path),
-            FieldSlot::Text(slot) => *slot = self.string(node, path),
-            FieldSlot::Flag(slot) => *slot = self.boolean(node, path),
-            FieldSlot::Parameters(slot) => *slot = Some(Parameters::decode(self, node, path)),
-            FieldSlot::Duration(slot) => {
-                *slot = self.duration(node, path).and_then(|duration| {
-                    match field.out_of_bounds(&duration) {
-                        Some(refusal) => {
-                            self.refuse(field, &node.span, path, refusal);
-                            None
-                        }
-                        None => Some(duration),
-                    }
-                });
-            }
-            FieldSlot::Count(slot) => {
-                *slot = self.rate(node, path).and_then(|count| {
-                    match field.count_out_of_bounds(count) {
-                        Some(refusal) => {
-                            self.refuse(field, &node.span, path, refusal);
-                            None
-                        }
-                        None => Some(count),
-                    }
-                });
-            }
-        }
-    }
-
-    fn refuse(&mut self, field: &FieldSpec, span: &Range<usize>, path: &str, refusal: Refusal) {
-        let message = format!("{path}: {}", refusal.message);
-        self.error(span, message, refusal.label, field.help);
-    }
-}
-
-/// Decodes the object `node` at `path` into a config of fields `S`, strictly.
-pub(crate) fn decode_object<S: FieldSet>(d: &mut Decoder, node: &Node, path: &str) -> S {
-    let names: SmallVec<[&str; 16]> = S::FIELDS.iter().map(|field| field.name).collect();
-    let members = d.object(node, path, &names);
-    decode_fields(d, &members, path)
-}
-
-/// Decodes members already checked to be among the fields of `S`.
-pub(crate) fn decode_fields<S: FieldSet>(d: &mut Decoder, members: &[&Member], parent: &str) -> S {
-    let mut set = S::default();
-    let mut path_buffer = String::new();
-    for member in members {
-        let Some(field) = S::FIELDS.iter().find(|field| field.name == member.key) else {
-            continue;
-        };
-        let path = join_into(&mut path_buffer, parent, &member.key);
-        if let Some(slot) = set.slot(field.name) {
-            d.field(field, slot, &member.value, path);
-        }
-    }
-    set
 }

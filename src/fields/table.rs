@@ -1,6 +1,6 @@
 //! Field tables: each app declares its fields once, as a list of [`FieldSpec`]s (name, kind
 //! with its bounds, secret or not, default, help), and implements [`FieldSet`] to say where
-//! each value is kept. The JSON decoder (`fields::decode`), the JSON writer
+//! each value is kept. The JSON decoder (`decode_fields`, below), the JSON writer
 //! ([`write_fields`]), `Debug` ([`debug_fields`]), the Profilingfile reader
 //! ([`crate::fields::directive`]) and the runtime's resolution all read the same table, so a
 //! rule (an upload rate above zero, a count of at least 1, a secret never printed) has one
@@ -8,8 +8,13 @@
 
 use std::fmt;
 
-use serde_json::{Map, Value};
+use std::ops::Range;
 
+use serde_json::{Map, Value};
+use smallvec::SmallVec;
+
+use crate::fields::decode::{Decoder, join_into};
+use crate::fields::json_reader::{Member, Node};
 use crate::fields::{Duration, Parameters};
 
 /// The kind of value a field takes, with its bounds.
@@ -226,6 +231,70 @@ pub fn debug_fields<S: FieldSet>(set: &S, f: &mut fmt::Formatter<'_>) -> fmt::Re
         };
     }
     out.finish()
+}
+
+impl Decoder {
+    /// Decodes `node`, the value of `field` at `path`, into `slot`: with its kind's checks
+    /// and bounds, the one message of each (see [`FieldSpec`]). A wrong value leaves the
+    /// slot unset.
+    pub fn field(&mut self, field: &FieldSpec, slot: FieldSlot, node: &Node, path: &str) {
+        match slot {
+            FieldSlot::Text(slot) if field.kind == FieldKind::Url => *slot = self.url(node, path),
+            FieldSlot::Text(slot) => *slot = self.string(node, path),
+            FieldSlot::Flag(slot) => *slot = self.boolean(node, path),
+            FieldSlot::Parameters(slot) => *slot = Some(Parameters::decode(self, node, path)),
+            FieldSlot::Duration(slot) => {
+                *slot = self.duration(node, path).and_then(|duration| {
+                    match field.out_of_bounds(&duration) {
+                        Some(refusal) => {
+                            self.refuse(field, &node.span, path, refusal);
+                            None
+                        }
+                        None => Some(duration),
+                    }
+                });
+            }
+            FieldSlot::Count(slot) => {
+                *slot = self.rate(node, path).and_then(|count| {
+                    match field.count_out_of_bounds(count) {
+                        Some(refusal) => {
+                            self.refuse(field, &node.span, path, refusal);
+                            None
+                        }
+                        None => Some(count),
+                    }
+                });
+            }
+        }
+    }
+
+    fn refuse(&mut self, field: &FieldSpec, span: &Range<usize>, path: &str, refusal: Refusal) {
+        let message = format!("{path}: {}", refusal.message);
+        self.error(span, message, refusal.label, field.help);
+    }
+}
+
+/// Decodes the object `node` at `path` into a config of fields `S`, strictly.
+pub(crate) fn decode_object<S: FieldSet>(d: &mut Decoder, node: &Node, path: &str) -> S {
+    let names: SmallVec<[&str; 16]> = S::FIELDS.iter().map(|field| field.name).collect();
+    let members = d.object(node, path, &names);
+    decode_fields(d, &members, path)
+}
+
+/// Decodes members already checked to be among the fields of `S`.
+pub(crate) fn decode_fields<S: FieldSet>(d: &mut Decoder, members: &[&Member], parent: &str) -> S {
+    let mut set = S::default();
+    let mut path_buffer = String::new();
+    for member in members {
+        let Some(field) = S::FIELDS.iter().find(|field| field.name == member.key) else {
+            continue;
+        };
+        let path = join_into(&mut path_buffer, parent, &member.key);
+        if let Some(slot) = set.slot(field.name) {
+            d.field(field, slot, &member.value, path);
+        }
+    }
+    set
 }
 
 #[cfg(test)]

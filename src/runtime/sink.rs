@@ -13,7 +13,7 @@ use std::pin::Pin;
 use std::time::Duration;
 
 use super::Profile;
-use super::plan::Sampling;
+use super::plan::sampling::Sampling;
 use super::upload::{Connections, HttpSink, RequestTarget, Submitted, UploadStats};
 
 /// A future a [`Sink`] returns, boxed so that sinks can be called through `dyn Sink`.

@@ -1,17 +1,13 @@
 //! The file sink's resolved settings: its fields resolved for the runtime, and how to start
 //! it.
 
-use std::any::Any;
 use std::path::PathBuf;
 use std::time::Duration;
 
 use super::FileSink;
-use super::sink::WritingSink;
 use crate::fields::Parameters;
-use crate::runtime::plan::Sampling;
 use crate::runtime::plan::resolver::Resolver;
-use crate::runtime::sink::{Sink, SinkSettings};
-use crate::runtime::upload::Connections;
+use crate::runtime::plan::sampling::Sampling;
 
 /// A resolved file sink (a caddyprof extension).
 #[derive(Clone, Debug, PartialEq)]
@@ -28,28 +24,6 @@ pub struct FileSettings {
     pub flamegraph: bool,
     /// What to sample.
     pub sampling: Sampling,
-}
-
-impl SinkSettings for FileSettings {
-    fn path(&self) -> &str {
-        &self.path
-    }
-
-    fn sampling(&self) -> &Sampling {
-        &self.sampling
-    }
-
-    fn window(&self) -> Duration {
-        self.interval
-    }
-
-    fn start(&self, _: &Connections) -> Result<Box<dyn Sink>, String> {
-        Ok(Box::new(WritingSink::from_plan(self)))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
 }
 
 /// Resolves a file sink (a child of `profiling` inheriting its parameters) at `path`

@@ -39,10 +39,15 @@
 //! assert!(path.ends_with("profiles/cpu-20240501T120000.123Z.pb.gz"));
 //! ```
 
+use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::SinkSettings;
+use crate::runtime::upload::Connections;
+use std::any::Any;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::settings::FileSettings;
@@ -423,6 +428,28 @@ fn is_timestamp(text: &str) -> bool {
         && b.iter()
             .enumerate()
             .all(|(i, c)| matches!(i, 8 | 15 | 19) || c.is_ascii_digit())
+}
+
+impl SinkSettings for FileSettings {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn sampling(&self) -> &Sampling {
+        &self.sampling
+    }
+
+    fn window(&self) -> Duration {
+        self.interval
+    }
+
+    fn start(&self, _: &Connections) -> Result<Box<dyn Sink>, String> {
+        Ok(Box::new(WritingSink::from_plan(self)))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 #[cfg(test)]

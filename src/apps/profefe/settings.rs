@@ -1,20 +1,16 @@
 //! The profefe app's resolved settings: its fields resolved for the runtime, and how to
 //! start its sink.
 
-use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
 use url::Url;
 
 use super::ProfefeApp;
-use super::sink::{ProfefeSink, uploader_options};
 use crate::diagnostic::Diagnostic;
 use crate::fields::Parameters;
-use crate::runtime::plan::Sampling;
 use crate::runtime::plan::resolver::Resolver;
-use crate::runtime::sink::{Sink, SinkSettings};
-use crate::runtime::upload::{Connections, UploaderOptions};
+use crate::runtime::plan::sampling::Sampling;
 
 /// A resolved profefe sink. Its `Debug` shows the address without userinfo.
 #[derive(Clone, PartialEq)]
@@ -52,37 +48,6 @@ impl fmt::Debug for ProfefeSettings {
             .field("upload_rate", upload_rate)
             .field("sampling", sampling)
             .finish()
-    }
-}
-
-impl SinkSettings for ProfefeSettings {
-    fn path(&self) -> &str {
-        &self.path
-    }
-
-    fn sampling(&self) -> &Sampling {
-        &self.sampling
-    }
-
-    fn window(&self) -> Duration {
-        self.upload_rate
-    }
-
-    /// profefe gets cumulative block, mutex and heap profiles, as the Go module sends them.
-    fn cumulative(&self) -> bool {
-        true
-    }
-
-    fn start(&self, connections: &Connections) -> Result<Box<dyn Sink>, String> {
-        let options = UploaderOptions {
-            sink: self.path.clone(),
-            ..uploader_options(self)
-        };
-        Ok(Box::new(ProfefeSink::start(self, options, connections)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

@@ -13,8 +13,13 @@
 //!   is sent once per [`UPLOAD_RATE`](super::UPLOAD_RATE) window (15 s), aligned like the Pyroscope windows; CPU
 //!   covers the whole window (the sampler runs continuously) instead of a 10 s sample.
 
+use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::{Sink, SinkSettings};
+use crate::runtime::upload::Connections;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
+use std::any::Any;
+use std::time::Duration;
 
 use super::settings::ProfefeSettings;
 use crate::fields::ProfileType;
@@ -123,6 +128,37 @@ impl ProfilesTarget {
 
 /// A running profefe sink.
 pub type ProfefeSink = HttpSink<ProfilesTarget>;
+
+impl SinkSettings for ProfefeSettings {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn sampling(&self) -> &Sampling {
+        &self.sampling
+    }
+
+    fn window(&self) -> Duration {
+        self.upload_rate
+    }
+
+    /// profefe gets cumulative block, mutex and heap profiles, as the Go module sends them.
+    fn cumulative(&self) -> bool {
+        true
+    }
+
+    fn start(&self, connections: &Connections) -> Result<Box<dyn Sink>, String> {
+        let options = UploaderOptions {
+            sink: self.path.clone(),
+            ..uploader_options(self)
+        };
+        Ok(Box::new(ProfefeSink::start(self, options, connections)?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 #[cfg(test)]
 mod tests {

@@ -6,9 +6,10 @@ pub mod sink;
 
 use std::fmt;
 
-use crate::fields::decode::{Decoder, decode_object};
+use crate::fields::decode::Decoder;
 use crate::fields::directive::ProfilerSpec;
 use crate::fields::json_reader::Node;
+use crate::fields::table::decode_object;
 use crate::fields::table::{FieldRef, FieldSlot, debug_fields, write_fields};
 use crate::fields::{Bound, Duration, FieldKind, FieldSet, FieldSpec, Parameters, ProfileType};
 use serde_json::{Map, Value};

@@ -1,21 +1,17 @@
 //! The pyroscope app's resolved settings: its fields resolved for the runtime (placeholders,
 //! defaults, checks, the choice of authentication), and how to start its sink.
 
-use std::any::Any;
 use std::fmt;
 use std::time::Duration;
 
 use url::Url;
 
 use super::PyroscopeApp;
-use super::sink::PyroscopeSink;
 use crate::diagnostic::Diagnostic;
 use crate::fields::{Parameters, ProfileType};
 use crate::redact::Secret;
-use crate::runtime::plan::Sampling;
 use crate::runtime::plan::resolver::{Resolver, Summary};
-use crate::runtime::sink::{Sink, SinkSettings};
-use crate::runtime::upload::{Connections, UploaderOptions};
+use crate::runtime::plan::sampling::Sampling;
 
 /// How a pyroscope sink authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -73,29 +69,6 @@ impl fmt::Debug for PyroscopeSettings {
             .field("upload_rate", upload_rate)
             .field("sampling", sampling)
             .finish()
-    }
-}
-
-impl SinkSettings for PyroscopeSettings {
-    fn path(&self) -> &str {
-        &self.path
-    }
-
-    fn sampling(&self) -> &Sampling {
-        &self.sampling
-    }
-
-    fn window(&self) -> Duration {
-        self.upload_rate
-    }
-
-    fn start(&self, connections: &Connections) -> Result<Box<dyn Sink>, String> {
-        let options = UploaderOptions::new(self.path.clone());
-        Ok(Box::new(PyroscopeSink::start(self, options, connections)?))
-    }
-
-    fn as_any(&self) -> &dyn Any {
-        self
     }
 }
 

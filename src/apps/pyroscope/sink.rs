@@ -26,9 +26,14 @@
 //! ([`Windows`](crate::runtime::upload::Windows)); the collector produces the profiles of each
 //! window and calls [`PyroscopeSink::submit`]. CPU uses the same windows as every other type.
 
+use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::{Sink, SinkSettings};
+use crate::runtime::upload::{Connections, UploaderOptions};
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
@@ -301,6 +306,29 @@ fn boundary() -> String {
 
 /// A running pyroscope sink.
 pub type PyroscopeSink = HttpSink<IngestTarget>;
+
+impl SinkSettings for PyroscopeSettings {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn sampling(&self) -> &Sampling {
+        &self.sampling
+    }
+
+    fn window(&self) -> Duration {
+        self.upload_rate
+    }
+
+    fn start(&self, connections: &Connections) -> Result<Box<dyn Sink>, String> {
+        let options = UploaderOptions::new(self.path.clone());
+        Ok(Box::new(PyroscopeSink::start(self, options, connections)?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 #[cfg(test)]
 mod tests {

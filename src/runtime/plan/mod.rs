@@ -58,13 +58,12 @@
 
 mod collectors;
 pub(crate) mod resolver;
-mod sampling;
+pub(crate) mod sampling;
 #[cfg(test)]
 mod tests;
 
 use std::sync::Arc;
 
-use crate::EnvFn;
 use crate::apps::{ChildProfiler, file, profefe, pyroscope};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Error};
@@ -72,6 +71,7 @@ use crate::fields::Parameters;
 #[cfg(doc)]
 use crate::fields::{FieldSpec, parameters::DEFAULT_CPU_HZ};
 use crate::runtime::sink::SinkSettings;
+pub use resolver::{PlanOptions, executable_name};
 use resolver::{Refusals, Resolver};
 
 pub use crate::apps::file::settings::FileSettings;
@@ -105,34 +105,6 @@ pub struct Planned {
     pub plan: Plan,
     /// Warnings (never errors), in the order found.
     pub warnings: Vec<Diagnostic>,
-}
-
-/// Where resolution takes what is not in the configuration.
-pub struct PlanOptions {
-    /// Where `{env.NAME}` values come from: a name to its value, `None` when unset (the
-    /// process environment by default).
-    pub env: Box<EnvFn>,
-    /// The default application name and profefe service: the executable's file name without
-    /// extension by default (`caddyprof` if it cannot be found).
-    pub executable_name: String,
-}
-
-impl Default for PlanOptions {
-    fn default() -> Self {
-        PlanOptions {
-            env: Box::new(crate::syntax::env::process_env),
-            executable_name: executable_name(),
-        }
-    }
-}
-
-/// The running executable's file name without extension, or `caddyprof`.
-pub fn executable_name() -> String {
-    std::env::current_exe()
-        .ok()
-        .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "caddyprof".to_owned())
 }
 
 /// What [`Plan::check`] finds: what running the config would warn about and refuse.

@@ -8,10 +8,38 @@ use std::time::Duration;
 
 use url::Url;
 
-use super::PlanOptions;
+use crate::EnvFn;
 use crate::diagnostic::Diagnostic;
 use crate::fields::duration::DURATION_HELP;
 use crate::fields::{self, FieldSpec, URL_HELP};
+
+/// Where resolution takes what is not in the configuration.
+pub struct PlanOptions {
+    /// Where `{env.NAME}` values come from: a name to its value, `None` when unset (the
+    /// process environment by default).
+    pub env: Box<EnvFn>,
+    /// The default application name and profefe service: the executable's file name without
+    /// extension by default (`caddyprof` if it cannot be found).
+    pub executable_name: String,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        PlanOptions {
+            env: Box::new(crate::syntax::env::process_env),
+            executable_name: executable_name(),
+        }
+    }
+}
+
+/// The running executable's file name without extension, or `caddyprof`.
+pub fn executable_name() -> String {
+    std::env::current_exe()
+        .ok()
+        .and_then(|path| path.file_stem().map(|s| s.to_string_lossy().into_owned()))
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "caddyprof".to_owned())
+}
 
 /// How the resolver reports what stops the config from running.
 #[derive(Clone, Copy, PartialEq, Eq)]
