@@ -24,9 +24,7 @@ use std::time::Duration;
 use super::settings::ProfefeSettings;
 use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::upload::{
-    HttpSink, NotSent, RequestTarget, UploadRequest, UploaderOptions, pprof_has_samples,
-};
+use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest, UploaderOptions};
 
 /// profefe's name for a profile type.
 pub fn profefe_type(profile_type: ProfileType) -> &'static str {
@@ -112,9 +110,9 @@ impl ProfilesTarget {
 
     /// The request for `profile`, or why it is not sent (no samples, or not a pprof).
     pub fn upload_request(&self, profile: &Profile) -> Result<UploadRequest, NotSent> {
-        match pprof_has_samples(&profile.pprof_gz) {
-            Ok(true) => {}
-            Ok(false) => return Err(NotSent::Empty),
+        match crate::profile::decode(&profile.pprof_gz) {
+            Ok(decoded) if decoded.sample.is_empty() => return Err(NotSent::Empty),
+            Ok(_) => {}
             Err(e) => return Err(NotSent::Invalid(format!("not a pprof profile: {e}"))),
         }
         Ok(UploadRequest {

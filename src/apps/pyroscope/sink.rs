@@ -23,7 +23,7 @@
 //!   profiles are produced every window whatever it says.
 //!
 //! Cadence: every `upload_rate` (default 15 s), in windows aligned to multiples of the rate
-//! ([`Windows`](crate::runtime::upload::Windows)); the collector produces the profiles of each
+//! ([`Windows`](crate::runtime::windows::Windows)); the collector produces the profiles of each
 //! window and calls [`PyroscopeSink::submit`]. CPU uses the same windows as every other type.
 
 use crate::runtime::plan::sampling::Sampling;
@@ -44,7 +44,8 @@ use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, Header
 use super::settings::{Auth, PyroscopeSettings};
 use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest, unix_nanos};
+use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest};
+use crate::runtime::windows::unix_nanos;
 
 /// The `spyName` sent with every upload (stored by the server as the `pyroscope_spy` label).
 /// pyroscope-go sends `gospy`; this agent is not Go, so it names itself after Rust.
