@@ -143,7 +143,7 @@ impl Default for AdaptOptions {
 ///
 /// let file = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate 5000\n}\n");
 /// let adapted = caddyprof::adapt_source(&file, &AdaptOptions::default()).unwrap();
-/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate 5000 is unusually high");
+/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate: 5000 Hz is an unusually high CPU sampling rate");
 /// ```
 pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted, Error> {
     adapt_keeping_document(file, options).map(|(adapted, _)| adapted)
@@ -159,7 +159,7 @@ pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted
 /// let file = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate 5000\n}\n");
 /// let adapted = caddyprof::adapt_source_to_text(&file, &AdaptOptions::default(), false).unwrap();
 /// assert_eq!(adapted.json, r#"{"apps":{"profiling":{"cpu_profile_rate":5000}}}"#);
-/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate 5000 is unusually high");
+/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate: 5000 Hz is an unusually high CPU sampling rate");
 /// ```
 pub fn adapt_source_to_text(
     file: &SourceFile,

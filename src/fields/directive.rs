@@ -6,7 +6,7 @@ use smallvec::SmallVec;
 use super::json_writer::Json;
 use crate::diagnostic::{Diagnostic, Error, did_you_mean};
 use crate::fields::duration::DURATION_HELP;
-use crate::fields::parameters::CPU_RATE_WARNING;
+use crate::fields::parameters::high_cpu_rate;
 use crate::fields::table::{FieldKind, FieldSpec, Refusal};
 use crate::fields::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
 use crate::syntax::parser::error_at;
@@ -135,11 +135,11 @@ pub fn read_parameter<'a>(
     let rate = parse_rate(&arg.text).map_err(|reason| {
         error_at(arg, format!("invalid {name}: {reason}"), "not a valid rate").help(rate_help(name))
     })?;
-    if name == "cpu_profile_rate" && rate > CPU_RATE_WARNING {
+    if let Some(warning) = high_cpu_rate(rate).filter(|_| name == "cpu_profile_rate") {
         warnings.push(
-            Diagnostic::warning(format!("cpu_profile_rate {rate} is unusually high"))
-                .label(&arg.location, "samples per second")
-                .help("the rate is in hertz; 100 is the usual value and costs about 1% CPU"),
+            Diagnostic::warning(format!("{name}: {}", warning.message))
+                .label(&arg.location, warning.label)
+                .help(warning.help),
         );
     }
     params.set(name, Json::Number(rate), &directive.name)

@@ -21,6 +21,25 @@ pub const DEFAULT_CPU_HZ: u64 = 100;
 /// kernel timer cannot deliver much more anyway.
 pub const CPU_RATE_WARNING: u64 = 1000;
 
+/// What is said of a `cpu_profile_rate` above [`CPU_RATE_WARNING`]: the message (to follow
+/// the field's place), a label for the value and the help. The one warning of the JSON
+/// decoder and the directive reader.
+pub(crate) struct HighCpuRate {
+    pub message: String,
+    pub label: &'static str,
+    pub help: &'static str,
+}
+
+/// The warning for `rate` as a `cpu_profile_rate`, if it is above [`CPU_RATE_WARNING`].
+pub(crate) fn high_cpu_rate(rate: u64) -> Option<HighCpuRate> {
+    (rate > CPU_RATE_WARNING).then(|| HighCpuRate {
+        message: format!("{rate} Hz is an unusually high CPU sampling rate"),
+        label: "samples per second",
+        help: "100 Hz (the default) is usual and costs about 1% CPU; above 1000 Hz the overhead \
+               grows and samples are mostly lost",
+    })
+}
+
 /// Profiling parameters; every field is optional (unset means inherited or the default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct Parameters {
@@ -47,14 +66,9 @@ impl Parameters {
         match member.key.as_ref() {
             "cpu_profile_rate" => {
                 self.cpu_profile_rate = d.rate(value, &path);
-                if let Some(rate) = self.cpu_profile_rate.filter(|&r| r > CPU_RATE_WARNING) {
-                    d.warn(
-                        &value.span,
-                        format!("{path}: {rate} Hz is a very high CPU sampling rate"),
-                        "suspiciously high",
-                        "100 Hz (the default) is usual; above 1000 Hz the overhead grows and \
-                         samples are mostly lost",
-                    );
+                if let Some(warning) = self.cpu_profile_rate.and_then(high_cpu_rate) {
+                    let message = format!("{path}: {}", warning.message);
+                    d.warn(&value.span, message, warning.label, warning.help);
                 }
             }
             "block_profile_rate" => self.block_profile_rate = d.rate(value, &path),
