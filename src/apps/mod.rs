@@ -1,8 +1,11 @@
 //! The apps caddyprof runs: `profiling` (host of child profilers), `pyroscope`, `profefe`, and
 //! the caddyprof extension profilers.
 //!
-//! Each app file holds, in sections: the app's configuration (typed fields, JSON decoding and
-//! canonical output), and later its Profilingfile reading and its runtime.
+//! Each app's folder holds its configuration in `mod.rs`: the typed config, its field table
+//! ([`crate::fields::FieldSpec`]s, which drive its JSON decoding and writing and its
+//! Profilingfile block), and for a sink its runtime half: `settings.rs` (its fields resolved
+//! for the runtime) and `sink.rs` (how it sends or writes a profile, behind the
+//! [`Sink`](crate::runtime::sink::Sink) trait).
 
 #![warn(missing_docs)]
 
