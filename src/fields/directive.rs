@@ -133,7 +133,7 @@ pub fn read_parameter<'a>(
         "a whole number, 0 or more",
     )?;
     let rate = parse_rate(&arg.text).map_err(|reason| {
-        error_at(arg, format!("invalid {name}: {reason}"), "not a valid rate").help(rate_help(name))
+        error_at(arg, format!("{name}: {reason}"), "not a valid rate").help(rate_help(name))
     })?;
     if let Some(warning) = high_cpu_rate(rate).filter(|_| name == "cpu_profile_rate") {
         warnings.push(
@@ -430,18 +430,13 @@ fn read_value<'a>(field: &FieldSpec, args: &'a [Token], name: &Token) -> Result<
     };
     match field.kind {
         FieldKind::Url => validate_url(text).map_err(|reason| {
-            error_at(
-                arg,
-                format!("invalid {field_name}: {reason}"),
-                "not a valid URL",
-            )
-            .help(URL_HELP)
+            error_at(arg, format!("{field_name}: {reason}"), "not a valid URL").help(URL_HELP)
         })?,
         FieldKind::Duration(_) => {
             let nanos = Duration::parse_nanos(text).map_err(|reason| {
                 error_at(
                     arg,
-                    format!("invalid {field_name}: {reason}"),
+                    format!("{field_name}: {reason}"),
                     "not a valid duration",
                 )
                 .help(DURATION_HELP)
@@ -454,12 +449,7 @@ fn read_value<'a>(field: &FieldSpec, args: &'a [Token], name: &Token) -> Result<
         FieldKind::Count => {
             let count = parse_rate(text)
                 .map_err(|reason| {
-                    error_at(
-                        arg,
-                        format!("invalid {field_name}: {reason}"),
-                        "not a count",
-                    )
-                    .help(field.help)
+                    error_at(arg, format!("{field_name}: {reason}"), "not a count").help(field.help)
                 })
                 .map_err(Error::from)?;
             if let Some(refusal) = field.count_out_of_bounds(count) {
