@@ -1,7 +1,28 @@
 //! caddyprof: a declarative continuous-profiling agent for Rust, configured like Caddy.
 //!
 //! The pipeline: [`syntax`] (lex, parse, import) → [`adapt`](mod@adapt) (directives → JSON) →
-//! [`config`] (typed, validated) → runtime, with each app in [`apps`].
+//! [`config`] (typed, validated) → [`runtime`], with each app in [`apps`].
+//!
+//! # Layers
+//!
+//! The modules form layers; a module uses only modules of its own layer or of layers below
+//! it, and no two modules use each other (`use crate::…`, file by file):
+//!
+//! 1. **Foundations**: [`source`], `excerpt`, [`diagnostic`], `redact`, `swar`.
+//! 2. **Shared helpers**: the Profilingfile reader [`syntax`], and [`fields`]: durations,
+//!    profile types, the profiling parameters, the field tables each app declares its fields
+//!    with, JSON reading (with spans) and decoding, JSON writing, the directive reader.
+//! 3. **Apps**: [`apps`]`::*`, each with its config type and field table, its Profilingfile
+//!    reading and its JSON decoding and writing (`apps/<app>/mod.rs`), and the one list of
+//!    apps ([`apps::NAMES`]).
+//! 4. **Root**: [`Config`] and [`config::Loaded`], the [`adapt`](mod@adapt) driver and its
+//!    source map ([`adapt::locate`]), [`load`], and this file's entry points.
+//! 5. **Profiling machinery**, beside layers 3 and 4 and using neither: [`allocator`],
+//!    [`collect`], [`sync`] and [`profile`].
+//! 6. **Runtime**: [`runtime`] (the plan, the host, the upload queue, the
+//!    [`Sink`](runtime::sink::Sink) trait) and each app's runtime half
+//!    (`apps/<app>/settings.rs`, `apps/<app>/sink.rs`), registered in one list.
+//! 7. **The CLI** (`src/main.rs`), on the public API only.
 //!
 //! ```
 //! let json = caddyprof::adapt("pyroscope http://localhost:4040 {\n\tupload_rate 10s\n}\n").unwrap();
@@ -24,6 +45,7 @@ pub mod collect;
 pub mod config;
 pub mod diagnostic;
 mod excerpt;
+pub mod fields;
 pub mod load;
 pub mod profile;
 mod redact;
@@ -43,21 +65,7 @@ pub use adapt::Adapted;
 pub use config::Config;
 pub use diagnostic::{Diagnostic, Error};
 pub use load::{ConfigFormat, load_config};
-pub use source::{Location, SourceFile};
-
-/// How deeply blocks of a Profilingfile, or objects and arrays of a JSON config, may nest.
-///
-/// A config needs a handful of levels (an app, a profiler, its parameters); the limit is
-/// checked where the nesting is read, with an error at the brace that crosses it, so that no
-/// later stage can run out of stack on a deeper input (32 levels fit a 256 KiB thread stack
-/// in a debug build).
-///
-/// ```
-/// let deep = "profiling {\n".repeat(caddyprof::MAX_NESTING + 1);
-/// let error = caddyprof::adapt(&deep).unwrap_err();
-/// assert_eq!(error.to_string(), "Profilingfile:33:11: blocks are nested more than 32 levels deep");
-/// ```
-pub const MAX_NESTING: usize = 32;
+pub use source::{Location, MAX_NESTING, SourceFile};
 
 /// Adapts a Profilingfile given as text to the canonical JSON `{"apps": …}`.
 ///
@@ -136,7 +144,7 @@ impl Default for AdaptOptions {
 ///
 /// let file = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate 5000\n}\n");
 /// let adapted = caddyprof::adapt_source(&file, &AdaptOptions::default()).unwrap();
-/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate 5000 is unusually high");
+/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate: 5000 Hz is an unusually high CPU sampling rate");
 /// ```
 pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted, Error> {
     adapt_keeping_document(file, options).map(|(adapted, _)| adapted)
@@ -152,7 +160,7 @@ pub fn adapt_source(file: &SourceFile, options: &AdaptOptions) -> Result<Adapted
 /// let file = SourceFile::new("Profilingfile", "profiling {\n\tcpu_profile_rate 5000\n}\n");
 /// let adapted = caddyprof::adapt_source_to_text(&file, &AdaptOptions::default(), false).unwrap();
 /// assert_eq!(adapted.json, r#"{"apps":{"profiling":{"cpu_profile_rate":5000}}}"#);
-/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate 5000 is unusually high");
+/// assert_eq!(adapted.warnings[0].message(), "cpu_profile_rate: 5000 Hz is an unusually high CPU sampling rate");
 /// ```
 pub fn adapt_source_to_text(
     file: &SourceFile,

@@ -112,14 +112,18 @@ pub fn load_profilingfile(
 }
 
 /// Whether the adapter already said what a config warning says: config warnings start with
-/// the JSON path (`apps.profiling.cpu_profile_rate: …`); the adapter's start with the
-/// directive name (`cpu_profile_rate 5000 is …`), or say the same after the path.
+/// the JSON path (`apps.profiling.cpu_profile_rate: …`), the adapter's with the directive
+/// name (`cpu_profile_rate: …`, the same words after it when one rule says both), or say the
+/// same after the path.
 fn already_reported(warning: &Diagnostic, adapter_warnings: &[Diagnostic]) -> bool {
     let Some((path, said)) = warning.message().split_once(": ") else {
         return false;
     };
     let field = path.rsplit('.').next().unwrap_or(path);
-    adapter_warnings
-        .iter()
-        .any(|w| w.message() == said || w.message().split_whitespace().next() == Some(field))
+    adapter_warnings.iter().any(|w| {
+        let message = w.message();
+        message == said
+            || message.split_once(": ") == Some((field, said))
+            || message.split_whitespace().next() == Some(field)
+    })
 }

@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::task::Poll;
 use std::time::Duration;
 
-use caddyprof::adapt::json::compact;
+use caddyprof::fields::json_writer::compact;
 use caddyprof::load::{load_profilingfile, load_source};
 use caddyprof::{AdaptOptions, ConfigFormat, Diagnostic, Error, SourceFile};
 use clap::{CommandFactory, Parser, Subcommand, ValueEnum};
@@ -343,7 +343,7 @@ fn run_config(
         .enable_all()
         .build()
         .map_err(|e| Diagnostic::error(format!("cannot wait for signals: {e}")))?;
-    let mut shutdown = Box::pin(caddyprof::runtime::upload::shutdown_signal());
+    let mut shutdown = Box::pin(caddyprof::runtime::shutdown::shutdown_signal());
     // `shutdown_signal` installs its handlers when first polled: poll it once now.
     let early = waiter.block_on(std::future::poll_fn(|cx| {
         Poll::Ready(shutdown.as_mut().poll(cx))
@@ -467,7 +467,7 @@ fn stop_unless_signalled(
     waiter.block_on(async {
         tokio::select! {
             reports = reports => reports.ok(),
-            signal = caddyprof::runtime::upload::shutdown_signal() => match signal {
+            signal = caddyprof::runtime::shutdown::shutdown_signal() => match signal {
                 Ok(()) => None,
                 // Not listening: wait for the stop, which ends within its deadline.
                 Err(_) => std::future::pending().await,

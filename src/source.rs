@@ -4,6 +4,20 @@ use std::sync::Arc;
 
 use miette::NamedSource;
 
+/// How deeply blocks of a Profilingfile, or objects and arrays of a JSON config, may nest.
+///
+/// A config needs a handful of levels (an app, a profiler, its parameters); the limit is
+/// checked where the nesting is read, with an error at the brace that crosses it, so that no
+/// later stage can run out of stack on a deeper input (32 levels fit a 256 KiB thread stack
+/// in a debug build).
+///
+/// ```
+/// let deep = "profiling {\n".repeat(caddyprof::MAX_NESTING + 1);
+/// let error = caddyprof::adapt(&deep).unwrap_err();
+/// assert_eq!(error.to_string(), "Profilingfile:33:11: blocks are nested more than 32 levels deep");
+/// ```
+pub const MAX_NESTING: usize = 32;
+
 /// One input file (or string), shared cheaply between tokens and diagnostics.
 ///
 /// The text is the file exactly as read, before environment substitution, so that every

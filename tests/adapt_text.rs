@@ -24,7 +24,7 @@ fn check(input: &str, want: &str) {
     };
     for pretty in [false, true] {
         let from_tree = outcome(caddyprof::adapt_source(&file, &options()).map(|adapted| {
-            let text = caddyprof::adapt::json::text_of(&adapted.json, pretty);
+            let text = caddyprof::fields::json_writer::text_of(&adapted.json, pretty);
             (text, adapted.warnings)
         }));
         let as_read = outcome(
@@ -70,7 +70,7 @@ fn the_first_error_is_the_same() {
     // An invalid parameter, then an invalid profiler: the parameter's error.
     check(
         "profiling {\n\tcpu_profile_rate x\n\tprofefe {\n\t\tbogus 1\n\t}\n}\n",
-        "invalid cpu_profile_rate",
+        "cpu_profile_rate: must be a whole number",
     );
     // A profiler with a block and a second address: that error, not the block's.
     check(
@@ -104,6 +104,6 @@ fn the_first_error_is_the_same() {
     // Two invalid profilers: the first one's error.
     check(
         "profiling {\n\tprofefe {\n\t\ttimeout x\n\t}\n\tpyroscope {\n\t\tbogus 1\n\t}\n}\n",
-        "invalid timeout",
+        "× timeout: ",
     );
 }

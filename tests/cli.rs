@@ -248,7 +248,7 @@ fn adapt_warnings_go_to_stderr_and_keep_exit_zero() {
     );
     let out = caddyprof(dir.path(), &["adapt", "fast.Profilingfile"]).run();
     out.assert_code(0)
-        .assert_stderr_has("cpu_profile_rate 5000 is unusually high")
+        .assert_stderr_has("cpu_profile_rate: 5000 Hz is an unusually high CPU sampling rate")
         .assert_stderr_has("fast.Profilingfile:2:19");
     assert_eq!(out.json()["apps"]["profiling"]["cpu_profile_rate"], 5000);
     assert!(

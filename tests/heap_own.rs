@@ -16,7 +16,7 @@ use caddyprof::apps::file::sink::file_name;
 use caddyprof::config::ProfileType;
 use caddyprof::profile::{Symbols, decode};
 use caddyprof::runtime;
-use caddyprof::runtime::upload::Windows;
+use caddyprof::runtime::windows::Windows;
 use support::Log;
 
 #[global_allocator]

@@ -208,7 +208,7 @@ proptest! {
         let value = adapt(&text);
         for pretty in [false, true] {
             let adapted = caddyprof::adapt_source_to_text(&file, &options, pretty).unwrap();
-            prop_assert_eq!(adapted.json, caddyprof::adapt::json::text_of(&value, pretty));
+            prop_assert_eq!(adapted.json, caddyprof::fields::json_writer::text_of(&value, pretty));
         }
     }
 }

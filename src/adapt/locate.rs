@@ -10,7 +10,7 @@ use crate::diagnostic::Diagnostic;
 use crate::source::Location;
 use crate::syntax::{Directive, Document, Token};
 
-use super::reader::{PARAMETERS, ProfilerSpec};
+use crate::fields::directive::{PARAMETERS, ProfilerSpec};
 
 /// JSON paths of a Profilingfile's config (`apps.profiling.profilers[0].upload_rate`), each
 /// with where it was written.
@@ -81,7 +81,7 @@ impl SourceMap {
         let mut map = SourceMap::default();
         for (index, block) in document.blocks.iter().enumerate() {
             let Some(key) = block.key() else { continue };
-            let Some(name) = super::APP_NAMES.iter().find(|name| **name == key.text) else {
+            let Some(name) = apps::NAMES.iter().find(|name| **name == key.text) else {
                 continue;
             };
             map.app(name).at = Some(key.location.clone());
@@ -220,8 +220,8 @@ impl Object {
             }
         } else if let Some(field) = parameter_field(name) {
             self.fields.push((field, at()));
-        } else if let Some(&(own, _)) = spec.fields.iter().find(|(field, _)| *field == name) {
-            self.fields.push((Field::Own(own), at()));
+        } else if let Some(own) = spec.fields.iter().find(|field| field.name == name) {
+            self.fields.push((Field::Own(own.name), at()));
         }
     }
 }

@@ -1,18 +1,18 @@
 //! Adapt: turns the syntax tree of a Profilingfile into the canonical JSON `apps` structure
 //! (`docs/profilingfile.md` §12).
 //!
-//! This module holds the driver (top-level app blocks), [`reader`], the shared way of
-//! reading a directive's arguments, and [`json`], the JSON tree they build, which becomes
-//! text or a `serde_json::Value` at the end. What each app's block may contain is declared
-//! by the app itself, in `crate::apps`.
+//! This module holds the driver (top-level app blocks) and [`locate`], the map from JSON
+//! paths back to the Profilingfile. The shared way of reading a directive's arguments is
+//! [`crate::fields::directive`], and the JSON tree they build, which becomes text or a
+//! `serde_json::Value` at the end, is [`crate::fields::json_writer`]. What each app's block
+//! may contain is declared by the app itself, in [`crate::apps`].
 
-pub mod json;
 pub mod locate;
-pub mod reader;
 
 use serde_json::Value;
 
-use self::json::Json;
+use crate::fields::directive as reader;
+use crate::fields::json_writer::Json;
 
 use crate::apps;
 use crate::apps::profiling::ProfilersAhead;
@@ -31,9 +31,6 @@ pub struct Adapted<J = Value> {
     /// Warnings: legal but suspicious input. They do not make adapting fail.
     pub warnings: Vec<Diagnostic>,
 }
-
-/// The app names a top-level block may have.
-pub const APP_NAMES: &[&str] = &["profiling", "pyroscope", "profefe"];
 
 /// Adapts a parsed and expanded document.
 pub fn adapt_document(document: &Document) -> Result<Adapted, Error> {
@@ -100,6 +97,7 @@ fn build<'a>(
                 address,
                 &block.body.directives,
                 false,
+                apps::NAMES,
                 warnings,
             )?,
             "profefe" => reader::read_profiler(
@@ -107,6 +105,7 @@ fn build<'a>(
                 address,
                 &block.body.directives,
                 false,
+                apps::NAMES,
                 warnings,
             )?,
             _ => unreachable!("app_key checked the name"),
@@ -129,8 +128,8 @@ fn app_key(block: &Block) -> Result<&Token, Error> {
             .help("name the app: `profiling {`, `pyroscope {` or `profefe {` (Caddy's global options block has no meaning here)")
             .into());
     };
-    if !APP_NAMES.contains(&key.text.as_str()) {
-        let mut help = did_you_mean(&key.text, APP_NAMES);
+    if !apps::NAMES.contains(&key.text.as_str()) {
+        let mut help = did_you_mean(&key.text, apps::NAMES);
         if key.text.starts_with('(') {
             help = "a snippet definition `(name)` must be the only key of its block".to_owned();
         }

@@ -1,11 +1,11 @@
 //! The `profiling` app: the host of child profilers. It holds the shared parameters and
 //! propagates them to each child (a child's own `parameters` take precedence).
 
-use crate::adapt::json::Json;
-use crate::adapt::reader::{
+use crate::diagnostic::Error;
+use crate::fields::directive::{
     Fields, PARAMETERS, ProfilerSpec, read_parameter, read_profiler, unknown_directive,
 };
-use crate::diagnostic::Error;
+use crate::fields::json_writer::Json;
 use crate::syntax::parser::error_at;
 use crate::syntax::{Directive, Token};
 use serde_json::{Map, Value};
@@ -15,9 +15,10 @@ use std::fmt::Write;
 use std::ops::Range;
 
 use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
-use crate::config::Parameters;
-use crate::config::decode::{Decoder, join};
-use crate::config::json::{Kind, Node};
+use crate::fields::Parameters;
+use crate::fields::decode::{Decoder, join};
+use crate::fields::json_reader::{Node, NodeValue};
+use crate::fields::table::decode_fields;
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 
@@ -122,7 +123,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfilingApp {
         }
 
         let list_path = join(path, "profilers");
-        let Kind::Array(items) = &member.value.kind else {
+        let NodeValue::Array(items) = &member.value.kind else {
             d.error(
                 &member.value.span,
                 format!(
@@ -158,7 +159,7 @@ pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfilingApp {
 
 /// Decodes one entry of `profilers`.
 fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfiler> {
-    let Kind::Object(members) = &node.kind else {
+    let NodeValue::Object(members) = &node.kind else {
         d.object(node, path, &[]);
         return None;
     };
@@ -177,25 +178,20 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
     };
     let name_path = join(path, "profiler");
     let name = d.string(&name_member.value, &name_path)?;
-    let own_fields = match name.as_str() {
-        "pyroscope" => pyroscope::FIELDS,
-        "profefe" => profefe::FIELDS,
-        file::NAME => file::FIELDS,
-        _ => {
-            d.error(
-                &name_member.value.span,
-                format!("{name_path}: unknown profiler '{name}'"),
-                "unknown profiler",
-                &did_you_mean(&name, PROFILERS),
-            );
-            return None;
-        }
+    let Some(spec) = child_spec(&name) else {
+        d.error(
+            &name_member.value.span,
+            format!("{name_path}: unknown profiler '{name}'"),
+            "unknown profiler",
+            &did_you_mean(&name, PROFILERS),
+        );
+        return None;
     };
     // `profile_types` directly on a child is the seed's alias for `parameters.profile_types`.
     // (On the stack: this is done for each of a large file's profilers.)
     let mut allowed: SmallVec<[&str; 16]> = SmallVec::new();
     allowed.push("profiler");
-    allowed.extend_from_slice(own_fields);
+    allowed.extend(spec.fields.iter().map(|field| field.name));
     allowed.push("profile_types");
     let valid = d.object(node, path, &allowed);
     let alias = valid.iter().copied().find(|m| m.key == "profile_types");
@@ -204,9 +200,9 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
         .filter(|m| m.key != "profiler" && m.key != "profile_types")
         .collect();
     let mut child = match name.as_str() {
-        "pyroscope" => ChildProfiler::Pyroscope(pyroscope::decode_fields(d, &fields, path)),
-        "profefe" => ChildProfiler::Profefe(profefe::decode_fields(d, &fields, path)),
-        _ => ChildProfiler::File(file::decode_fields(d, &fields, path)),
+        "pyroscope" => ChildProfiler::Pyroscope(decode_fields(d, &fields, path)),
+        "profefe" => ChildProfiler::Profefe(decode_fields(d, &fields, path)),
+        _ => ChildProfiler::File(decode_fields(d, &fields, path)),
     };
     if let Some(alias) = alias {
         let nested =
@@ -214,7 +210,7 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
                 .iter()
                 .find(|m| m.key == "parameters")
                 .and_then(|p| match &p.value.kind {
-                    Kind::Object(ms) => ms.iter().find(|m| m.key == "profile_types"),
+                    NodeValue::Object(ms) => ms.iter().find(|m| m.key == "profile_types"),
                     _ => None,
                 });
         if let Some(nested) = nested {
@@ -308,6 +304,7 @@ pub(crate) fn adapt_with<'a>(
                     directive.args.first(),
                     directive.children(),
                     true,
+                    super::NAMES,
                     warnings,
                 )?,
             };
@@ -315,7 +312,8 @@ pub(crate) fn adapt_with<'a>(
         } else {
             let mut valid: Vec<&str> = PARAMETERS.to_vec();
             valid.extend(CHILDREN.iter().map(|spec| spec.name));
-            let mut diagnostic = unknown_directive(&directive.name, "profiling", &valid);
+            let mut diagnostic =
+                unknown_directive(&directive.name, "profiling", &valid, super::NAMES);
             if name == "parameters" {
                 diagnostic = diagnostic.help("in the profiling app, write the parameters directly (cpu_profile_rate, profile_types, …), not in a parameters block");
             }
@@ -397,6 +395,7 @@ impl ProfilersAhead {
             directive.args.first(),
             directive.children(),
             true,
+            super::NAMES,
             &mut warnings,
         )
         .map(|json| {
@@ -441,7 +440,7 @@ impl<'a> Ahead<'a, '_> {
 mod tests {
     use super::*;
     use crate::SourceFile;
-    use crate::config::ProfileType;
+    use crate::fields::ProfileType;
 
     fn load(profilers: &str) -> Result<crate::config::Loaded, crate::Error> {
         let text = format!(r#"{{"apps": {{"profiling": {{"profilers": [{profilers}]}}}}}}"#);

@@ -21,7 +21,7 @@ use std::sync::{Arc, LazyLock, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
 use super::symbolize::{ProfileLocations, symbolizer};
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::profile::{Profile, ProfileBuilder};
 
 /// Distinct contention stacks kept per kind; events at new stacks beyond it are only

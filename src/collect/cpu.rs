@@ -32,7 +32,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::sampler::{self, HostSignal, SamplerError};
 use super::symbolize::{ProfileLocations, symbolizer};
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::profile::{Label, Profile, ProfileBuilder};
 
 /// The sampling frequency when none is configured (`cpu_profile_rate` 0 or unset), in Hz.

@@ -24,7 +24,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::symbolize::{ProfileLocations, symbolizer};
 use crate::allocator::{self, OBJECT_SCALE, OVERFLOW, STACK_SLOTS, Totals};
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::profile::{Frame, Profile, ProfileBuilder};
 
 /// How to install the sampling allocator, for messages.

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use super::sampler::{self, HostSignal, MAX_DEPTH, SamplerError};
 use super::symbolize::{ProfileLocations, symbolizer};
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 use crate::profile::{Frame, Label, Profile, ProfileBuilder};
 
 /// How long a snapshot waits for one thread's stack.

@@ -46,7 +46,7 @@ use flate2::read::GzDecoder;
 use flate2::write::GzEncoder;
 use prost::Message;
 
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 
 /// One frame of a stack: a function, and its file and line when known.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]

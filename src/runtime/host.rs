@@ -25,25 +25,22 @@
 
 use std::mem::ManuallyDrop;
 use std::path::Path;
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{Semaphore, mpsc as queue, watch};
 
 use super::Profile;
 use super::own_usage::{OwnMark, OwnUsage, log_own_usage};
-use super::plan::{Plan, PlanOptions, Sampling, SinkSettings};
+use super::plan::{Plan, PlanOptions, Sampling};
+use super::sink::{Delivery, Sink, SinkSettings};
 use super::sources::{Cut, Sources};
-use super::upload::{
-    Connections, NotSent, STOP_DEADLINE, Submitted, UploadStats, UploaderOptions, Windows,
-};
+use super::upload::{Connections, NotSent, STOP_DEADLINE, Submitted, UploadStats};
+use super::windows::Windows;
 use crate::allocator;
-use crate::apps::file::sink::FileWriter;
-use crate::apps::profefe::sink::{ProfefeSink, uploader_options};
-use crate::apps::pyroscope::sink::PyroscopeSink;
 use crate::collect::cpu::{self, CpuError};
 use crate::collect::{contention, fork};
-use crate::config::{Config, ProfileType};
+use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Error};
 
 /// The part of [`STOP_DEADLINE`] kept for the sinks' tasks to report once their own
@@ -242,7 +239,7 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
     {
         let _context = runtime.enter();
         for settings in &plan.sinks {
-            match StartedSink::start(settings, &connections) {
+            match settings.start(&connections) {
                 Ok(sink) => started.push((settings.clone(), sink)),
                 Err(message) => {
                     // The Go module forgets this: stop what was started before failing. (Not
@@ -252,7 +249,7 @@ pub fn start_with(config: &Config, options: &PlanOptions) -> Result<Running, Err
                     let started = std::mem::take(&mut started);
                     runtime.spawn(async move {
                         for (_, sink) in &started {
-                            sink.stop(deadline).await;
+                            stop_sink(&**sink, deadline).await;
                         }
                         let _ = stopped.send(());
                     });
@@ -399,110 +396,43 @@ fn stop_lock_events() {
     contention::set_mutex_fraction(0);
 }
 
-/// A started sink.
-enum StartedSink {
-    Pyroscope(PyroscopeSink),
-    Profefe(ProfefeSink),
-    File {
-        writer: FileWriter,
-        flamegraph: bool,
-    },
-}
-
-impl StartedSink {
-    /// Starts the sink of `settings` (inside the host's runtime), uploading over
-    /// `connections`.
-    fn start(settings: &SinkSettings, connections: &Connections) -> Result<Self, String> {
-        Ok(match settings {
-            SinkSettings::Pyroscope(s) => StartedSink::Pyroscope(PyroscopeSink::start(
-                s,
-                UploaderOptions::new(s.path.clone()),
-                connections,
-            )?),
-            SinkSettings::Profefe(s) => {
-                let options = UploaderOptions {
-                    sink: s.path.clone(),
-                    ..uploader_options(s)
-                };
-                StartedSink::Profefe(ProfefeSink::start(s, options, connections)?)
-            }
-            SinkSettings::File(s) => StartedSink::File {
-                writer: FileWriter::from_plan(s),
-                flamegraph: s.flamegraph,
-            },
-        })
-    }
-
-    /// Hands `profile` over: queued for upload, or written to a file.
-    async fn deliver(&self, profile: Profile, report: &mut SinkReport, problems: &mut Problems) {
-        report.profiles += 1;
-        let submitted = match self {
-            StartedSink::Pyroscope(sink) => sink.submit(&profile),
-            StartedSink::Profefe(sink) => sink.submit(&profile),
-            StartedSink::File { writer, flamegraph } => {
-                let writer = writer.clone();
-                let flamegraph = *flamegraph && profile.profile_type == ProfileType::Cpu;
-                let written =
-                    tokio::task::spawn_blocking(move || write_files(&writer, &profile, flamegraph))
-                        .await;
-                match written {
-                    Ok(Ok(paths)) => {
-                        for path in paths {
-                            tracing::debug!(path = %path.display(), "profile written");
-                            report.files_written += 1;
-                            if report.last_files.len() == LAST_FILES {
-                                report.last_files.remove(0);
-                            }
-                            report.last_files.push(path);
-                        }
-                    }
-                    Ok(Err(message)) => problems.record(message),
-                    Err(join) => problems.record(format!("writing task failed: {join}")),
+/// Hands `profile` to `sink`, counting what became of it in `report` and `problems`.
+async fn deliver(
+    sink: &dyn Sink,
+    profile: Profile,
+    report: &mut SinkReport,
+    problems: &mut Problems,
+) {
+    report.profiles += 1;
+    match sink.deliver(profile).await {
+        Delivery::Submitted(Submitted::Queued | Submitted::Closed) => {}
+        Delivery::Submitted(Submitted::Skipped(NotSent::Empty)) => report.skipped_empty += 1,
+        Delivery::Submitted(Submitted::Skipped(NotSent::Unsupported)) => {
+            report.skipped_unsupported += 1;
+        }
+        Delivery::Submitted(Submitted::Skipped(NotSent::Invalid(message))) => {
+            problems.record(format!("profile not sent: {message}"));
+        }
+        Delivery::Written(paths) => {
+            for path in paths {
+                tracing::debug!(path = %path.display(), "profile written");
+                report.files_written += 1;
+                if report.last_files.len() == LAST_FILES {
+                    report.last_files.remove(0);
                 }
-                return;
-            }
-        };
-        match submitted {
-            Submitted::Queued | Submitted::Closed => {}
-            Submitted::Skipped(NotSent::Empty) => report.skipped_empty += 1,
-            Submitted::Skipped(NotSent::Unsupported) => report.skipped_unsupported += 1,
-            Submitted::Skipped(NotSent::Invalid(message)) => {
-                problems.record(format!("profile not sent: {message}"));
+                report.last_files.push(path);
             }
         }
-    }
-
-    /// Stops the sink (uploaders flush within what is left before `deadline`).
-    async fn stop(&self, deadline: Instant) -> Option<UploadStats> {
-        let left = deadline
-            .saturating_duration_since(Instant::now())
-            .max(Duration::from_millis(100));
-        match self {
-            StartedSink::Pyroscope(sink) => Some(sink.stop(left).await),
-            StartedSink::Profefe(sink) => Some(sink.stop(left).await),
-            StartedSink::File { .. } => None,
-        }
+        Delivery::Failed(message) => problems.record(message),
     }
 }
 
-/// Writes a profile, and its flame graph when asked; returns the paths written.
-fn write_files(
-    writer: &FileWriter,
-    profile: &Profile,
-    flamegraph: bool,
-) -> Result<Vec<std::path::PathBuf>, String> {
-    let mut paths = vec![writer.write(profile).map_err(|e| e.to_string())?];
-    if flamegraph {
-        let decoded = crate::profile::decode(&profile.pprof_gz).map_err(|e| e.to_string())?;
-        let folded = crate::profile::fold(&decoded, 0);
-        if let Some(path) = writer
-            .write_flamegraph(profile.start, profile.duration, &folded)
-            .map_err(|e| e.to_string())?
-        {
-            paths.push(path);
-        }
-    }
-    Ok(paths)
+/// Stops `sink` (uploaders flush within what is left before `deadline`).
+async fn stop_sink(sink: &dyn Sink, deadline: Instant) -> Option<UploadStats> {
+    let left = deadline
+        .saturating_duration_since(Instant::now())
+        .max(Duration::from_millis(100));
+    sink.stop(left).await
 }
 
 /// Sinks that share their windows: the same window length and the same data to collect
@@ -514,22 +444,16 @@ struct Group {
     rate: Duration,
     sampling: Sampling,
     cumulative: bool,
-    members: Vec<(String, StartedSink)>,
+    members: Vec<(String, Box<dyn Sink>)>,
 }
 
 impl Group {
     /// The groups of `sinks`, in the order of their first sinks.
-    fn of(sinks: Vec<(SinkSettings, StartedSink)>) -> Vec<Group> {
+    fn of(sinks: Vec<(Arc<dyn SinkSettings>, Box<dyn Sink>)>) -> Vec<Group> {
         let mut groups: Vec<Group> = Vec::new();
         for (settings, sink) in sinks {
-            let rate = match &settings {
-                SinkSettings::Pyroscope(s) => s.upload_rate,
-                SinkSettings::Profefe(s) => s.upload_rate,
-                SinkSettings::File(s) => s.interval,
-            };
-            // profefe gets cumulative block, mutex and heap profiles, as the Go module sends
-            // them.
-            let cumulative = matches!(settings, SinkSettings::Profefe(_));
+            let rate = settings.window();
+            let cumulative = settings.cumulative();
             let sampling = settings.sampling();
             let member = (settings.path().to_owned(), sink);
             match groups
@@ -562,7 +486,7 @@ impl Group {
 
 /// One sink of a group while it runs: what it delivers to, and what it has done.
 struct Member {
-    sink: StartedSink,
+    sink: Box<dyn Sink>,
     report: SinkReport,
     /// Its own problems (writing, sending); what collecting meets is the group's.
     problems: Problems,
@@ -628,7 +552,7 @@ async fn run_group(
         stops.spawn(async move {
             let mut report = member.report;
             report.windows_lost += dropped + given_up;
-            report.uploads = member.sink.stop(deadline).await;
+            report.uploads = stop_sink(&*member.sink, deadline).await;
             // The group's kinds first: the most recent kinds of the two lists are kept.
             let mut errors = collecting;
             errors.extend(member.problems.into_errors());
@@ -737,7 +661,7 @@ async fn build_windows(
                                 report,
                                 problems,
                             } = member;
-                            sink.deliver(profile.clone(), report, problems).await;
+                            deliver(&**sink, profile.clone(), report, problems).await;
                         }
                     }
                     Err(e) => problems.record(format!("building a profile failed: {e}")),

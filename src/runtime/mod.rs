@@ -7,8 +7,11 @@
 pub mod host;
 pub mod own_usage;
 pub mod plan;
+pub mod shutdown;
+pub mod sink;
 pub mod sources;
 pub mod upload;
+pub mod windows;
 
 pub use host::{
     RepeatedError, Running, SinkReport, missing_reports, start, start_file, start_with,

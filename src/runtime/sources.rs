@@ -36,7 +36,7 @@ use crate::collect::cpu::{self, CpuError, CpuSubscription, CpuWindow};
 use crate::collect::heap::{self, Accumulation, HeapError, HeapSubscription, HeapWindow};
 use crate::collect::sampler::SamplerError;
 use crate::collect::threads::{self, ThreadInfo, ThreadStack};
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 
 use super::plan::Sampling;
 

@@ -413,7 +413,7 @@ impl Parser<'_> {
             let token = self.next().expect("same line");
             if token.is_open_brace() {
                 // The top-level block, the blocks open in it, and this one.
-                if self.nested.len() + 2 > crate::MAX_NESTING {
+                if self.nested.len() + 2 > crate::source::MAX_NESTING {
                     return Err(too_deep(&token).into());
                 }
                 self.nothing_after_open_brace(&token)?;
@@ -535,9 +535,9 @@ fn too_deep(open: &Token) -> Diagnostic {
         open,
         format!(
             "blocks are nested more than {} levels deep",
-            crate::MAX_NESTING
+            crate::source::MAX_NESTING
         ),
-        &format!("this block would be level {}", crate::MAX_NESTING + 1),
+        &format!("this block would be level {}", crate::source::MAX_NESTING + 1),
     )
     .help("a Profilingfile needs only a few levels (an app, a profiler, its parameters): look for a missing '}', or for imports nested in one another")
 }

@@ -872,13 +872,14 @@ pub fn pyroscope_settings(
         pyroscope: Some(app.clone()),
         ..caddyprof::Config::default()
     };
-    match resolve(&config).sinks.remove(0) {
-        caddyprof::runtime::plan::SinkSettings::Pyroscope(mut settings) => {
-            settings.sampling.cpu_hz = cpu_hz;
-            settings
-        }
-        other => panic!("not a pyroscope sink: {other:?}"),
-    }
+    let sink = resolve(&config).sinks.remove(0);
+    let mut settings = sink
+        .as_any()
+        .downcast_ref::<caddyprof::runtime::plan::PyroscopeSettings>()
+        .unwrap_or_else(|| panic!("not a pyroscope sink: {sink:?}"))
+        .clone();
+    settings.sampling.cpu_hz = cpu_hz;
+    settings
 }
 
 /// The resolved settings of a standalone profefe app.
@@ -889,10 +890,11 @@ pub fn profefe_settings(
         profefe: Some(app.clone()),
         ..caddyprof::Config::default()
     };
-    match resolve(&config).sinks.remove(0) {
-        caddyprof::runtime::plan::SinkSettings::Profefe(settings) => settings,
-        other => panic!("not a profefe sink: {other:?}"),
-    }
+    let sink = resolve(&config).sinks.remove(0);
+    sink.as_any()
+        .downcast_ref::<caddyprof::runtime::plan::ProfefeSettings>()
+        .unwrap_or_else(|| panic!("not a profefe sink: {sink:?}"))
+        .clone()
 }
 
 fn resolve(config: &caddyprof::Config) -> caddyprof::runtime::plan::Plan {

@@ -3,16 +3,16 @@
 //!
 //! Fields: `directory` (default `./profiles`), `interval` (default 15s), `keep` (how many files
 //! of each profile type to keep, default 20, at least 1), `flamegraph` (also write an SVG flame
-//! graph of each CPU window) and `parameters` (default types: `cpu` and `heap`). See [`crate::runtime::plan`] for the defaults as applied.
+//! graph of each CPU window) and `parameters` (default types: `cpu` and `heap`), declared in
+//! its field table below.
 
+pub mod settings;
 pub mod sink;
 
-use crate::adapt::reader::{Kind, ProfilerSpec};
+use crate::fields::directive::ProfilerSpec;
+use crate::fields::table::{FieldRef, FieldSlot, write_fields};
+use crate::fields::{Bound, Duration, FieldKind, FieldSet, FieldSpec, Parameters, ProfileType};
 use serde_json::{Map, Value};
-
-use crate::config::decode::{Decoder, join_into};
-use crate::config::json::Member;
-use crate::config::{Duration, Parameters};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -21,8 +21,36 @@ use crate::config::{Duration, Parameters};
 /// The `"profiler"` name of this extension.
 pub const NAME: &str = "file";
 
-/// The JSON field names of a file sink, in canonical order.
-pub const FIELDS: &[&str] = &["directory", "interval", "keep", "flamegraph", "parameters"];
+/// `directory`: where the profiles are written, relative to the working directory.
+pub const DIRECTORY: FieldSpec = FieldSpec::text(
+    "directory",
+    "write the directory to write the profiles into, such as ./profiles (the default)",
+)
+.with_default("./profiles");
+/// `interval`: how often a profile of each type is written.
+pub const INTERVAL: FieldSpec = FieldSpec::text(
+    "interval",
+    "write a positive duration such as 15s (the default)",
+)
+.of_kind(FieldKind::Duration(Bound::Positive))
+.with_default("15s");
+/// `keep`: how many files of each profile type are kept.
+pub const KEEP: FieldSpec = FieldSpec::text(
+    "keep",
+    "write how many files of each profile type to keep, such as 20 (the default)",
+)
+.of_kind(FieldKind::Count)
+.with_default("20");
+/// `flamegraph`: whether an SVG flame graph of each CPU window is written too.
+pub const FLAMEGRAPH: FieldSpec = FieldSpec::text(
+    "flamegraph",
+    "write true to also write an SVG flame graph of each CPU window",
+)
+.of_kind(FieldKind::Flag);
+
+/// The file sink's profile types when none are given: memory without writing the same
+/// allocation sample twice.
+pub const DEFAULT_PROFILE_TYPES: &[ProfileType] = &[ProfileType::Cpu, ProfileType::Heap];
 
 /// The configuration of the local file sink. Every field is optional.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -39,71 +67,38 @@ pub struct FileSink {
     pub parameters: Option<Parameters>,
 }
 
-/// Decodes members already checked to be in [`FIELDS`].
-pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) -> FileSink {
-    let mut sink = FileSink::default();
-    let mut path_buffer = String::new();
-    for member in members {
-        let path = join_into(&mut path_buffer, parent, &member.key);
-        let value = &member.value;
-        match member.key.as_ref() {
-            "directory" => sink.directory = d.string(value, path),
-            "interval" => {
-                sink.interval = d.duration(value, path);
-                if sink
-                    .interval
-                    .as_ref()
-                    .and_then(Duration::as_nanos)
-                    .is_some_and(|n| n <= 0)
-                {
-                    d.error(
-                        &value.span,
-                        format!("{path}: the interval must be greater than zero"),
-                        "not positive",
-                        "write a positive duration such as 15s",
-                    );
-                    sink.interval = None;
-                }
-            }
-            "keep" => {
-                sink.keep = d.rate(value, path);
-                if sink.keep == Some(0) {
-                    d.error(
-                        &value.span,
-                        format!("{path}: must keep at least 1 file"),
-                        "zero",
-                        "write how many files of each profile type to keep, such as 20 (the \
-                         default)",
-                    );
-                    sink.keep = None;
-                }
-            }
-            "flamegraph" => sink.flamegraph = d.boolean(value, path),
-            "parameters" => sink.parameters = Some(Parameters::decode(d, value, path)),
-            _ => {}
+impl FieldSet for FileSink {
+    const FIELDS: &'static [FieldSpec] =
+        &[DIRECTORY, INTERVAL, KEEP, FLAMEGRAPH, FieldSpec::PARAMETERS];
+    const NAME: &'static str = "FileSink";
+
+    fn get(&self, name: &str) -> Option<FieldRef<'_>> {
+        match name {
+            "directory" => self.directory.as_deref().map(FieldRef::Text),
+            "interval" => self.interval.as_ref().map(FieldRef::Duration),
+            "keep" => self.keep.map(FieldRef::Count),
+            "flamegraph" => self.flamegraph.map(FieldRef::Flag),
+            "parameters" => self.parameters.as_ref().map(FieldRef::Parameters),
+            _ => None,
         }
     }
-    sink
+
+    fn slot(&mut self, name: &str) -> Option<FieldSlot<'_>> {
+        Some(match name {
+            "directory" => FieldSlot::Text(&mut self.directory),
+            "interval" => FieldSlot::Duration(&mut self.interval),
+            "keep" => FieldSlot::Count(&mut self.keep),
+            "flamegraph" => FieldSlot::Flag(&mut self.flamegraph),
+            "parameters" => FieldSlot::Parameters(&mut self.parameters),
+            _ => return None,
+        })
+    }
 }
 
 impl FileSink {
     /// Appends the set fields to `map`, in canonical order.
     pub(crate) fn write_fields(&self, map: &mut Map<String, Value>) {
-        if let Some(directory) = &self.directory {
-            map.insert("directory".into(), directory.as_str().into());
-        }
-        if let Some(interval) = &self.interval {
-            map.insert("interval".into(), interval.to_json());
-        }
-        if let Some(keep) = self.keep {
-            map.insert("keep".into(), keep.into());
-        }
-        if let Some(flamegraph) = self.flamegraph {
-            map.insert("flamegraph".into(), flamegraph.into());
-        }
-        if let Some(parameters) = &self.parameters {
-            map.insert("parameters".into(), parameters.to_json());
-        }
+        write_fields(self, map);
     }
 }
 
@@ -116,17 +111,17 @@ impl FileSink {
 pub const SPEC: ProfilerSpec = ProfilerSpec {
     name: NAME,
     address_field: "directory",
-    fields: &[
-        ("directory", Kind::Text),
-        ("interval", Kind::Duration { positive: true }),
-        ("keep", Kind::Count),
-        ("flamegraph", Kind::Flag),
-    ],
+    fields: FileSink::FIELDS,
 };
 
 #[cfg(test)]
 mod tests {
     use crate::Config;
+
+    #[test]
+    fn table_fits_the_config() {
+        crate::fields::table::tests::check_table::<super::FileSink>();
+    }
     use crate::apps::ChildProfiler;
 
     fn sink(fields: &str) -> Result<super::FileSink, String> {

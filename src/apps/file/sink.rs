@@ -39,15 +39,22 @@
 //! assert!(path.ends_with("profiles/cpu-20240501T120000.123Z.pb.gz"));
 //! ```
 
+use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::SinkSettings;
+use crate::runtime::upload::Connections;
+use std::any::Any;
 use std::fs;
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use crate::config::ProfileType;
+use super::settings::FileSettings;
+use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::plan::{DEFAULT_FILE_KEEP, FileSettings};
+use crate::runtime::sink::{Delivery, Sink, SinkFuture};
+use crate::runtime::upload::UploadStats;
 
 /// The extension of profile files.
 pub const EXTENSION: &str = ".pb.gz";
@@ -252,12 +259,68 @@ impl FileWriter {
     }
 }
 
+/// A running file sink: its writer, and whether it writes flame graphs of CPU windows.
+#[derive(Clone, Debug)]
+pub struct WritingSink {
+    /// Where the profiles go.
+    pub writer: FileWriter,
+    /// Whether an SVG flame graph of each CPU window is written beside its profile.
+    pub flamegraph: bool,
+}
+
+impl WritingSink {
+    /// The sink a resolved file sink describes.
+    pub fn from_plan(plan: &FileSettings) -> Self {
+        WritingSink {
+            writer: FileWriter::from_plan(plan),
+            flamegraph: plan.flamegraph,
+        }
+    }
+
+    /// Writes a profile, and its flame graph when asked; returns the paths written.
+    fn write(&self, profile: &Profile) -> Result<Vec<PathBuf>, String> {
+        let writer = &self.writer;
+        let mut paths = vec![writer.write(profile).map_err(|e| e.to_string())?];
+        if self.flamegraph && profile.profile_type == ProfileType::Cpu {
+            let decoded = crate::profile::decode(&profile.pprof_gz).map_err(|e| e.to_string())?;
+            let folded = crate::profile::fold(&decoded, 0);
+            if let Some(path) = writer
+                .write_flamegraph(profile.start, profile.duration, &folded)
+                .map_err(|e| e.to_string())?
+            {
+                paths.push(path);
+            }
+        }
+        Ok(paths)
+    }
+}
+
+impl Sink for WritingSink {
+    /// Writes on a blocking thread: a file system may be slow.
+    fn deliver(&self, profile: Profile) -> SinkFuture<'_, Delivery> {
+        let sink = self.clone();
+        Box::pin(async move {
+            match tokio::task::spawn_blocking(move || sink.write(&profile)).await {
+                Ok(Ok(paths)) => Delivery::Written(paths),
+                Ok(Err(message)) => Delivery::Failed(message),
+                Err(join) => Delivery::Failed(format!("writing task failed: {join}")),
+            }
+        })
+    }
+
+    /// Nothing to flush: every profile is written when delivered.
+    fn stop(&self, _: std::time::Duration) -> SinkFuture<'_, Option<UploadStats>> {
+        Box::pin(std::future::ready(None))
+    }
+}
+
 impl Default for FileWriter {
-    /// `./profiles`, keeping [`DEFAULT_FILE_KEEP`] files per type.
+    /// The defaults of the field table: `./profiles`, keeping 20 files per type.
     fn default() -> Self {
+        let keep = super::KEEP.default_count().unwrap_or(1);
         FileWriter::new(
-            crate::runtime::plan::DEFAULT_FILE_DIRECTORY,
-            DEFAULT_FILE_KEEP,
+            super::DIRECTORY.default.unwrap_or_default(),
+            usize::try_from(keep).unwrap_or(usize::MAX),
         )
     }
 }
@@ -365,6 +428,28 @@ fn is_timestamp(text: &str) -> bool {
         && b.iter()
             .enumerate()
             .all(|(i, c)| matches!(i, 8 | 15 | 19) || c.is_ascii_digit())
+}
+
+impl SinkSettings for FileSettings {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn sampling(&self) -> &Sampling {
+        &self.sampling
+    }
+
+    fn window(&self) -> Duration {
+        self.interval
+    }
+
+    fn start(&self, _: &Connections) -> Result<Box<dyn Sink>, String> {
+        Ok(Box::new(WritingSink::from_plan(self)))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
 }
 
 #[cfg(test)]

@@ -1,21 +1,49 @@
 //! The `profefe` app: pushes profiles to a profefe collector. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+pub mod settings;
 pub mod sink;
 
-use crate::adapt::reader::{Kind, ProfilerSpec};
-use serde_json::{Map, Value};
+use std::fmt;
 
-use crate::config::decode::{Decoder, join_into};
-use crate::config::json::{Member, Node};
-use crate::config::{Duration, Parameters};
+use crate::fields::decode::Decoder;
+use crate::fields::directive::ProfilerSpec;
+use crate::fields::json_reader::Node;
+use crate::fields::table::decode_object;
+use crate::fields::table::{FieldRef, FieldSlot, debug_fields, write_fields};
+use crate::fields::{Bound, Duration, FieldKind, FieldSet, FieldSpec, Parameters, ProfileType};
+use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-/// The JSON field names of a profefe app, in canonical order.
-pub const FIELDS: &[&str] = &["address", "service", "timeout", "parameters"];
+/// `address`: the collector.
+pub const ADDRESS: FieldSpec = FieldSpec::text(
+    "address",
+    "write the profefe collector's URL, such as http://profefe:10100",
+)
+.of_kind(FieldKind::Url)
+.with_default("http://localhost:10100");
+/// `service`: unset means the executable's file name.
+pub const SERVICE: FieldSpec = FieldSpec::text(
+    "service",
+    "write the service name profefe files the profiles under",
+);
+/// `timeout`: of each upload; 0 means none.
+pub const TIMEOUT: FieldSpec = FieldSpec::text(
+    "timeout",
+    "write a positive duration such as 10s, or 0 for no timeout",
+)
+.of_kind(FieldKind::Duration(Bound::NonNegative))
+.with_default("30s");
+
+/// profefe's profile types when none are given.
+pub const DEFAULT_PROFILE_TYPES: &[ProfileType] = &[ProfileType::Cpu];
+
+/// How often profiles are uploaded to profefe: it has no setting for it (the Go module's
+/// fixed 15 s).
+pub const UPLOAD_RATE: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The configuration of a profefe profiler. Every field is optional. Its `Debug` shows the
 /// address without userinfo.
@@ -31,78 +59,46 @@ pub struct ProfefeApp {
     pub parameters: Option<Parameters>,
 }
 
-impl std::fmt::Debug for ProfefeApp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let ProfefeApp {
-            address,
-            service,
-            timeout,
-            parameters,
-        } = self;
-        f.debug_struct("ProfefeApp")
-            .field("address", &address.as_deref().map(crate::redact::url))
-            .field("service", service)
-            .field("timeout", timeout)
-            .field("parameters", parameters)
-            .finish()
+impl FieldSet for ProfefeApp {
+    const FIELDS: &'static [FieldSpec] = &[ADDRESS, SERVICE, TIMEOUT, FieldSpec::PARAMETERS];
+    const NAME: &'static str = "ProfefeApp";
+
+    fn get(&self, name: &str) -> Option<FieldRef<'_>> {
+        match name {
+            "address" => self.address.as_deref().map(FieldRef::Text),
+            "service" => self.service.as_deref().map(FieldRef::Text),
+            "timeout" => self.timeout.as_ref().map(FieldRef::Duration),
+            "parameters" => self.parameters.as_ref().map(FieldRef::Parameters),
+            _ => None,
+        }
+    }
+
+    fn slot(&mut self, name: &str) -> Option<FieldSlot<'_>> {
+        Some(match name {
+            "address" => FieldSlot::Text(&mut self.address),
+            "service" => FieldSlot::Text(&mut self.service),
+            "timeout" => FieldSlot::Duration(&mut self.timeout),
+            "parameters" => FieldSlot::Parameters(&mut self.parameters),
+            _ => return None,
+        })
+    }
+}
+
+impl fmt::Debug for ProfefeApp {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        debug_fields(self, f)
     }
 }
 
 /// Decodes a profefe app object at `path`.
 pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> ProfefeApp {
-    let members = d.object(node, path, FIELDS);
-    decode_fields(d, &members, path)
-}
-
-/// Decodes members already checked to be in [`FIELDS`].
-pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) -> ProfefeApp {
-    let mut app = ProfefeApp::default();
-    let mut path_buffer = String::new();
-    for member in members {
-        let path = join_into(&mut path_buffer, parent, &member.key);
-        let value = &member.value;
-        match member.key.as_ref() {
-            "address" => app.address = d.url(value, path),
-            "service" => app.service = d.string(value, path),
-            "timeout" => {
-                app.timeout = d.duration(value, path);
-                if app
-                    .timeout
-                    .as_ref()
-                    .and_then(Duration::as_nanos)
-                    .is_some_and(|n| n < 0)
-                {
-                    d.error(
-                        &value.span,
-                        format!("{path}: the timeout must not be negative"),
-                        "negative",
-                        "write a positive duration such as 10s, or 0 for no timeout",
-                    );
-                    app.timeout = None;
-                }
-            }
-            "parameters" => app.parameters = Some(Parameters::decode(d, value, path)),
-            _ => {}
-        }
-    }
-    app
+    decode_object(d, node, path)
 }
 
 impl ProfefeApp {
     /// Appends the set fields to `map`, in canonical order.
     pub(crate) fn write_fields(&self, map: &mut Map<String, Value>) {
-        if let Some(address) = &self.address {
-            map.insert("address".into(), address.as_str().into());
-        }
-        if let Some(service) = &self.service {
-            map.insert("service".into(), service.as_str().into());
-        }
-        if let Some(timeout) = &self.timeout {
-            map.insert("timeout".into(), timeout.to_json());
-        }
-        if let Some(parameters) = &self.parameters {
-            map.insert("parameters".into(), parameters.to_json());
-        }
+        write_fields(self, map);
     }
 
     /// The canonical JSON object of this app.
@@ -121,16 +117,17 @@ impl ProfefeApp {
 pub const SPEC: ProfilerSpec = ProfilerSpec {
     name: "profefe",
     address_field: "address",
-    fields: &[
-        ("address", Kind::Url),
-        ("service", Kind::Text),
-        ("timeout", Kind::Duration { positive: false }),
-    ],
+    fields: ProfefeApp::FIELDS,
 };
 
 #[cfg(test)]
 mod tests {
     use crate::Config;
+
+    #[test]
+    fn table_fits_the_config() {
+        crate::fields::table::tests::check_table::<super::ProfefeApp>();
+    }
 
     fn app(fields: &str) -> Result<super::ProfefeApp, String> {
         Config::from_json(&format!(r#"{{"apps": {{"profefe": {{{fields}}}}}}}"#))
@@ -142,7 +139,7 @@ mod tests {
     fn timeout() {
         assert_eq!(
             app(r#""timeout": 0"#).unwrap().timeout,
-            Some(crate::config::Duration::Nanos(0))
+            Some(crate::fields::Duration::Nanos(0))
         );
         assert!(app(r#""timeout": "0""#).is_ok());
         assert!(app(r#""timeout": "-1s""#).unwrap_err().contains("negative"));

@@ -7,26 +7,24 @@
 //! - A profile without samples is never sent (the server answers `400 … profile is empty: no
 //!   samples`); [`ProfefeSink::submit`] returns `false` for it.
 //! - `timeout` bounds each attempt, `0` meaning none; unset means
-//!   [`DEFAULT_PROFEFE_TIMEOUT`](crate::runtime::plan::DEFAULT_PROFEFE_TIMEOUT) (the Go module
+//!   the default of [`TIMEOUT`](super::TIMEOUT), 30 s (the Go module
 //!   has no default, so a hung collector could hold its agent forever).
 //! - Cadence: the Go agent sends one type at a time in a ~90 s round. Here every enabled type
-//!   is sent once per [`PROFEFE_INTERVAL`] window, aligned like the Pyroscope windows; CPU
+//!   is sent once per [`UPLOAD_RATE`](super::UPLOAD_RATE) window (15 s), aligned like the Pyroscope windows; CPU
 //!   covers the whole window (the sampler runs continuously) instead of a 10 s sample.
 
-use std::time::Duration;
-
+use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::{Sink, SinkSettings};
+use crate::runtime::upload::Connections;
 use reqwest::Url;
 use reqwest::header::HeaderMap;
+use std::any::Any;
+use std::time::Duration;
 
-use crate::config::ProfileType;
+use super::settings::ProfefeSettings;
+use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::plan::ProfefeSettings;
-use crate::runtime::upload::{
-    HttpSink, NotSent, RequestTarget, UploadRequest, UploaderOptions, pprof_has_samples,
-};
-
-/// How often each enabled type is uploaded (the Go agent's tick).
-pub const PROFEFE_INTERVAL: Duration = Duration::from_secs(60);
+use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest, UploaderOptions};
 
 /// profefe's name for a profile type.
 pub fn profefe_type(profile_type: ProfileType) -> &'static str {
@@ -112,9 +110,9 @@ impl ProfilesTarget {
 
     /// The request for `profile`, or why it is not sent (no samples, or not a pprof).
     pub fn upload_request(&self, profile: &Profile) -> Result<UploadRequest, NotSent> {
-        match pprof_has_samples(&profile.pprof_gz) {
-            Ok(true) => {}
-            Ok(false) => return Err(NotSent::Empty),
+        match crate::profile::decode(&profile.pprof_gz) {
+            Ok(decoded) if decoded.sample.is_empty() => return Err(NotSent::Empty),
+            Ok(_) => {}
             Err(e) => return Err(NotSent::Invalid(format!("not a pprof profile: {e}"))),
         }
         Ok(UploadRequest {
@@ -129,6 +127,37 @@ impl ProfilesTarget {
 /// A running profefe sink.
 pub type ProfefeSink = HttpSink<ProfilesTarget>;
 
+impl SinkSettings for ProfefeSettings {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn sampling(&self) -> &Sampling {
+        &self.sampling
+    }
+
+    fn window(&self) -> Duration {
+        self.upload_rate
+    }
+
+    /// profefe gets cumulative block, mutex and heap profiles, as the Go module sends them.
+    fn cumulative(&self) -> bool {
+        true
+    }
+
+    fn start(&self, connections: &Connections) -> Result<Box<dyn Sink>, String> {
+        let options = UploaderOptions {
+            sink: self.path.clone(),
+            ..uploader_options(self)
+        };
+        Ok(Box::new(ProfefeSink::start(self, options, connections)?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,7 +169,7 @@ mod tests {
             address: Url::parse("http://h:10100/base/").unwrap(),
             service: "my svc".into(),
             timeout: None,
-            upload_rate: Duration::from_secs(15),
+            upload_rate: std::time::Duration::from_secs(15),
             sampling: crate::runtime::plan::Sampling {
                 profile_types: vec![ProfileType::Cpu],
                 cpu_hz: 100,

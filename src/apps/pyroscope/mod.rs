@@ -1,33 +1,69 @@
 //! The `pyroscope` app: pushes profiles to a Pyroscope server. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+pub mod settings;
 pub mod sink;
 
-use crate::adapt::reader::{Kind, ProfilerSpec};
 use std::fmt;
 
+use crate::fields::decode::Decoder;
+use crate::fields::directive::ProfilerSpec;
+use crate::fields::json_reader::Node;
+use crate::fields::table::decode_object;
+use crate::fields::table::{FieldRef, FieldSlot, debug_fields, write_fields};
+use crate::fields::{Bound, Duration, FieldKind, FieldSet, FieldSpec, Parameters, ProfileType};
 use serde_json::{Map, Value};
-
-use crate::config::decode::{Decoder, join_into};
-use crate::config::json::{Member, Node};
-use crate::config::{Duration, Parameters};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
 // ---------------------------------------------------------------------------------------------
 
-/// The JSON field names of a pyroscope app, in canonical order.
-pub const FIELDS: &[&str] = &[
+/// `application_name`: unset means the executable's file name.
+pub const APPLICATION_NAME: FieldSpec = FieldSpec::text(
     "application_name",
+    "write the application name shown in Pyroscope, such as api or api{region=eu}",
+);
+/// `server_address`.
+pub const SERVER_ADDRESS: FieldSpec = FieldSpec::text(
     "server_address",
-    "auth_token",
-    "basic_auth_user",
+    "write the Pyroscope server's URL, such as http://pyroscope:4040",
+)
+.of_kind(FieldKind::Url)
+.with_default("http://localhost:4040");
+/// `auth_token`: a bearer token.
+pub const AUTH_TOKEN: FieldSpec =
+    FieldSpec::text("auth_token", "write the bearer token the server expects").secret();
+/// `basic_auth_user`.
+pub const BASIC_AUTH_USER: FieldSpec =
+    FieldSpec::text("basic_auth_user", "write the user name of HTTP basic auth");
+/// `basic_auth_password`.
+pub const BASIC_AUTH_PASSWORD: FieldSpec = FieldSpec::text(
     "basic_auth_password",
+    "write the password of HTTP basic auth",
+)
+.secret();
+/// `tenant_id`: sent as `X-Scope-OrgID`.
+pub const TENANT_ID: FieldSpec = FieldSpec::text(
     "tenant_id",
+    "write the tenant of a multi-tenant server (sent as X-Scope-OrgID)",
+);
+/// `disable_gc_runs`: the Go agent's switch, kept for compatibility.
+pub const DISABLE_GC_RUNS: FieldSpec = FieldSpec::text(
     "disable_gc_runs",
+    "write true or false (it has no effect: Rust has no garbage collector)",
+)
+.of_kind(FieldKind::Flag);
+/// `upload_rate`: how often profiles are uploaded.
+pub const UPLOAD_RATE: FieldSpec = FieldSpec::text(
     "upload_rate",
-    "parameters",
-];
+    "write a positive duration such as 15s (the default)",
+)
+.of_kind(FieldKind::Duration(Bound::Positive))
+.with_default("15s");
+
+/// Pyroscope's profile types when none are given (the Go agent's cpu, inuse_* and alloc_*).
+pub const DEFAULT_PROFILE_TYPES: &[ProfileType] =
+    &[ProfileType::Cpu, ProfileType::Heap, ProfileType::Allocs];
 
 /// The configuration of a pyroscope profiler. Every field is optional. Its `Debug` shows
 /// neither the secrets nor the userinfo of the server's URL.
@@ -53,96 +89,69 @@ pub struct PyroscopeApp {
     pub parameters: Option<Parameters>,
 }
 
+impl FieldSet for PyroscopeApp {
+    const FIELDS: &'static [FieldSpec] = &[
+        APPLICATION_NAME,
+        SERVER_ADDRESS,
+        AUTH_TOKEN,
+        BASIC_AUTH_USER,
+        BASIC_AUTH_PASSWORD,
+        TENANT_ID,
+        DISABLE_GC_RUNS,
+        UPLOAD_RATE,
+        FieldSpec::PARAMETERS,
+    ];
+    const NAME: &'static str = "PyroscopeApp";
+
+    fn get(&self, name: &str) -> Option<FieldRef<'_>> {
+        fn text(value: &Option<String>) -> Option<FieldRef<'_>> {
+            value.as_deref().map(FieldRef::Text)
+        }
+        match name {
+            "application_name" => text(&self.application_name),
+            "server_address" => text(&self.server_address),
+            "auth_token" => text(&self.auth_token),
+            "basic_auth_user" => text(&self.basic_auth_user),
+            "basic_auth_password" => text(&self.basic_auth_password),
+            "tenant_id" => text(&self.tenant_id),
+            "disable_gc_runs" => self.disable_gc_runs.map(FieldRef::Flag),
+            "upload_rate" => self.upload_rate.as_ref().map(FieldRef::Duration),
+            "parameters" => self.parameters.as_ref().map(FieldRef::Parameters),
+            _ => None,
+        }
+    }
+
+    fn slot(&mut self, name: &str) -> Option<FieldSlot<'_>> {
+        Some(match name {
+            "application_name" => FieldSlot::Text(&mut self.application_name),
+            "server_address" => FieldSlot::Text(&mut self.server_address),
+            "auth_token" => FieldSlot::Text(&mut self.auth_token),
+            "basic_auth_user" => FieldSlot::Text(&mut self.basic_auth_user),
+            "basic_auth_password" => FieldSlot::Text(&mut self.basic_auth_password),
+            "tenant_id" => FieldSlot::Text(&mut self.tenant_id),
+            "disable_gc_runs" => FieldSlot::Flag(&mut self.disable_gc_runs),
+            "upload_rate" => FieldSlot::Duration(&mut self.upload_rate),
+            "parameters" => FieldSlot::Parameters(&mut self.parameters),
+            _ => return None,
+        })
+    }
+}
+
 impl fmt::Debug for PyroscopeApp {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let redact = |s: &Option<String>| s.as_ref().map(|_| "<redacted>");
-        f.debug_struct("PyroscopeApp")
-            .field("application_name", &self.application_name)
-            .field(
-                "server_address",
-                &self.server_address.as_deref().map(crate::redact::url),
-            )
-            .field("auth_token", &redact(&self.auth_token))
-            .field("basic_auth_user", &self.basic_auth_user)
-            .field("basic_auth_password", &redact(&self.basic_auth_password))
-            .field("tenant_id", &self.tenant_id)
-            .field("disable_gc_runs", &self.disable_gc_runs)
-            .field("upload_rate", &self.upload_rate)
-            .field("parameters", &self.parameters)
-            .finish()
+        debug_fields(self, f)
     }
 }
 
 /// Decodes a pyroscope app object at `path`.
 pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> PyroscopeApp {
-    let members = d.object(node, path, FIELDS);
-    decode_fields(d, &members, path)
-}
-
-/// Decodes members already checked to be in [`FIELDS`].
-pub(crate) fn decode_fields(d: &mut Decoder, members: &[&Member], parent: &str) -> PyroscopeApp {
-    let mut app = PyroscopeApp::default();
-    let mut path_buffer = String::new();
-    for member in members {
-        let path = join_into(&mut path_buffer, parent, &member.key);
-        let value = &member.value;
-        match member.key.as_ref() {
-            "application_name" => app.application_name = d.string(value, path),
-            "server_address" => app.server_address = d.url(value, path),
-            "auth_token" => app.auth_token = d.string(value, path),
-            "basic_auth_user" => app.basic_auth_user = d.string(value, path),
-            "basic_auth_password" => app.basic_auth_password = d.string(value, path),
-            "tenant_id" => app.tenant_id = d.string(value, path),
-            "disable_gc_runs" => app.disable_gc_runs = d.boolean(value, path),
-            "upload_rate" => {
-                app.upload_rate = d.duration(value, path);
-                if app
-                    .upload_rate
-                    .as_ref()
-                    .and_then(Duration::as_nanos)
-                    .is_some_and(|n| n <= 0)
-                {
-                    d.error(
-                        &value.span,
-                        format!("{path}: the upload rate must be greater than zero"),
-                        "not positive",
-                        "write a positive duration such as 15s (the default)",
-                    );
-                    app.upload_rate = None;
-                }
-            }
-            "parameters" => app.parameters = Some(Parameters::decode(d, value, path)),
-            _ => {}
-        }
-    }
-    app
+    decode_object(d, node, path)
 }
 
 impl PyroscopeApp {
     /// Appends the set fields to `map`, in canonical order.
     pub(crate) fn write_fields(&self, map: &mut Map<String, Value>) {
-        let strings = [
-            ("application_name", &self.application_name),
-            ("server_address", &self.server_address),
-            ("auth_token", &self.auth_token),
-            ("basic_auth_user", &self.basic_auth_user),
-            ("basic_auth_password", &self.basic_auth_password),
-            ("tenant_id", &self.tenant_id),
-        ];
-        for (key, value) in strings {
-            if let Some(value) = value {
-                map.insert(key.into(), value.as_str().into());
-            }
-        }
-        if let Some(flag) = self.disable_gc_runs {
-            map.insert("disable_gc_runs".into(), flag.into());
-        }
-        if let Some(rate) = &self.upload_rate {
-            map.insert("upload_rate".into(), rate.to_json());
-        }
-        if let Some(parameters) = &self.parameters {
-            map.insert("parameters".into(), parameters.to_json());
-        }
+        write_fields(self, map);
     }
 
     /// The canonical JSON object of this app.
@@ -162,21 +171,17 @@ impl PyroscopeApp {
 pub const SPEC: ProfilerSpec = ProfilerSpec {
     name: "pyroscope",
     address_field: "server_address",
-    fields: &[
-        ("application_name", Kind::Text),
-        ("server_address", Kind::Url),
-        ("auth_token", Kind::Text),
-        ("basic_auth_user", Kind::Text),
-        ("basic_auth_password", Kind::Text),
-        ("tenant_id", Kind::Text),
-        ("disable_gc_runs", Kind::Flag),
-        ("upload_rate", Kind::Duration { positive: true }),
-    ],
+    fields: PyroscopeApp::FIELDS,
 };
 
 #[cfg(test)]
 mod tests {
     use crate::Config;
+
+    #[test]
+    fn table_fits_the_config() {
+        crate::fields::table::tests::check_table::<super::PyroscopeApp>();
+    }
 
     fn app(fields: &str) -> Result<super::PyroscopeApp, String> {
         Config::from_json(&format!(r#"{{"apps": {{"pyroscope": {{{fields}}}}}}}"#))
@@ -191,7 +196,7 @@ mod tests {
                 .unwrap();
         assert_eq!(a.server_address.as_deref(), Some("{env.URL}"));
         assert_eq!(a.disable_gc_runs, Some(true));
-        assert_eq!(a.upload_rate, Some(crate::config::Duration::Nanos(1000)));
+        assert_eq!(a.upload_rate, Some(crate::fields::Duration::Nanos(1000)));
         assert!(app(r#""upload_rate": "{env.RATE}""#).is_ok());
     }
 

@@ -23,12 +23,17 @@
 //!   profiles are produced every window whatever it says.
 //!
 //! Cadence: every `upload_rate` (default 15 s), in windows aligned to multiples of the rate
-//! ([`Windows`](crate::runtime::upload::Windows)); the collector produces the profiles of each
+//! ([`Windows`](crate::runtime::windows::Windows)); the collector produces the profiles of each
 //! window and calls [`PyroscopeSink::submit`]. CPU uses the same windows as every other type.
 
+use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::{Sink, SinkSettings};
+use crate::runtime::upload::{Connections, UploaderOptions};
+use std::any::Any;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::sync::OnceLock;
+use std::time::Duration;
 
 use base64::Engine as _;
 use base64::prelude::BASE64_STANDARD;
@@ -36,10 +41,11 @@ use bytes::Bytes;
 use reqwest::Url;
 use reqwest::header::{AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderName, HeaderValue};
 
-use crate::config::ProfileType;
+use super::settings::{Auth, PyroscopeSettings};
+use crate::fields::ProfileType;
 use crate::runtime::Profile;
-use crate::runtime::plan::{Auth, PyroscopeSettings};
-use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest, unix_nanos};
+use crate::runtime::upload::{HttpSink, NotSent, RequestTarget, UploadRequest};
+use crate::runtime::windows::unix_nanos;
 
 /// The `spyName` sent with every upload (stored by the server as the `pyroscope_spy` label).
 /// pyroscope-go sends `gospy`; this agent is not Go, so it names itself after Rust.
@@ -301,6 +307,29 @@ fn boundary() -> String {
 
 /// A running pyroscope sink.
 pub type PyroscopeSink = HttpSink<IngestTarget>;
+
+impl SinkSettings for PyroscopeSettings {
+    fn path(&self) -> &str {
+        &self.path
+    }
+
+    fn sampling(&self) -> &Sampling {
+        &self.sampling
+    }
+
+    fn window(&self) -> Duration {
+        self.upload_rate
+    }
+
+    fn start(&self, connections: &Connections) -> Result<Box<dyn Sink>, String> {
+        let options = UploaderOptions::new(self.path.clone());
+        Ok(Box::new(PyroscopeSink::start(self, options, connections)?))
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
 
 #[cfg(test)]
 mod tests {

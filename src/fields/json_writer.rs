@@ -12,7 +12,7 @@ use serde_json::{Map, Value};
 /// A JSON value whose strings are borrowed.
 ///
 /// ```
-/// use caddyprof::adapt::json::Json;
+/// use caddyprof::fields::json_writer::Json;
 ///
 /// let json = Json::Object(vec![("profiler", Json::String("profefe")), ("keep", Json::Number(3))]);
 /// assert_eq!(json.to_text(false), r#"{"profiler":"profefe","keep":3}"#);
@@ -53,7 +53,7 @@ impl Json<'_> {
     /// made large enough beforehand, the text is never copied to grow it.
     ///
     /// ```
-    /// use caddyprof::adapt::json::Json;
+    /// use caddyprof::fields::json_writer::Json;
     ///
     /// let mut out = String::with_capacity(64);
     /// Json::Array(vec![Json::Null, Json::Bool(true)]).write_text(true, &mut out);
@@ -88,7 +88,7 @@ impl Json<'_> {
 ///
 /// ```
 /// let value = serde_json::json!({"apps": {}});
-/// assert_eq!(caddyprof::adapt::json::text_of(&value, true), "{\n\t\"apps\": {}\n}");
+/// assert_eq!(caddyprof::fields::json_writer::text_of(&value, true), "{\n\t\"apps\": {}\n}");
 /// ```
 pub fn text_of<T: Serialize + ?Sized>(value: &T, pretty: bool) -> String {
     let mut out = Vec::new();
@@ -109,7 +109,7 @@ pub fn text_of<T: Serialize + ?Sized>(value: &T, pretty: bool) -> String {
 /// what they write compact.
 ///
 /// ```
-/// use caddyprof::adapt::json::compact;
+/// use caddyprof::fields::json_writer::compact;
 ///
 /// assert_eq!(compact("{\n\t\"a b\": [\n\t\t1,\n\t\t\"\\\" \\t\"\n\t]\n}"), r#"{"a b":[1,"\" \t"]}"#);
 /// ```

@@ -14,12 +14,12 @@ use std::ops::Range;
 #[derive(Clone, Debug, PartialEq)]
 pub(crate) struct Node<'t> {
     pub span: Range<usize>,
-    pub kind: Kind<'t>,
+    pub kind: NodeValue<'t>,
 }
 
 /// What a [`Node`] holds.
 #[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Kind<'t> {
+pub(crate) enum NodeValue<'t> {
     Null,
     Bool(bool),
     Number(serde_json::Number),
@@ -36,16 +36,16 @@ pub(crate) struct Member<'t> {
     pub value: Node<'t>,
 }
 
-impl Kind<'_> {
+impl NodeValue<'_> {
     /// The JSON type name, for "expected X, found Y" messages.
     pub fn type_name(&self) -> &'static str {
         match self {
-            Kind::Null => "null",
-            Kind::Bool(_) => "a boolean",
-            Kind::Number(_) => "a number",
-            Kind::String(_) => "a string",
-            Kind::Array(_) => "an array",
-            Kind::Object(_) => "an object",
+            NodeValue::Null => "null",
+            NodeValue::Bool(_) => "a boolean",
+            NodeValue::Number(_) => "a number",
+            NodeValue::String(_) => "a string",
+            NodeValue::Array(_) => "an array",
+            NodeValue::Object(_) => "an object",
         }
     }
 }
@@ -61,7 +61,7 @@ pub(crate) struct SyntaxError {
     pub offset: usize,
 }
 
-/// Parses `text`, which must be one JSON value nested at most [`crate::MAX_NESTING`] deep.
+/// Parses `text`, which must be one JSON value nested at most [`crate::source::MAX_NESTING`] deep.
 pub(crate) fn parse(text: &str) -> Result<Node<'_>, SyntaxError> {
     // serde_json refuses more than 128 levels, but a debug build needs more stack for them
     // than a small thread has: it is given only the text before a bracket nested too deep,
@@ -83,8 +83,11 @@ pub(crate) fn parse(text: &str) -> Result<Node<'_>, SyntaxError> {
     }
     if let Some(at) = too_deep {
         return Err(SyntaxError {
-            message: format!("JSON nested more than {} levels deep", crate::MAX_NESTING),
-            label: format!("this opens level {}", crate::MAX_NESTING + 1),
+            message: format!(
+                "JSON nested more than {} levels deep",
+                crate::source::MAX_NESTING
+            ),
+            label: format!("this opens level {}", crate::source::MAX_NESTING + 1),
             help: "a config needs a few levels (apps, an app, its profilers, their parameters): check the brackets",
             offset: at,
         });
@@ -99,7 +102,7 @@ pub(crate) fn parse(text: &str) -> Result<Node<'_>, SyntaxError> {
     })
 }
 
-/// The offset of the first `[` or `{` nested deeper than [`crate::MAX_NESTING`], if any
+/// The offset of the first `[` or `{` nested deeper than [`crate::source::MAX_NESTING`], if any
 /// (brackets inside strings are skipped; in text that is not JSON the count is only a
 /// guess, and serde_json reports what is wrong before it).
 fn too_deep_at(text: &str) -> Option<usize> {
@@ -121,7 +124,7 @@ fn too_deep_at(text: &str) -> Option<usize> {
             b'"' => in_string = true,
             b'[' | b'{' => {
                 depth += 1;
-                if depth > crate::MAX_NESTING {
+                if depth > crate::source::MAX_NESTING {
                     return Some(i);
                 }
             }
@@ -236,12 +239,12 @@ impl<'a> Walk<'a> {
         self.skip_ws();
         let start = self.pos;
         let kind = match self.peek()? {
-            b'{' => Kind::Object(self.object()?),
-            b'[' => Kind::Array(self.array()?),
-            b'"' => Kind::String(self.string()?.0),
-            b't' => self.literal("true", Kind::Bool(true))?,
-            b'f' => self.literal("false", Kind::Bool(false))?,
-            b'n' => self.literal("null", Kind::Null)?,
+            b'{' => NodeValue::Object(self.object()?),
+            b'[' => NodeValue::Array(self.array()?),
+            b'"' => NodeValue::String(self.string()?.0),
+            b't' => self.literal("true", NodeValue::Bool(true))?,
+            b'f' => self.literal("false", NodeValue::Bool(false))?,
+            b'n' => self.literal("null", NodeValue::Null)?,
             _ => {
                 while matches!(
                     self.peek(),
@@ -249,7 +252,7 @@ impl<'a> Walk<'a> {
                 ) {
                     self.pos += 1;
                 }
-                Kind::Number(serde_json::from_str(&self.text[start..self.pos]).ok()?)
+                NodeValue::Number(serde_json::from_str(&self.text[start..self.pos]).ok()?)
             }
         };
         Some(Node {
@@ -258,7 +261,7 @@ impl<'a> Walk<'a> {
         })
     }
 
-    fn literal(&mut self, word: &str, kind: Kind<'a>) -> Option<Kind<'a>> {
+    fn literal(&mut self, word: &str, kind: NodeValue<'a>) -> Option<NodeValue<'a>> {
         self.text[self.pos..].starts_with(word).then(|| {
             self.pos += word.len();
             kind
@@ -342,16 +345,16 @@ mod tests {
         let text = r#" {"a": [1, "x\"y"], "a": {"b": null}} "#;
         let node = parse(text).unwrap();
         assert_eq!(node.span, 1..text.len() - 1);
-        let Kind::Object(members) = &node.kind else {
+        let NodeValue::Object(members) = &node.kind else {
             panic!("not an object")
         };
         assert_eq!(members.len(), 2, "duplicates are kept");
         assert_eq!(&text[members[0].key_span.clone()], r#""a""#);
-        let Kind::Array(items) = &members[0].value.kind else {
+        let NodeValue::Array(items) = &members[0].value.kind else {
             panic!("not an array")
         };
         assert_eq!(&text[items[1].span.clone()], r#""x\"y""#);
-        assert_eq!(items[1].kind, Kind::String("x\"y".into()));
+        assert_eq!(items[1].kind, NodeValue::String("x\"y".into()));
         assert_eq!(&text[members[1].value.span.clone()], r#"{"b": null}"#);
     }
 
@@ -436,11 +439,11 @@ mod tests {
     #[test]
     fn unicode_and_numbers() {
         let text = "{\"µ\": -1.5e3, \"k\": \"\\u00b5s\"}";
-        let Kind::Object(members) = parse(text).unwrap().kind else {
+        let NodeValue::Object(members) = parse(text).unwrap().kind else {
             panic!()
         };
         assert_eq!(members[0].key, "µ");
         assert_eq!(&text[members[0].value.span.clone()], "-1.5e3");
-        assert_eq!(members[1].value.kind, Kind::String("µs".into()));
+        assert_eq!(members[1].value.kind, NodeValue::String("µs".into()));
     }
 }

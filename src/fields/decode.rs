@@ -3,11 +3,11 @@
 
 use std::ops::Range;
 
-use crate::config::duration::{DURATION_HELP, Duration};
-use crate::config::json::{Kind, Member, Node};
-use crate::config::profile_type::ProfileType;
-use crate::config::{URL_HELP, validate_url};
 use crate::diagnostic::{Diagnostic, did_you_mean};
+use crate::fields::duration::{DURATION_HELP, Duration};
+use crate::fields::json_reader::{Member, Node, NodeValue};
+use crate::fields::profile_type::ProfileType;
+use crate::fields::{URL_HELP, validate_url};
 use crate::source::{Location, SourceFile};
 
 /// The decoding state: the file, and the diagnostics found so far.
@@ -91,7 +91,7 @@ impl Decoder {
         path: &str,
         fields: &[&str],
     ) -> Vec<&'n Member<'t>> {
-        let Kind::Object(members) = &node.kind else {
+        let NodeValue::Object(members) = &node.kind else {
             self.wrong_type(node, path, "an object", "write the fields inside { … }");
             return Vec::new();
         };
@@ -126,7 +126,7 @@ impl Decoder {
     /// A non-empty string.
     pub fn string(&mut self, node: &Node, path: &str) -> Option<String> {
         match &node.kind {
-            Kind::String(s) if s.is_empty() => {
+            NodeValue::String(s) if s.is_empty() => {
                 self.error(
                     &node.span,
                     format!("{path}: empty string"),
@@ -135,7 +135,7 @@ impl Decoder {
                 );
                 None
             }
-            Kind::String(s) => Some(s.to_string()),
+            NodeValue::String(s) => Some(s.to_string()),
             _ => {
                 self.wrong_type(node, path, "a string", "put the value in double quotes");
                 None
@@ -146,7 +146,7 @@ impl Decoder {
     /// A boolean.
     pub fn boolean(&mut self, node: &Node, path: &str) -> Option<bool> {
         match &node.kind {
-            Kind::Bool(b) => Some(*b),
+            NodeValue::Bool(b) => Some(*b),
             _ => {
                 self.wrong_type(node, path, "true or false", "write true or false, unquoted");
                 None
@@ -158,7 +158,7 @@ impl Decoder {
     pub fn rate(&mut self, node: &Node, path: &str) -> Option<u64> {
         let help = "write a whole number, 0 or more, without quotes";
         match &node.kind {
-            Kind::Number(n) => match super::parse_rate(&n.to_string()) {
+            NodeValue::Number(n) => match super::parse_rate(&n.to_string()) {
                 Ok(rate) => Some(rate),
                 Err(reason) => {
                     let label = if reason.contains("negative") {
@@ -180,7 +180,7 @@ impl Decoder {
     /// A duration: a string in Go/Caddy syntax or an integer of nanoseconds.
     pub fn duration(&mut self, node: &Node, path: &str) -> Option<Duration> {
         match &node.kind {
-            Kind::String(s) => match Duration::parse(s) {
+            NodeValue::String(s) => match Duration::parse(s) {
                 Ok(d) => Some(d),
                 Err(reason) => {
                     self.error(
@@ -192,7 +192,7 @@ impl Decoder {
                     None
                 }
             },
-            Kind::Number(n) => match n.as_i64() {
+            NodeValue::Number(n) => match n.as_i64() {
                 Some(nanos) => Some(Duration::Nanos(nanos)),
                 None => {
                     self.error(
@@ -230,7 +230,7 @@ impl Decoder {
 
     /// A list of profile types.
     pub fn profile_types(&mut self, node: &Node, path: &str) -> Option<Vec<ProfileType>> {
-        let Kind::Array(items) = &node.kind else {
+        let NodeValue::Array(items) = &node.kind else {
             let help = format!(
                 "write a list such as [\"cpu\", \"heap\"]; types: {}",
                 ProfileType::NAMES.join(", ")
@@ -242,7 +242,7 @@ impl Decoder {
         let mut ok = true;
         for (i, item) in items.iter().enumerate() {
             let item_path = format!("{path}[{i}]");
-            let Kind::String(name) = &item.kind else {
+            let NodeValue::String(name) = &item.kind else {
                 self.wrong_type(
                     item,
                     &item_path,

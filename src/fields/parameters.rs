@@ -2,9 +2,9 @@
 
 use serde_json::{Map, Value};
 
-use crate::config::decode::{Decoder, join};
-use crate::config::json::Member;
-use crate::config::profile_type::ProfileType;
+use crate::fields::decode::{Decoder, join};
+use crate::fields::json_reader::{Member, Node};
+use crate::fields::profile_type::ProfileType;
 
 /// The JSON field names of a parameters object, in canonical order.
 pub const FIELDS: &[&str] = &[
@@ -14,9 +14,31 @@ pub const FIELDS: &[&str] = &[
     "profile_types",
 ];
 
+/// The CPU sampling rate when `cpu_profile_rate` is unset or 0.
+pub const DEFAULT_CPU_HZ: u64 = 100;
+
 /// A `cpu_profile_rate` above this many Hz gets a warning: the sampling cost grows and the
 /// kernel timer cannot deliver much more anyway.
 pub const CPU_RATE_WARNING: u64 = 1000;
+
+/// What is said of a `cpu_profile_rate` above [`CPU_RATE_WARNING`]: the message (to follow
+/// the field's place), a label for the value and the help. The one warning of the JSON
+/// decoder and the directive reader.
+pub(crate) struct HighCpuRate {
+    pub message: String,
+    pub label: &'static str,
+    pub help: &'static str,
+}
+
+/// The warning for `rate` as a `cpu_profile_rate`, if it is above [`CPU_RATE_WARNING`].
+pub(crate) fn high_cpu_rate(rate: u64) -> Option<HighCpuRate> {
+    (rate > CPU_RATE_WARNING).then(|| HighCpuRate {
+        message: format!("{rate} Hz is an unusually high CPU sampling rate"),
+        label: "samples per second",
+        help: "100 Hz (the default) is usual and costs about 1% CPU; above 1000 Hz the overhead \
+               grows and samples are mostly lost",
+    })
+}
 
 /// Profiling parameters; every field is optional (unset means inherited or the default).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -44,14 +66,9 @@ impl Parameters {
         match member.key.as_ref() {
             "cpu_profile_rate" => {
                 self.cpu_profile_rate = d.rate(value, &path);
-                if let Some(rate) = self.cpu_profile_rate.filter(|&r| r > CPU_RATE_WARNING) {
-                    d.warn(
-                        &value.span,
-                        format!("{path}: {rate} Hz is a very high CPU sampling rate"),
-                        "suspiciously high",
-                        "100 Hz (the default) is usual; above 1000 Hz the overhead grows and \
-                         samples are mostly lost",
-                    );
+                if let Some(warning) = self.cpu_profile_rate.and_then(high_cpu_rate) {
+                    let message = format!("{path}: {}", warning.message);
+                    d.warn(&value.span, message, warning.label, warning.help);
                 }
             }
             "block_profile_rate" => self.block_profile_rate = d.rate(value, &path),
@@ -62,7 +79,7 @@ impl Parameters {
     }
 
     /// Decodes a whole `parameters` object.
-    pub(crate) fn decode(d: &mut Decoder, node: &crate::config::json::Node, path: &str) -> Self {
+    pub(crate) fn decode(d: &mut Decoder, node: &Node, path: &str) -> Self {
         let mut parameters = Parameters::default();
         for member in d.object(node, path, FIELDS) {
             parameters.read_field(d, member, path);
@@ -99,7 +116,7 @@ impl Parameters {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_rate;
+    use crate::fields::parse_rate;
 
     #[test]
     fn rates() {

@@ -3,32 +3,14 @@
 
 use smallvec::SmallVec;
 
-use super::json::Json;
-use crate::config::duration::DURATION_HELP;
-use crate::config::parameters::CPU_RATE_WARNING;
-use crate::config::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
+use super::json_writer::Json;
 use crate::diagnostic::{Diagnostic, Error, did_you_mean};
+use crate::fields::duration::DURATION_HELP;
+use crate::fields::parameters::high_cpu_rate;
+use crate::fields::table::{FieldKind, FieldSpec, Refusal};
+use crate::fields::{Duration, ProfileType, URL_HELP, parse_rate, validate_url};
 use crate::syntax::parser::error_at;
 use crate::syntax::{Directive, Token};
-
-/// The kind of value a directive takes.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Kind {
-    /// One string, kept as written.
-    Text,
-    /// One http(s) URL.
-    Url,
-    /// One duration; `positive` requires it to be more than zero.
-    Duration {
-        /// Whether zero and negative durations are refused.
-        positive: bool,
-    },
-    /// A flag: no argument means true; `true` or `false` may be given.
-    Flag,
-    /// A whole number of at least 1 (a count, such as how many files to keep), output as a
-    /// JSON integer.
-    Count,
-}
 
 /// What a profiler block (pyroscope, profefe, …) may contain: declared by each app.
 pub struct ProfilerSpec {
@@ -37,17 +19,12 @@ pub struct ProfilerSpec {
     /// The field an optional first argument (or second block key) sets, e.g.
     /// `server_address`.
     pub address_field: &'static str,
-    /// The directives and their value kinds, in canonical order (`parameters` excluded).
-    pub fields: &'static [(&'static str, Kind)],
+    /// The app's field table, in canonical order (`parameters` included).
+    pub fields: &'static [FieldSpec],
 }
 
 /// The four parameter directives.
-pub const PARAMETERS: &[&str] = &[
-    "cpu_profile_rate",
-    "block_profile_rate",
-    "mutex_profile_fraction",
-    "profile_types",
-];
+pub const PARAMETERS: &[&str] = crate::fields::parameters::FIELDS;
 
 /// A JSON object being built, remembering which directive set each key so that a second
 /// one can point at the first. The keys are kept in the order they are first set.
@@ -65,7 +42,7 @@ impl<'a> Fields<'a> {
     /// An empty object with room for `capacity` keys.
     ///
     /// ```
-    /// use caddyprof::adapt::reader::Fields;
+    /// use caddyprof::fields::directive::Fields;
     /// let fields = Fields::with_capacity(4);
     /// assert!(fields.is_empty() && fields.set_by("upload_rate").is_none());
     /// ```
@@ -100,8 +77,8 @@ impl<'a> Fields<'a> {
     /// place).
     ///
     /// ```
-    /// use caddyprof::adapt::json::Json;
-    /// use caddyprof::adapt::reader::Fields;
+    /// use caddyprof::fields::json_writer::Json;
+    /// use caddyprof::fields::directive::Fields;
     ///
     /// let mut fields = Fields::default();
     /// fields.insert("profiler", Json::String("profefe"));
@@ -156,13 +133,13 @@ pub fn read_parameter<'a>(
         "a whole number, 0 or more",
     )?;
     let rate = parse_rate(&arg.text).map_err(|reason| {
-        error_at(arg, format!("invalid {name}: {reason}"), "not a valid rate").help(rate_help(name))
+        error_at(arg, format!("{name}: {reason}"), "not a valid rate").help(rate_help(name))
     })?;
-    if name == "cpu_profile_rate" && rate > CPU_RATE_WARNING {
+    if let Some(warning) = high_cpu_rate(rate).filter(|_| name == "cpu_profile_rate") {
         warnings.push(
-            Diagnostic::warning(format!("cpu_profile_rate {rate} is unusually high"))
-                .label(&arg.location, "samples per second")
-                .help("the rate is in hertz; 100 is the usual value and costs about 1% CPU"),
+            Diagnostic::warning(format!("{name}: {}", warning.message))
+                .label(&arg.location, warning.label)
+                .help(warning.help),
         );
     }
     params.set(name, Json::Number(rate), &directive.name)
@@ -229,12 +206,14 @@ fn read_profile_types<'a>(
 /// Reads a profiler block (an app, or a child of `profiling`) per its spec.
 ///
 /// `address` is the optional first argument (or second block key); `child` says whether
-/// `"profiler"` must be written first.
+/// `"profiler"` must be written first. `app_names` are the top-level app names, which a
+/// directive named like one is told how to start (see [`unknown_directive`]).
 pub fn read_profiler<'a>(
     spec: &ProfilerSpec,
     address: Option<&'a Token>,
     directives: &'a [Directive],
     child: bool,
+    app_names: &[&str],
     warnings: &mut Vec<Diagnostic>,
 ) -> Result<Json<'a>, Error> {
     // Each directive sets at most one key; `profiler` and the address may add two more.
@@ -243,17 +222,12 @@ pub fn read_profiler<'a>(
         fields.insert("profiler", Json::String(spec.name));
     }
     if let Some(address) = address {
-        let kind = spec
+        let field = spec
             .fields
             .iter()
-            .find(|(field, _)| *field == spec.address_field)
-            .map_or(Kind::Text, |&(_, kind)| kind);
-        let value = read_value(
-            spec.address_field,
-            kind,
-            std::slice::from_ref(address),
-            address,
-        )?;
+            .find(|field| field.name == spec.address_field)
+            .expect("a profiler's address is one of its fields");
+        let value = read_value(field, std::slice::from_ref(address), address)?;
         fields.set(spec.address_field, value, address)?;
     }
     // Parameters, written directly or in `parameters { … }`, go under "parameters" at the
@@ -290,13 +264,24 @@ pub fn read_profiler<'a>(
             params_block = Some(&directive.name);
             for inner in directive.children() {
                 if !PARAMETERS.contains(&inner.name.text.as_str()) {
-                    return Err(unknown_directive(&inner.name, "parameters", PARAMETERS).into());
+                    return Err(unknown_directive(
+                        &inner.name,
+                        "parameters",
+                        PARAMETERS,
+                        app_names,
+                    )
+                    .into());
                 }
                 read_parameter(inner, &mut params, warnings)?;
             }
-        } else if let Some(&(field, kind)) = spec.fields.iter().find(|(f, _)| *f == name) {
+        } else if let Some(spec_field) = spec
+            .fields
+            .iter()
+            .find(|field| field.name == name && field.kind != FieldKind::Parameters)
+        {
             no_block(directive)?;
-            let value = read_value(field, kind, &directive.args, &directive.name)?;
+            let field = spec_field.name;
+            let value = read_value(spec_field, &directive.args, &directive.name)?;
             if let Some(first) = fields.set_by(field).filter(|_| field == spec.address_field) {
                 return Err(error_at(&directive.name, format!("the address is given twice ({field})"), "given again here")
                     .label(&first.location, "first given here")
@@ -305,10 +290,9 @@ pub fn read_profiler<'a>(
             }
             fields.set(field, value, &directive.name)?;
         } else {
-            let mut names: Vec<&str> = spec.fields.iter().map(|(f, _)| *f).collect();
-            names.push("parameters");
+            let mut names: Vec<&str> = spec.fields.iter().map(|field| field.name).collect();
             names.extend(PARAMETERS);
-            return Err(unknown_directive(&directive.name, spec.name, &names).into());
+            return Err(unknown_directive(&directive.name, spec.name, &names, app_names).into());
         }
     }
     if let Some(slot) = fields.get_mut("parameters") {
@@ -327,10 +311,16 @@ fn both_ways(direct: &Token, block: &Token) -> Diagnostic {
     .help("write all parameters one way: directly in the block, or inside `parameters { … }`")
 }
 
-/// The error for a directive that does not belong in `block`.
-pub fn unknown_directive(name: &Token, block: &str, valid: &[&str]) -> Diagnostic {
+/// The error for a directive that does not belong in `block`; one named like one of
+/// `app_names` is most likely the next app, written after an app block without braces.
+pub fn unknown_directive(
+    name: &Token,
+    block: &str,
+    valid: &[&str],
+    app_names: &[&str],
+) -> Diagnostic {
     let mut help = did_you_mean(&name.text, valid);
-    if super::APP_NAMES.contains(&name.text.as_str()) {
+    if app_names.contains(&name.text.as_str()) {
         help = format!(
             "{help}; to start another app, close this one first (an app block without braces runs to the end of the file)"
         );
@@ -399,14 +389,11 @@ fn source_line(token: &Token) -> &str {
     &text[start..end]
 }
 
-/// Reads the value of `field` of `kind` from `args` (those of the directive named `name`).
-fn read_value<'a>(
-    field: &str,
-    kind: Kind,
-    args: &'a [Token],
-    name: &Token,
-) -> Result<Json<'a>, Error> {
-    if kind == Kind::Flag {
+/// Reads the value of `field` from `args` (those of the directive named `name`), with its
+/// kind's checks and bounds (the one message of each, see [`FieldSpec`]).
+fn read_value<'a>(field: &FieldSpec, args: &'a [Token], name: &Token) -> Result<Json<'a>, Error> {
+    let field_name = field.name;
+    if field.kind == FieldKind::Flag {
         return match args {
             [] => Ok(Json::Bool(true)),
             [arg] => match arg.text.as_str() {
@@ -414,15 +401,17 @@ fn read_value<'a>(
                 "false" => Ok(Json::Bool(false)),
                 _ => Err(error_at(
                     arg,
-                    format!("{field} is a flag: expected true or false"),
+                    format!("{field_name} is a flag: expected true or false"),
                     "not a boolean",
                 )
-                .help(format!("write `{field}` alone (true), or `{field} false`"))
+                .help(format!(
+                    "write `{field_name}` alone (true), or `{field_name} false`"
+                ))
                 .into()),
             },
             [_, extra, ..] => Err(error_at(
                 extra,
-                format!("{field} takes at most one value"),
+                format!("{field_name} takes at most one value"),
                 "unexpected argument",
             )
             .into()),
@@ -430,51 +419,45 @@ fn read_value<'a>(
     }
     let arg = one_arg(name, args, "the value")?;
     let text = arg.text.as_str();
-    match kind {
-        Kind::Url => validate_url(text).map_err(|reason| {
-            error_at(arg, format!("invalid {field}: {reason}"), "not a valid URL").help(URL_HELP)
+    let refused = |refusal: Refusal| -> Error {
+        error_at(
+            arg,
+            format!("{field_name}: {}", refusal.message),
+            refusal.label,
+        )
+        .help(field.help)
+        .into()
+    };
+    match field.kind {
+        FieldKind::Url => validate_url(text).map_err(|reason| {
+            error_at(arg, format!("{field_name}: {reason}"), "not a valid URL").help(URL_HELP)
         })?,
-        Kind::Duration { positive } => {
+        FieldKind::Duration(_) => {
             let nanos = Duration::parse_nanos(text).map_err(|reason| {
                 error_at(
                     arg,
-                    format!("invalid {field}: {reason}"),
+                    format!("{field_name}: {reason}"),
                     "not a valid duration",
                 )
                 .help(DURATION_HELP)
             })?;
-            if positive && nanos.is_some_and(|n| n <= 0) {
-                return Err(error_at(
-                    arg,
-                    format!("{field} must be more than zero"),
-                    "zero or negative",
-                )
-                .help("write a positive duration, e.g. 15s")
-                .into());
-            }
-            if !positive && nanos.is_some_and(|n| n < 0) {
-                return Err(
-                    error_at(arg, format!("{field} must not be negative"), "negative")
-                        .help("write 0 for no limit, or a positive duration such as 10s")
-                        .into(),
-                );
+            // `None`: a placeholder, checked when it is resolved.
+            if let Some(refusal) = nanos.and_then(|nanos| field.nanos_out_of_bounds(nanos, &text)) {
+                return Err(refused(refusal));
             }
         }
-        Kind::Count => {
+        FieldKind::Count => {
             let count = parse_rate(text)
                 .map_err(|reason| {
-                    error_at(arg, format!("invalid {field}: {reason}"), "not a count")
-                        .help("write a whole number, 1 or more")
+                    error_at(arg, format!("{field_name}: {reason}"), "not a count").help(field.help)
                 })
                 .map_err(Error::from)?;
-            if count == 0 {
-                return Err(error_at(arg, format!("{field} must be at least 1"), "zero")
-                    .help("write a whole number, 1 or more")
-                    .into());
+            if let Some(refusal) = field.count_out_of_bounds(count) {
+                return Err(refused(refusal));
             }
             return Ok(Json::Number(count));
         }
-        Kind::Text | Kind::Flag => {}
+        FieldKind::Text | FieldKind::Flag | FieldKind::Parameters => {}
     }
     Ok(Json::String(text))
 }
