@@ -18,18 +18,23 @@
 extern crate alloc;
 
 pub mod adapt;
+#[cfg(feature = "runtime")]
 pub mod allocator;
 pub mod apps;
+#[cfg(feature = "runtime")]
 pub mod collect;
 pub mod config;
 pub mod diagnostic;
 mod excerpt;
 pub mod load;
+#[cfg(feature = "runtime")]
 pub mod profile;
 mod redact;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod source;
 mod swar;
+#[cfg(feature = "runtime")]
 pub mod sync;
 pub mod syntax;
 

@@ -5,6 +5,7 @@
 //! of each profile type to keep, default 20, at least 1), `flamegraph` (also write an SVG flame
 //! graph of each CPU window) and `parameters` (default types: `cpu` and `heap`). See [`crate::runtime::plan`] for the defaults as applied.
 
+#[cfg(feature = "runtime")]
 pub mod sink;
 
 use crate::adapt::reader::{Kind, ProfilerSpec};

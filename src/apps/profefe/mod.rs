@@ -1,6 +1,7 @@
 //! The `profefe` app: pushes profiles to a profefe collector. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+#[cfg(feature = "runtime")]
 pub mod sink;
 
 use crate::adapt::reader::{Kind, ProfilerSpec};

@@ -1,6 +1,7 @@
 //! The `pyroscope` app: pushes profiles to a Pyroscope server. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+#[cfg(feature = "runtime")]
 pub mod sink;
 
 use crate::adapt::reader::{Kind, ProfilerSpec};
