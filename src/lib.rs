@@ -39,21 +39,27 @@
 extern crate alloc;
 
 pub mod adapt;
+#[cfg(feature = "runtime")]
 pub mod allocator;
 pub mod apps;
+#[cfg(feature = "runtime")]
 pub mod collect;
 pub mod config;
 pub mod diagnostic;
 mod excerpt;
 pub mod fields;
 pub mod load;
+#[cfg(feature = "runtime")]
 pub mod profile;
 mod redact;
+#[cfg(feature = "runtime")]
 pub mod runtime;
 pub mod source;
 mod swar;
+#[cfg(feature = "runtime")]
 pub mod sync;
 pub mod syntax;
+#[cfg(feature = "runtime")]
 pub mod unwind;
 
 use std::path::{Path, PathBuf};
@@ -329,6 +335,6 @@ fn too_large(name: &str) -> Diagnostic {
 }
 
 /// The README's Rust examples, compiled and run as doctests so that they stay true.
-#[cfg(doctest)]
+#[cfg(all(doctest, feature = "runtime"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeExamples;

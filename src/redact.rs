@@ -4,10 +4,10 @@
 
 use std::borrow::Cow;
 
-use base64::Engine as _;
-use base64::prelude::BASE64_STANDARD;
-use reqwest::Url;
-use reqwest::header::HeaderMap;
+#[cfg(feature = "runtime")]
+use base64::{Engine as _, prelude::BASE64_STANDARD};
+#[cfg(feature = "runtime")]
+use reqwest::{Url, header::HeaderMap};
 
 /// What is shown in place of a credential.
 pub(crate) const REDACTED: &str = "[redacted]";
@@ -48,8 +48,10 @@ pub(crate) fn url(text: &str) -> Cow<'_, str> {
 /// values of its sensitive headers (whole, without their scheme, and for `Basic` decoded and
 /// its password alone) and the userinfo of its URL (as written, decoded, and as the `Basic`
 /// header the HTTP client makes of it).
+#[cfg(feature = "runtime")]
 pub(crate) struct Credentials(Vec<String>);
 
+#[cfg(feature = "runtime")]
 impl Credentials {
     /// The credentials of a request to `url` with `headers`.
     pub(crate) fn of_request(url: &Url, headers: &HeaderMap) -> Credentials {
@@ -106,6 +108,7 @@ impl Credentials {
 }
 
 /// `text` with its `%XX` escapes decoded (bytes that are not UTF-8 replaced).
+#[cfg(feature = "runtime")]
 fn percent_decoded(text: &str) -> String {
     let bytes = text.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
@@ -132,9 +135,11 @@ fn percent_decoded(text: &str) -> String {
 
 /// A secret value (a token or password): its `Debug` and `Display` print `[redacted]`. Use
 /// [`Secret::expose`] only where the value is sent.
+#[cfg(feature = "runtime")]
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
 
+#[cfg(feature = "runtime")]
 impl Secret {
     /// Wraps a secret value.
     pub fn new(value: impl Into<String>) -> Self {
@@ -147,12 +152,14 @@ impl Secret {
     }
 }
 
+#[cfg(feature = "runtime")]
 impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(REDACTED)
     }
 }
 
+#[cfg(feature = "runtime")]
 impl std::fmt::Display for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(REDACTED)
@@ -162,7 +169,6 @@ impl std::fmt::Display for Secret {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use reqwest::header::{AUTHORIZATION, HeaderValue};
 
     #[test]
     fn userinfo_is_hidden_in_valid_and_invalid_urls() {
@@ -189,7 +195,10 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "runtime")]
     fn every_form_of_a_credential_is_scrubbed() {
+        use reqwest::header::{AUTHORIZATION, HeaderValue};
+
         let url = Url::parse("http://us%65r:p%40ss@h/").unwrap();
         let mut headers = HeaderMap::new();
         let mut bearer = HeaderValue::from_static("Bearer tok3n");

@@ -6,7 +6,9 @@
 //! graph of each CPU window) and `parameters` (default types: `cpu` and `heap`), declared in
 //! its field table below.
 
+#[cfg(feature = "runtime")]
 pub mod settings;
+#[cfg(feature = "runtime")]
 pub mod sink;
 
 use crate::fields::directive::ProfilerSpec;

@@ -409,13 +409,30 @@ pub fn flamegraph_svg(title: &str, folded: &[(String, u64)]) -> io::Result<Optio
     if lines.is_empty() {
         return Ok(None);
     }
+    render_svg(title, &lines).map(Some)
+}
+
+/// `lines` of folded stacks with their counts drawn as an SVG flame graph.
+#[cfg(feature = "flamegraph")]
+fn render_svg(title: &str, lines: &[String]) -> io::Result<Vec<u8>> {
     let mut options = inferno::flamegraph::Options::default();
     options.title = title.to_owned();
     options.count_name = "samples".to_owned();
     options.deterministic = true;
     let mut svg = Vec::new();
     inferno::flamegraph::from_lines(&mut options, lines.iter().map(String::as_str), &mut svg)?;
-    Ok(Some(svg))
+    Ok(svg)
+}
+
+/// Without the renderer, a config asking for flame graphs gets this error each window (the
+/// profiles themselves are still written).
+#[cfg(not(feature = "flamegraph"))]
+fn render_svg(_title: &str, _lines: &[String]) -> io::Result<Vec<u8>> {
+    Err(io::Error::new(
+        io::ErrorKind::Unsupported,
+        "this caddyprof was built without its `flamegraph` feature: enable the feature, or \
+         remove `flamegraph` from the file sink",
+    ))
 }
 
 /// Whether `text` has the shape `YYYYMMDDTHHMMSS.mmmZ`.
@@ -653,6 +670,7 @@ mod tests {
     }
 
     #[test]
+    #[cfg(feature = "flamegraph")]
     fn flamegraphs() {
         let dir = tempfile::tempdir().unwrap();
         let writer = FileWriter::new(dir.path(), 2);
@@ -705,6 +723,21 @@ mod tests {
         );
         assert_eq!(writer.files(ProfileType::Cpu).unwrap().len(), 1);
         assert!(names(dir.path()).iter().all(|n| !n.ends_with(".tmp")));
+    }
+
+    #[test]
+    #[cfg(not(feature = "flamegraph"))]
+    fn without_the_renderer_a_flame_graph_is_an_error_naming_the_feature() {
+        let dir = tempfile::tempdir().unwrap();
+        let writer = FileWriter::new(dir.path(), 2);
+        let error = writer
+            .write_flamegraph(UNIX_EPOCH, Duration::from_secs(1), &[("main".into(), 1)])
+            .unwrap_err();
+        assert!(
+            error.to_string().contains("`flamegraph` feature"),
+            "{error}"
+        );
+        assert!(names(dir.path()).is_empty());
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! The `profefe` app: pushes profiles to a profefe collector. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+#[cfg(feature = "runtime")]
 pub mod settings;
+#[cfg(feature = "runtime")]
 pub mod sink;
 
 use std::fmt;

@@ -1,7 +1,9 @@
 //! The `pyroscope` app: pushes profiles to a Pyroscope server. Usable as a top-level app or as
 //! a child profiler of `profiling`.
 
+#[cfg(feature = "runtime")]
 pub mod settings;
+#[cfg(feature = "runtime")]
 pub mod sink;
 
 use std::fmt;
