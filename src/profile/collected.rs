@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use crate::config::ProfileType;
+use crate::fields::ProfileType;
 
 /// One finished profile, ready to upload: a gzip-compressed pprof message and the window it
 /// covers.
