@@ -6,7 +6,8 @@
 //! # Layers
 //!
 //! The modules form layers; a module uses only modules of its own layer or of layers below
-//! it, and no two modules use each other (`use crate::…`, file by file):
+//! it, and no files use each other in a circle (`use crate::…`, file by file; `tests/layers.rs`
+//! checks it):
 //!
 //! 1. **Foundations**: [`source`], `excerpt`, [`diagnostic`], `redact`, `swar`.
 //! 2. **Shared helpers**: the Profilingfile reader [`syntax`], and [`fields`]: durations,
@@ -17,11 +18,11 @@
 //!    apps ([`apps::NAMES`]).
 //! 4. **Root**: [`Config`] and [`config::Loaded`], the [`adapt`](mod@adapt) driver and its
 //!    source map ([`adapt::locate`]), [`load`], and this file's entry points.
-//! 5. **Profiling machinery**, beside layers 3 and 4 and using neither: [`allocator`],
-//!    [`collect`], [`sync`] and [`profile`].
+//! 5. **Profiling machinery**, beside layers 3 and 4 and using neither, in this order:
+//!    [`unwind`], [`allocator`], [`profile`], then [`collect`] and [`sync`].
 //! 6. **Runtime**: [`runtime`] (the plan, the host, the upload queue, the
 //!    [`Sink`](runtime::sink::Sink) trait) and each app's runtime half
-//!    (`apps/<app>/settings.rs`, `apps/<app>/sink.rs`), registered in one list.
+//!    (`apps/<app>/settings.rs`, `apps/<app>/sink.rs`).
 //! 7. **The CLI** (`src/main.rs`), on the public API only.
 //!
 //! ```
