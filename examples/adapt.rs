@@ -8,7 +8,7 @@
 
 use std::process::ExitCode;
 
-use caddyprof::apps::ChildProfiler;
+use caddyprof::apps::{FileSink, ProfefeApp, PyroscopeApp};
 use caddyprof::config::{Parameters, ProfileType};
 use caddyprof::{Config, SourceFile};
 
@@ -56,14 +56,21 @@ fn run(path: &str) -> Result<(), caddyprof::Error> {
         );
         for child in &profiling.profilers {
             let inherited = Some(&profiling.parameters);
-            let line = match child {
-                ChildProfiler::Pyroscope(p) => pyroscope_line(p, inherited),
-                ChildProfiler::Profefe(p) => profefe_line(p, inherited),
-                ChildProfiler::File(f) => format!(
+            let line = if let Some(p) = child.get::<PyroscopeApp>() {
+                pyroscope_line(p, inherited)
+            } else if let Some(p) = child.get::<ProfefeApp>() {
+                profefe_line(p, inherited)
+            } else if let Some(f) = child.get::<FileSink>() {
+                format!(
                     "file → {} ({}; caddyprof extension)",
                     f.directory.as_deref().unwrap_or("(default directory)"),
                     types(effective_types(f.parameters.as_ref(), inherited)),
-                ),
+                )
+            } else {
+                format!(
+                    "{} (a profiler this example does not describe)",
+                    child.name()
+                )
             };
             println!("  {line}");
         }
@@ -71,7 +78,7 @@ fn run(path: &str) -> Result<(), caddyprof::Error> {
     Ok(())
 }
 
-fn pyroscope_line(app: &caddyprof::apps::PyroscopeApp, inherited: Option<&Parameters>) -> String {
+fn pyroscope_line(app: &PyroscopeApp, inherited: Option<&Parameters>) -> String {
     format!(
         "pyroscope → {} ({})",
         app.server_address
@@ -81,7 +88,7 @@ fn pyroscope_line(app: &caddyprof::apps::PyroscopeApp, inherited: Option<&Parame
     )
 }
 
-fn profefe_line(app: &caddyprof::apps::ProfefeApp, inherited: Option<&Parameters>) -> String {
+fn profefe_line(app: &ProfefeApp, inherited: Option<&Parameters>) -> String {
     format!(
         "profefe → {} ({})",
         app.address

@@ -1,7 +1,7 @@
 //! The JSON loader against the seed's examples, its diagnostics (snapshots in `snapshots/`),
 //! and a no-panic property.
 
-use caddyprof::apps::ChildProfiler;
+use caddyprof::apps::PyroscopeApp;
 use caddyprof::config::{Duration, ProfileType};
 use caddyprof::{Config, SourceFile};
 use proptest::prelude::*;
@@ -101,7 +101,7 @@ fn seed_profiling() {
     assert_eq!(app.parameters.mutex_profile_fraction, Some(2));
     assert_eq!(app.parameters.profile_types.as_deref(), Some(&FOUR[..]));
     assert_eq!(app.profilers.len(), 3);
-    let ChildProfiler::Pyroscope(second) = &app.profilers[1] else {
+    let Some(second) = app.profilers[1].get::<PyroscopeApp>() else {
         panic!("not pyroscope")
     };
     assert_eq!(

@@ -13,12 +13,14 @@
 /// the names of the top-level blocks of a Profilingfile. The one list of them.
 pub const NAMES: &[&str] = &["profiling", "pyroscope", "profefe"];
 
+pub mod child;
 pub mod file;
 pub mod profefe;
 pub mod profiling;
 pub mod pyroscope;
 
+pub use child::ChildProfiler;
 pub use file::FileSink;
 pub use profefe::ProfefeApp;
-pub use profiling::{ChildProfiler, ProfilingApp};
+pub use profiling::ProfilingApp;
 pub use pyroscope::PyroscopeApp;

@@ -14,11 +14,11 @@ use std::collections::VecDeque;
 use std::fmt::Write;
 use std::ops::Range;
 
-use crate::apps::{FileSink, ProfefeApp, PyroscopeApp, file, profefe, pyroscope};
+use crate::apps::child::{ChildKind, ChildProfiler};
+use crate::apps::{file, profefe, pyroscope};
 use crate::fields::Parameters;
 use crate::fields::decode::{Decoder, join};
 use crate::fields::json_reader::{Node, NodeValue};
-use crate::fields::table::decode_fields;
 
 use crate::diagnostic::{Diagnostic, did_you_mean};
 
@@ -36,12 +36,6 @@ pub const FIELDS: &[&str] = &[
     "profilers",
 ];
 
-/// The `"profiler"` names of child profilers: the real modules', then caddyprof's extensions.
-pub const PROFILERS: &[&str] = &["pyroscope", "profefe", file::NAME];
-
-/// The `"profiler"` names that are caddyprof extensions (Caddy cannot load them).
-pub const EXTENSION_PROFILERS: &[&str] = &[file::NAME];
-
 /// The `profiling` app.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ProfilingApp {
@@ -49,54 +43,6 @@ pub struct ProfilingApp {
     pub parameters: Parameters,
     /// The child profilers, in order.
     pub profilers: Vec<ChildProfiler>,
-}
-
-/// One entry of `profilers`, chosen by its `"profiler"` name.
-#[derive(Clone, Debug, PartialEq)]
-pub enum ChildProfiler {
-    /// `{"profiler": "pyroscope", …}`.
-    Pyroscope(PyroscopeApp),
-    /// `{"profiler": "profefe", …}`.
-    Profefe(ProfefeApp),
-    /// `{"profiler": "file", …}`: a caddyprof extension.
-    File(FileSink),
-}
-
-impl ChildProfiler {
-    /// The `"profiler"` name.
-    pub fn name(&self) -> &'static str {
-        match self {
-            ChildProfiler::Pyroscope(_) => "pyroscope",
-            ChildProfiler::Profefe(_) => "profefe",
-            ChildProfiler::File(_) => file::NAME,
-        }
-    }
-
-    /// Whether this is a caddyprof extension, which Caddy cannot load.
-    pub fn is_extension(&self) -> bool {
-        EXTENSION_PROFILERS.contains(&self.name())
-    }
-
-    /// The child's own parameters, if it has any.
-    pub fn parameters(&self) -> Option<&Parameters> {
-        match self {
-            ChildProfiler::Pyroscope(p) => p.parameters.as_ref(),
-            ChildProfiler::Profefe(p) => p.parameters.as_ref(),
-            ChildProfiler::File(f) => f.parameters.as_ref(),
-        }
-    }
-
-    /// The canonical JSON object, `"profiler"` first.
-    pub fn to_json(&self) -> Value {
-        let mut map = Map::new();
-        map.insert("profiler".into(), self.name().into());
-        match self {
-            ChildProfiler::Pyroscope(p) => p.write_fields(&mut map),
-            ChildProfiler::Profefe(p) => p.write_fields(&mut map),
-            ChildProfiler::File(f) => f.write_fields(&mut map),
-        }
-        Value::Object(map)
-    }
 }
 
 impl ProfilingApp {
@@ -171,19 +117,19 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
             "this profiler has no \"profiler\" name",
             &format!(
                 "add \"profiler\" as the first field, one of: {}",
-                PROFILERS.join(", ")
+                profiler_names().collect::<Vec<_>>().join(", ")
             ),
         );
         return None;
     };
     let name_path = join(path, "profiler");
     let name = d.string(&name_member.value, &name_path)?;
-    let Some(spec) = child_spec(&name) else {
+    let Some(kind) = CHILDREN.iter().copied().find(|kind| kind.spec.name == name) else {
         d.error(
             &name_member.value.span,
             format!("{name_path}: unknown profiler '{name}'"),
             "unknown profiler",
-            &did_you_mean(&name, PROFILERS),
+            &did_you_mean(&name, &profiler_names().collect::<Vec<_>>()),
         );
         return None;
     };
@@ -191,7 +137,7 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
     // (On the stack: this is done for each of a large file's profilers.)
     let mut allowed: SmallVec<[&str; 16]> = SmallVec::new();
     allowed.push("profiler");
-    allowed.extend(spec.fields.iter().map(|field| field.name));
+    allowed.extend(kind.spec.fields.iter().map(|field| field.name));
     allowed.push("profile_types");
     let valid = d.object(node, path, &allowed);
     let alias = valid.iter().copied().find(|m| m.key == "profile_types");
@@ -199,11 +145,7 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
         .into_iter()
         .filter(|m| m.key != "profiler" && m.key != "profile_types")
         .collect();
-    let mut child = match name.as_str() {
-        "pyroscope" => ChildProfiler::Pyroscope(decode_fields(d, &fields, path)),
-        "profefe" => ChildProfiler::Profefe(decode_fields(d, &fields, path)),
-        _ => ChildProfiler::File(decode_fields(d, &fields, path)),
-    };
+    let mut child = kind.decode(d, &fields, path);
     if let Some(alias) = alias {
         let nested =
             fields
@@ -223,7 +165,9 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
             d.errors.push(err);
         } else {
             let types = d.profile_types(&alias.value, &join(path, "profile_types"));
-            let parameters = child_parameters(&mut child);
+            let parameters = child
+                .parameters_mut()
+                .get_or_insert_with(Parameters::default);
             parameters.profile_types = types;
             d.warn(
                 &alias.key_span,
@@ -237,25 +181,26 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
     Some(child)
 }
 
-fn child_parameters(child: &mut ChildProfiler) -> &mut Parameters {
-    let slot = match child {
-        ChildProfiler::Pyroscope(p) => &mut p.parameters,
-        ChildProfiler::Profefe(p) => &mut p.parameters,
-        ChildProfiler::File(f) => &mut f.parameters,
-    };
-    slot.get_or_insert_with(Parameters::default)
-}
-
 // ---------------------------------------------------------------------------------------------
 // Profilingfile reading
 // ---------------------------------------------------------------------------------------------
 
-/// The profilers a `profiling` block may hold, as directives.
-pub const CHILDREN: &[&ProfilerSpec] = &[&pyroscope::SPEC, &profefe::SPEC, &file::SPEC];
+/// The kinds of child profiler a `profiling` app may hold, in the order their names are
+/// offered: the Caddy modules', then caddyprof's extensions. The one list of them (a new
+/// sink adds its line here, and one to the runtime's list of sinks).
+pub const CHILDREN: &[&ChildKind] = &[&pyroscope::CHILD, &profefe::CHILD, &file::CHILD];
+
+/// The `"profiler"` names of the child profilers.
+pub fn profiler_names() -> impl Iterator<Item = &'static str> {
+    CHILDREN.iter().map(|kind| kind.spec.name)
+}
 
 /// The spec of the child profiler named `name`, if there is one.
 pub(crate) fn child_spec(name: &str) -> Option<&'static ProfilerSpec> {
-    CHILDREN.iter().copied().find(|spec| spec.name == name)
+    CHILDREN
+        .iter()
+        .map(|kind| kind.spec)
+        .find(|spec| spec.name == name)
 }
 
 /// Reads the directives of a `profiling { … }` block: the parameters directly, and each
@@ -311,7 +256,7 @@ pub(crate) fn adapt_with<'a>(
             profilers.push(child);
         } else {
             let mut valid: Vec<&str> = PARAMETERS.to_vec();
-            valid.extend(CHILDREN.iter().map(|spec| spec.name));
+            valid.extend(profiler_names());
             let mut diagnostic =
                 unknown_directive(&directive.name, "profiling", &valid, super::NAMES);
             if name == "parameters" {
@@ -462,7 +407,7 @@ mod tests {
         let app = loaded.config.profiling.unwrap();
         assert_eq!(
             app.profilers[0],
-            ChildProfiler::Profefe(ProfefeApp::default())
+            ChildProfiler::new(crate::apps::ProfefeApp::default())
         );
         assert_eq!(
             app.profilers[1].parameters().unwrap().profile_types,

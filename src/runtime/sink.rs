@@ -1,20 +1,34 @@
 //! The interface between the host and the sinks: each app that receives profiles (pyroscope,
 //! profefe, file) resolves its config into [`SinkSettings`] and starts a [`Sink`] from them,
 //! in its own folder (`apps/<app>/settings.rs` and `sink.rs`). The host calls these two
-//! traits only: it does not know which sinks exist. The one list of them is
-//! `resolve_child` in `runtime/plan/mod.rs` (the children of `profiling`) beside the standalone
-//! apps of [`crate::Config`].
+//! traits only: it does not know which sinks exist. The runtime's one list of them is
+//! `SINKS` in `runtime/plan/mod.rs` (the children of `profiling`), beside the standalone apps
+//! of [`crate::Config`].
 
 use std::any::Any;
 use std::fmt;
 use std::future::Future;
 use std::path::PathBuf;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::Profile;
+use super::plan::resolver::Resolver;
 use super::plan::sampling::Sampling;
 use super::upload::{Connections, HttpSink, RequestTarget, Submitted, UploadStats};
+use crate::apps::ChildProfiler;
+use crate::fields::Parameters;
+
+/// How a child profiler of one kind becomes a sink: `None` when the child is of another kind,
+/// else its settings (`None` when anything is refused). Each sink declares its own in its
+/// `settings.rs`, and `runtime/plan/mod.rs` lists them.
+pub(crate) type ResolveChild = fn(
+    &mut Resolver,
+    &ChildProfiler,
+    Option<&Parameters>,
+    &str,
+) -> Option<Option<Arc<dyn SinkSettings>>>;
 
 /// A future a [`Sink`] returns, boxed so that sinks can be called through `dyn Sink`.
 pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

@@ -11,10 +11,10 @@ pub mod settings;
 #[cfg(feature = "runtime")]
 pub mod sink;
 
+use crate::apps::child::{ChildConfig, ChildKind};
 use crate::fields::directive::ProfilerSpec;
-use crate::fields::table::{FieldRef, FieldSlot, write_fields};
+use crate::fields::table::{FieldRef, FieldSlot};
 use crate::fields::{Bound, Duration, FieldKind, FieldSet, FieldSpec, Parameters, ProfileType};
-use serde_json::{Map, Value};
 
 // ---------------------------------------------------------------------------------------------
 // Configuration
@@ -97,13 +97,6 @@ impl FieldSet for FileSink {
     }
 }
 
-impl FileSink {
-    /// Appends the set fields to `map`, in canonical order.
-    pub(crate) fn write_fields(&self, map: &mut Map<String, Value>) {
-        write_fields(self, map);
-    }
-}
-
 // ---------------------------------------------------------------------------------------------
 // Profilingfile reading
 // ---------------------------------------------------------------------------------------------
@@ -116,6 +109,13 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
     fields: FileSink::FIELDS,
 };
 
+/// The `file` child profiler of `profiling` (a caddyprof extension, which Caddy cannot load).
+pub const CHILD: ChildKind = ChildKind::of::<FileSink>(&SPEC, true);
+
+impl ChildConfig for FileSink {
+    const KIND: &'static ChildKind = &CHILD;
+}
+
 #[cfg(test)]
 mod tests {
     use crate::Config;
@@ -124,16 +124,15 @@ mod tests {
     fn table_fits_the_config() {
         crate::fields::table::tests::check_table::<super::FileSink>();
     }
-    use crate::apps::ChildProfiler;
 
     fn sink(fields: &str) -> Result<super::FileSink, String> {
         let text = format!(
             r#"{{"apps": {{"profiling": {{"profilers": [{{"profiler": "file"{fields}}}]}}}}}}"#
         );
         Config::from_json(&text)
-            .map(|c| match c.profiling.unwrap().profilers.remove(0) {
-                ChildProfiler::File(f) => f,
-                other => panic!("not a file sink: {other:?}"),
+            .map(|c| {
+                let child = c.profiling.unwrap().profilers.remove(0);
+                child.get::<super::FileSink>().expect("a file sink").clone()
             })
             .map_err(|e| e.diagnostics()[0].message().to_string())
     }

@@ -2,12 +2,14 @@
 //! it.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use super::FileSink;
 use crate::fields::Parameters;
 use crate::runtime::plan::resolver::Resolver;
 use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::{ResolveChild, SinkSettings};
 
 /// A resolved file sink (a caddyprof extension).
 #[derive(Clone, Debug, PartialEq)]
@@ -26,6 +28,12 @@ pub struct FileSettings {
     pub sampling: Sampling,
 }
 
+/// How a `profiling` child of this kind becomes a sink (listed in `runtime/plan/mod.rs`).
+pub(crate) const CHILD_SINK: ResolveChild = |r, child, inherited, path| {
+    let app = child.get::<FileSink>()?;
+    // A refused child is still this kind's: `Some(None)`.
+    Some(resolve(r, app, inherited, path.to_owned()).map(|s| Arc::new(s) as Arc<dyn SinkSettings>))
+};
 /// Resolves a file sink (a child of `profiling` inheriting its parameters) at `path`
 /// into its settings; `None` when anything is refused.
 pub(crate) fn resolve(

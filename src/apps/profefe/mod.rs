@@ -6,6 +6,7 @@ pub mod settings;
 #[cfg(feature = "runtime")]
 pub mod sink;
 
+use crate::apps::child::{ChildConfig, ChildKind};
 use std::fmt;
 
 use crate::fields::decode::Decoder;
@@ -121,6 +122,13 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
     address_field: "address",
     fields: ProfefeApp::FIELDS,
 };
+
+/// The `profefe` child profiler of `profiling` (one of the Caddy module's).
+pub const CHILD: ChildKind = ChildKind::of::<ProfefeApp>(&SPEC, false);
+
+impl ChildConfig for ProfefeApp {
+    const KIND: &'static ChildKind = &CHILD;
+}
 
 #[cfg(test)]
 mod tests {

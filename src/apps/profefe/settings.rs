@@ -2,6 +2,7 @@
 //! start its sink.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -11,6 +12,7 @@ use crate::diagnostic::Diagnostic;
 use crate::fields::Parameters;
 use crate::runtime::plan::resolver::Resolver;
 use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::{ResolveChild, SinkSettings};
 
 /// A resolved profefe sink. Its `Debug` shows the address without userinfo.
 #[derive(Clone, PartialEq)]
@@ -51,6 +53,12 @@ impl fmt::Debug for ProfefeSettings {
     }
 }
 
+/// How a `profiling` child of this kind becomes a sink (listed in `runtime/plan/mod.rs`).
+pub(crate) const CHILD_SINK: ResolveChild = |r, child, inherited, path| {
+    let app = child.get::<ProfefeApp>()?;
+    // A refused child is still this kind's: `Some(None)`.
+    Some(resolve(r, app, inherited, path.to_owned()).map(|s| Arc::new(s) as Arc<dyn SinkSettings>))
+};
 /// Resolves a profefe app (standalone, or a child of `profiling` inheriting its
 /// parameters) at `path` into its settings; `None` when anything is refused.
 pub(crate) fn resolve(

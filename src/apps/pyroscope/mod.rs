@@ -6,6 +6,7 @@ pub mod settings;
 #[cfg(feature = "runtime")]
 pub mod sink;
 
+use crate::apps::child::{ChildConfig, ChildKind};
 use std::fmt;
 
 use crate::fields::decode::Decoder;
@@ -175,6 +176,13 @@ pub const SPEC: ProfilerSpec = ProfilerSpec {
     address_field: "server_address",
     fields: PyroscopeApp::FIELDS,
 };
+
+/// The `pyroscope` child profiler of `profiling` (one of the Caddy module's).
+pub const CHILD: ChildKind = ChildKind::of::<PyroscopeApp>(&SPEC, false);
+
+impl ChildConfig for PyroscopeApp {
+    const KIND: &'static ChildKind = &CHILD;
+}
 
 #[cfg(test)]
 mod tests {

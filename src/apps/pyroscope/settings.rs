@@ -2,6 +2,7 @@
 //! defaults, checks, the choice of authentication), and how to start its sink.
 
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -12,6 +13,7 @@ use crate::fields::{Parameters, ProfileType};
 use crate::redact::Secret;
 use crate::runtime::plan::resolver::{Resolver, Summary};
 use crate::runtime::plan::sampling::Sampling;
+use crate::runtime::sink::{ResolveChild, SinkSettings};
 
 /// How a pyroscope sink authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -78,6 +80,12 @@ static THREADCREATE_DROPPED: Summary = Summary {
     help: "remove threadcreate from the pyroscope profile_types",
 };
 
+/// How a `profiling` child of this kind becomes a sink (listed in `runtime/plan/mod.rs`).
+pub(crate) const CHILD_SINK: ResolveChild = |r, child, inherited, path| {
+    let app = child.get::<PyroscopeApp>()?;
+    // A refused child is still this kind's: `Some(None)`.
+    Some(resolve(r, app, inherited, path.to_owned()).map(|s| Arc::new(s) as Arc<dyn SinkSettings>))
+};
 /// Resolves a pyroscope app (standalone, or a child of `profiling` inheriting its
 /// parameters) at `path` into its settings; `None` when anything is refused.
 pub(crate) fn resolve(

@@ -1,8 +1,8 @@
 //! The runtime plan: a validated [`Config`] turned into the list of sinks to run, each with
 //! fully resolved, typed settings, and what the collectors must sample for them.
 //!
-//! This file drives the resolution (which sinks, in which order, and the one list of child
-//! profilers, `resolve_child`); the generic field resolver is `resolver.rs`, the
+//! This file drives the resolution (which sinks, in which order, and the one list of the
+//! sinks a child profiler may be, `SINKS`); the generic field resolver is `resolver.rs`, the
 //! parameters a sink samples with `sampling.rs`, the merge for the collectors
 //! `collectors.rs`, and each sink's own settings are resolved in its app's folder
 //! (`apps/<app>/settings.rs`).
@@ -70,7 +70,7 @@ use crate::diagnostic::{Diagnostic, Error};
 use crate::fields::Parameters;
 #[cfg(doc)]
 use crate::fields::{FieldSpec, parameters::DEFAULT_CPU_HZ};
-use crate::runtime::sink::SinkSettings;
+use crate::runtime::sink::{ResolveChild, SinkSettings};
 pub use resolver::{PlanOptions, executable_name};
 use resolver::{Refusals, Resolver};
 
@@ -165,26 +165,26 @@ impl Plan {
     }
 }
 
-/// Resolves a child profiler of `profiling` into its sink's settings: the one list of the
-/// sinks a child may be (adding a sink adds its line here).
+/// The sinks a child profiler of `profiling` may be: the runtime's one list of them (a new
+/// sink adds its line here, and one to `apps::profiling::CHILDREN`).
+const SINKS: &[ResolveChild] = &[
+    pyroscope::settings::CHILD_SINK,
+    profefe::settings::CHILD_SINK,
+    file::settings::CHILD_SINK,
+];
+
+/// Resolves a child profiler of `profiling` into its sink's settings.
 fn resolve_child(
     r: &mut Resolver,
     child: &ChildProfiler,
     inherited: Option<&Parameters>,
     path: String,
 ) -> Option<Arc<dyn SinkSettings>> {
-    fn shared(settings: impl SinkSettings) -> Arc<dyn SinkSettings> {
-        Arc::new(settings)
-    }
-    match child {
-        ChildProfiler::Pyroscope(app) => {
-            pyroscope::settings::resolve(r, app, inherited, path).map(shared)
-        }
-        ChildProfiler::Profefe(app) => {
-            profefe::settings::resolve(r, app, inherited, path).map(shared)
-        }
-        ChildProfiler::File(sink) => file::settings::resolve(r, sink, inherited, path).map(shared),
-    }
+    let resolved = SINKS
+        .iter()
+        .find_map(|resolve| resolve(r, child, inherited, &path));
+    debug_assert!(resolved.is_some(), "{}: no sink in SINKS", child.name());
+    resolved.flatten()
 }
 
 impl Resolver<'_> {

@@ -627,3 +627,15 @@ fn executable_name_is_not_empty() {
     assert!(!executable_name().is_empty());
     assert!(!PlanOptions::default().executable_name.is_empty());
 }
+
+#[test]
+fn every_kind_of_child_profiler_becomes_a_sink() {
+    // A kind in apps::profiling::CHILDREN without its line in SINKS would run nothing.
+    for name in crate::apps::profiling::profiler_names() {
+        let planned = resolve(&format!(
+            r#""profiling": {{"profilers": [{{"profiler": "{name}"}}]}}"#
+        ));
+        assert_eq!(planned.plan.sinks.len(), 1, "{name}");
+        assert_eq!(planned.plan.sinks[0].path(), "apps.profiling.profilers[0]");
+    }
+}
