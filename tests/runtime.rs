@@ -694,7 +694,9 @@ fn cli_run_summary_accounts_for_every_profile() {
     .iter()
     .map(|name| field(summary, name))
     .sum::<u64>();
-    assert_eq!(profiles, 4, "{summary}");
+    // One window of each of the four types, or two when one of profefe's 15 s boundaries
+    // (aligned to the clock) falls inside the 1 s run.
+    assert!(profiles == 4 || profiles == 8, "{summary}");
     assert_eq!(accounted, profiles, "{summary}");
     assert!(field(summary, "skipped_empty") >= 1, "{summary}");
     assert_eq!(
