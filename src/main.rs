@@ -101,7 +101,7 @@ Exit status: 0 ok, 1 the file cannot be parsed (or, with --diff, differs), 2 usa
     #[command(after_help = "\
 Examples:
   caddyprof run examples/demo.Profilingfile          # until Ctrl-C
-  caddyprof run --once --window 5s Profilingfile     # one 5 s window, then exit
+  caddyprof run --once --window 5s Profilingfile     # profile for 5 s, push, exit
   RUST_LOG=debug caddyprof run --log-format json caddy.json
 
 The caddyprof process profiles itself; to profile your service, embed the library
@@ -116,10 +116,11 @@ log, or a second signal that did not wait), 2 usage error.")]
         /// How to read the file, instead of guessing.
         #[arg(long, value_enum)]
         adapter: Option<Adapter>,
-        /// Collect one window, push it and exit with the result.
+        /// Profile for one window's length, push what was collected and exit with the result
+        /// (a sink's own window boundary, aligned to the clock, can split it in two).
         #[arg(long)]
         once: bool,
-        /// With --once: the window's length (a duration such as 5s).
+        /// With --once: how long to profile (a duration such as 5s).
         #[arg(
             long,
             value_name = "DURATION",
