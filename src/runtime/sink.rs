@@ -18,17 +18,49 @@ use super::plan::resolver::Resolver;
 use super::plan::sampling::Sampling;
 use super::upload::{Connections, HttpSink, RequestTarget, Submitted, UploadStats};
 use crate::apps::ChildProfiler;
+use crate::apps::child::ChildConfig;
 use crate::fields::Parameters;
 
+/// A sink's config resolved into its settings; each sink implements it in its `settings.rs`.
+pub(crate) trait ResolveSink: ChildConfig {
+    /// What it resolves into.
+    type Settings: SinkSettings;
+
+    /// Resolves the config (standalone, or a child of `profiling` inheriting its parameters)
+    /// at `path`; `None` when anything is refused.
+    fn resolve(
+        &self,
+        r: &mut Resolver,
+        inherited: Option<&Parameters>,
+        path: String,
+    ) -> Option<Self::Settings>;
+}
+
 /// How a child profiler of one kind becomes a sink: `None` when the child is of another kind,
-/// else its settings (`None` when anything is refused). Each sink declares its own in its
-/// `settings.rs`, and `runtime/plan/mod.rs` lists them.
+/// else its settings (`None` when anything is refused). `runtime/plan/mod.rs` lists one,
+/// [`child_sink`], for each kind.
 pub(crate) type ResolveChild = fn(
     &mut Resolver,
     &ChildProfiler,
     Option<&Parameters>,
     &str,
 ) -> Option<Option<Arc<dyn SinkSettings>>>;
+
+/// The [`ResolveChild`] of the children whose config is a `T`.
+pub(crate) fn child_sink<T: ResolveSink>(
+    r: &mut Resolver,
+    child: &ChildProfiler,
+    inherited: Option<&Parameters>,
+    path: &str,
+) -> Option<Option<Arc<dyn SinkSettings>>> {
+    let config = child.get::<T>()?;
+    // A refused child is still this kind's: `Some(None)`.
+    Some(
+        config
+            .resolve(r, inherited, path.to_owned())
+            .map(|settings| Arc::new(settings) as Arc<dyn SinkSettings>),
+    )
+}
 
 /// A future a [`Sink`] returns, boxed so that sinks can be called through `dyn Sink`.
 pub type SinkFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;

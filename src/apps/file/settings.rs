@@ -2,14 +2,13 @@
 //! it.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 use std::time::Duration;
 
 use super::FileSink;
 use crate::fields::Parameters;
 use crate::runtime::plan::resolver::Resolver;
 use crate::runtime::plan::sampling::Sampling;
-use crate::runtime::sink::{ResolveChild, SinkSettings};
+use crate::runtime::sink::ResolveSink;
 
 /// A resolved file sink (a caddyprof extension).
 #[derive(Clone, Debug, PartialEq)]
@@ -28,45 +27,44 @@ pub struct FileSettings {
     pub sampling: Sampling,
 }
 
-/// How a `profiling` child of this kind becomes a sink (listed in `runtime/plan/mod.rs`).
-pub(crate) const CHILD_SINK: ResolveChild = |r, child, inherited, path| {
-    let app = child.get::<FileSink>()?;
-    // A refused child is still this kind's: `Some(None)`.
-    Some(resolve(r, app, inherited, path.to_owned()).map(|s| Arc::new(s) as Arc<dyn SinkSettings>))
-};
-/// Resolves a file sink (a child of `profiling` inheriting its parameters) at `path`
-/// into its settings; `None` when anything is refused.
-pub(crate) fn resolve(
-    r: &mut Resolver,
-    sink: &FileSink,
-    inherited: Option<&Parameters>,
-    path: String,
-) -> Option<FileSettings> {
-    let refused_before = r.refused();
-    let directory = r
-        .string(&sink.directory, &path, &super::DIRECTORY)
-        .or_else(|| super::DIRECTORY.default.map(str::to_owned))
-        .unwrap_or_default();
-    let interval = r
-        .duration(&sink.interval, &path, &super::INTERVAL)
-        .unwrap_or_default();
-    let keep = sink
-        .keep
-        .or_else(|| super::KEEP.default_count())
-        .unwrap_or(1);
-    let keep = usize::try_from(keep).unwrap_or(usize::MAX);
-    let sampling = r.sampling(
-        sink.parameters.as_ref(),
-        inherited,
-        super::DEFAULT_PROFILE_TYPES,
-        &path,
-    );
-    (r.refused() == refused_before).then(|| FileSettings {
-        path,
-        directory: PathBuf::from(directory),
-        interval,
-        keep,
-        flamegraph: sink.flamegraph.unwrap_or(false),
-        sampling,
-    })
+impl ResolveSink for FileSink {
+    type Settings = FileSettings;
+
+    /// Resolves a file sink (a child of `profiling` inheriting its parameters) at `path`
+    /// into its settings; `None` when anything is refused.
+    fn resolve(
+        &self,
+        r: &mut Resolver,
+        inherited: Option<&Parameters>,
+        path: String,
+    ) -> Option<FileSettings> {
+        let sink = self;
+        let refused_before = r.refused();
+        let directory = r
+            .string(&sink.directory, &path, &super::DIRECTORY)
+            .or_else(|| super::DIRECTORY.default.map(str::to_owned))
+            .unwrap_or_default();
+        let interval = r
+            .duration(&sink.interval, &path, &super::INTERVAL)
+            .unwrap_or_default();
+        let keep = sink
+            .keep
+            .or_else(|| super::KEEP.default_count())
+            .unwrap_or(1);
+        let keep = usize::try_from(keep).unwrap_or(usize::MAX);
+        let sampling = r.sampling(
+            sink.parameters.as_ref(),
+            inherited,
+            super::DEFAULT_PROFILE_TYPES,
+            &path,
+        );
+        (r.refused() == refused_before).then(|| FileSettings {
+            path,
+            directory: PathBuf::from(directory),
+            interval,
+            keep,
+            flamegraph: sink.flamegraph.unwrap_or(false),
+            sampling,
+        })
+    }
 }

@@ -2,7 +2,6 @@
 //! start its sink.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -12,7 +11,7 @@ use crate::diagnostic::Diagnostic;
 use crate::fields::Parameters;
 use crate::runtime::plan::resolver::Resolver;
 use crate::runtime::plan::sampling::Sampling;
-use crate::runtime::sink::{ResolveChild, SinkSettings};
+use crate::runtime::sink::ResolveSink;
 
 /// A resolved profefe sink. Its `Debug` shows the address without userinfo.
 #[derive(Clone, PartialEq)]
@@ -53,51 +52,50 @@ impl fmt::Debug for ProfefeSettings {
     }
 }
 
-/// How a `profiling` child of this kind becomes a sink (listed in `runtime/plan/mod.rs`).
-pub(crate) const CHILD_SINK: ResolveChild = |r, child, inherited, path| {
-    let app = child.get::<ProfefeApp>()?;
-    // A refused child is still this kind's: `Some(None)`.
-    Some(resolve(r, app, inherited, path.to_owned()).map(|s| Arc::new(s) as Arc<dyn SinkSettings>))
-};
-/// Resolves a profefe app (standalone, or a child of `profiling` inheriting its
-/// parameters) at `path` into its settings; `None` when anything is refused.
-pub(crate) fn resolve(
-    r: &mut Resolver,
-    app: &ProfefeApp,
-    inherited: Option<&Parameters>,
-    path: String,
-) -> Option<ProfefeSettings> {
-    let refused_before = r.refused();
-    if app.address.is_none() {
-        r.warn(
-            Diagnostic::warning(format!(
-                "{path}.address: not set: sending to {}",
-                super::ADDRESS.default.unwrap_or_default()
-            ))
-            .help("set the profefe collector's address, such as http://profefe:10100"),
+impl ResolveSink for ProfefeApp {
+    type Settings = ProfefeSettings;
+
+    /// Resolves a profefe app (standalone, or a child of `profiling` inheriting its
+    /// parameters) at `path` into its settings; `None` when anything is refused.
+    fn resolve(
+        &self,
+        r: &mut Resolver,
+        inherited: Option<&Parameters>,
+        path: String,
+    ) -> Option<ProfefeSettings> {
+        let app = self;
+        let refused_before = r.refused();
+        if app.address.is_none() {
+            r.warn(
+                Diagnostic::warning(format!(
+                    "{path}.address: not set: sending to {}",
+                    super::ADDRESS.default.unwrap_or_default()
+                ))
+                .help("set the profefe collector's address, such as http://profefe:10100"),
+            );
+        }
+        let address = r.url(&app.address, &path, &super::ADDRESS);
+        let service = r
+            .string(&app.service, &path, &super::SERVICE)
+            .unwrap_or_else(|| r.executable_name().to_owned());
+        // Unset: a default, so that a hung collector cannot hold the queue forever; 0: none.
+        let timeout = r
+            .duration(&app.timeout, &path, &super::TIMEOUT)
+            .filter(|timeout| !timeout.is_zero());
+        let sampling = r.sampling(
+            app.parameters.as_ref(),
+            inherited,
+            super::DEFAULT_PROFILE_TYPES,
+            &path,
         );
+        let address = address.filter(|_| r.refused() == refused_before)?;
+        Some(ProfefeSettings {
+            path,
+            address,
+            service,
+            timeout,
+            upload_rate: super::UPLOAD_RATE,
+            sampling,
+        })
     }
-    let address = r.url(&app.address, &path, &super::ADDRESS);
-    let service = r
-        .string(&app.service, &path, &super::SERVICE)
-        .unwrap_or_else(|| r.executable_name().to_owned());
-    // Unset: a default, so that a hung collector cannot hold the queue forever; 0: none.
-    let timeout = r
-        .duration(&app.timeout, &path, &super::TIMEOUT)
-        .filter(|timeout| !timeout.is_zero());
-    let sampling = r.sampling(
-        app.parameters.as_ref(),
-        inherited,
-        super::DEFAULT_PROFILE_TYPES,
-        &path,
-    );
-    let address = address.filter(|_| r.refused() == refused_before)?;
-    Some(ProfefeSettings {
-        path,
-        address,
-        service,
-        timeout,
-        upload_rate: super::UPLOAD_RATE,
-        sampling,
-    })
 }

@@ -2,7 +2,6 @@
 //! defaults, checks, the choice of authentication), and how to start its sink.
 
 use std::fmt;
-use std::sync::Arc;
 use std::time::Duration;
 
 use url::Url;
@@ -13,7 +12,7 @@ use crate::fields::{Parameters, ProfileType};
 use crate::redact::Secret;
 use crate::runtime::plan::resolver::{Resolver, Summary};
 use crate::runtime::plan::sampling::Sampling;
-use crate::runtime::sink::{ResolveChild, SinkSettings};
+use crate::runtime::sink::ResolveSink;
 
 /// How a pyroscope sink authenticates.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -80,103 +79,102 @@ static THREADCREATE_DROPPED: Summary = Summary {
     help: "remove threadcreate from the pyroscope profile_types",
 };
 
-/// How a `profiling` child of this kind becomes a sink (listed in `runtime/plan/mod.rs`).
-pub(crate) const CHILD_SINK: ResolveChild = |r, child, inherited, path| {
-    let app = child.get::<PyroscopeApp>()?;
-    // A refused child is still this kind's: `Some(None)`.
-    Some(resolve(r, app, inherited, path.to_owned()).map(|s| Arc::new(s) as Arc<dyn SinkSettings>))
-};
-/// Resolves a pyroscope app (standalone, or a child of `profiling` inheriting its
-/// parameters) at `path` into its settings; `None` when anything is refused.
-pub(crate) fn resolve(
-    r: &mut Resolver,
-    app: &PyroscopeApp,
-    inherited: Option<&Parameters>,
-    path: String,
-) -> Option<PyroscopeSettings> {
-    let refused_before = r.refused();
-    if app.server_address.is_none() {
-        r.warn(
-            Diagnostic::warning(format!(
-                "{path}.server_address: not set: sending to {}",
-                super::SERVER_ADDRESS.default.unwrap_or_default()
-            ))
-            .help("set the Pyroscope server's address, such as http://pyroscope:4040"),
-        );
-    }
-    let application_name = r
-        .string(&app.application_name, &path, &super::APPLICATION_NAME)
-        .unwrap_or_else(|| r.executable_name().to_owned());
-    let server_url = r.url(&app.server_address, &path, &super::SERVER_ADDRESS);
-    let token = r.string(&app.auth_token, &path, &super::AUTH_TOKEN);
-    let user = r.string(&app.basic_auth_user, &path, &super::BASIC_AUTH_USER);
-    let password = r.string(&app.basic_auth_password, &path, &super::BASIC_AUTH_PASSWORD);
-    let tenant_id = r.string(&app.tenant_id, &path, &super::TENANT_ID);
-    let upload_rate = r
-        .duration(&app.upload_rate, &path, &super::UPLOAD_RATE)
-        .unwrap_or_default();
-    let auth = match (user, password, token) {
-        (Some(user), Some(password), token) => {
-            if token.is_some() {
-                r.warn(
-                    Diagnostic::warning(format!(
-                        "{path}.auth_token: ignored: basic auth is used when \
-                         basic_auth_user and basic_auth_password are set"
-                    ))
-                    .help("keep either the token or the basic auth pair"),
+impl ResolveSink for PyroscopeApp {
+    type Settings = PyroscopeSettings;
+
+    /// Resolves a pyroscope app (standalone, or a child of `profiling` inheriting its
+    /// parameters) at `path` into its settings; `None` when anything is refused.
+    fn resolve(
+        &self,
+        r: &mut Resolver,
+        inherited: Option<&Parameters>,
+        path: String,
+    ) -> Option<PyroscopeSettings> {
+        let app = self;
+        let refused_before = r.refused();
+        if app.server_address.is_none() {
+            r.warn(
+                Diagnostic::warning(format!(
+                    "{path}.server_address: not set: sending to {}",
+                    super::SERVER_ADDRESS.default.unwrap_or_default()
+                ))
+                .help("set the Pyroscope server's address, such as http://pyroscope:4040"),
+            );
+        }
+        let application_name = r
+            .string(&app.application_name, &path, &super::APPLICATION_NAME)
+            .unwrap_or_else(|| r.executable_name().to_owned());
+        let server_url = r.url(&app.server_address, &path, &super::SERVER_ADDRESS);
+        let token = r.string(&app.auth_token, &path, &super::AUTH_TOKEN);
+        let user = r.string(&app.basic_auth_user, &path, &super::BASIC_AUTH_USER);
+        let password = r.string(&app.basic_auth_password, &path, &super::BASIC_AUTH_PASSWORD);
+        let tenant_id = r.string(&app.tenant_id, &path, &super::TENANT_ID);
+        let upload_rate = r
+            .duration(&app.upload_rate, &path, &super::UPLOAD_RATE)
+            .unwrap_or_default();
+        let auth = match (user, password, token) {
+            (Some(user), Some(password), token) => {
+                if token.is_some() {
+                    r.warn(
+                        Diagnostic::warning(format!(
+                            "{path}.auth_token: ignored: basic auth is used when \
+                             basic_auth_user and basic_auth_password are set"
+                        ))
+                        .help("keep either the token or the basic auth pair"),
+                    );
+                }
+                Auth::Basic {
+                    user,
+                    password: Secret::new(password),
+                }
+            }
+            (Some(_), None, _) => {
+                r.refuse(
+                    format!("{path}.basic_auth_user: basic_auth_password is not set"),
+                    "set both basic_auth_user and basic_auth_password, or neither",
                 );
+                Auth::None
             }
-            Auth::Basic {
-                user,
-                password: Secret::new(password),
+            (None, Some(_), _) => {
+                r.refuse(
+                    format!("{path}.basic_auth_password: basic_auth_user is not set"),
+                    "set both basic_auth_user and basic_auth_password, or neither",
+                );
+                Auth::None
             }
-        }
-        (Some(_), None, _) => {
-            r.refuse(
-                format!("{path}.basic_auth_user: basic_auth_password is not set"),
-                "set both basic_auth_user and basic_auth_password, or neither",
+            (None, None, Some(token)) => Auth::Bearer(Secret::new(token)),
+            (None, None, None) => Auth::None,
+        };
+        if app.disable_gc_runs.is_some() {
+            r.warn(
+                Diagnostic::warning(format!(
+                    "{path}.disable_gc_runs: has no effect: Rust has no garbage collector to run \
+                     before heap profiles"
+                ))
+                .help("remove it; it is accepted for compatibility with the Go module"),
             );
-            Auth::None
         }
-        (None, Some(_), _) => {
-            r.refuse(
-                format!("{path}.basic_auth_password: basic_auth_user is not set"),
-                "set both basic_auth_user and basic_auth_password, or neither",
-            );
-            Auth::None
-        }
-        (None, None, Some(token)) => Auth::Bearer(Secret::new(token)),
-        (None, None, None) => Auth::None,
-    };
-    if app.disable_gc_runs.is_some() {
-        r.warn(
-            Diagnostic::warning(format!(
-                "{path}.disable_gc_runs: has no effect: Rust has no garbage collector to run \
-                 before heap profiles"
-            ))
-            .help("remove it; it is accepted for compatibility with the Go module"),
+        let mut sampling = r.sampling(
+            app.parameters.as_ref(),
+            inherited,
+            super::DEFAULT_PROFILE_TYPES,
+            &path,
         );
+        if sampling.has(ProfileType::ThreadCreate) {
+            sampling
+                .profile_types
+                .retain(|&t| t != ProfileType::ThreadCreate);
+            r.summarize(&THREADCREATE_DROPPED, &path);
+        }
+        let server_url = server_url.filter(|_| r.refused() == refused_before)?;
+        Some(PyroscopeSettings {
+            path,
+            application_name,
+            server_url,
+            auth,
+            tenant_id,
+            upload_rate,
+            sampling,
+        })
     }
-    let mut sampling = r.sampling(
-        app.parameters.as_ref(),
-        inherited,
-        super::DEFAULT_PROFILE_TYPES,
-        &path,
-    );
-    if sampling.has(ProfileType::ThreadCreate) {
-        sampling
-            .profile_types
-            .retain(|&t| t != ProfileType::ThreadCreate);
-        r.summarize(&THREADCREATE_DROPPED, &path);
-    }
-    let server_url = server_url.filter(|_| r.refused() == refused_before)?;
-    Some(PyroscopeSettings {
-        path,
-        application_name,
-        server_url,
-        auth,
-        tenant_id,
-        upload_rate,
-        sampling,
-    })
 }

@@ -64,13 +64,13 @@ mod tests;
 
 use std::sync::Arc;
 
-use crate::apps::{ChildProfiler, file, profefe, pyroscope};
+use crate::apps::{ChildProfiler, FileSink, ProfefeApp, PyroscopeApp};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Error};
 use crate::fields::Parameters;
 #[cfg(doc)]
 use crate::fields::{FieldSpec, parameters::DEFAULT_CPU_HZ};
-use crate::runtime::sink::{ResolveChild, SinkSettings};
+use crate::runtime::sink::{ResolveChild, ResolveSink, SinkSettings, child_sink};
 pub use resolver::{PlanOptions, executable_name};
 use resolver::{Refusals, Resolver};
 
@@ -168,9 +168,9 @@ impl Plan {
 /// The sinks a child profiler of `profiling` may be: the runtime's one list of them (a new
 /// sink adds its line here, and one to `apps::profiling::CHILDREN`).
 const SINKS: &[ResolveChild] = &[
-    pyroscope::settings::CHILD_SINK,
-    profefe::settings::CHILD_SINK,
-    file::settings::CHILD_SINK,
+    child_sink::<PyroscopeApp>,
+    child_sink::<ProfefeApp>,
+    child_sink::<FileSink>,
 ];
 
 /// Resolves a child profiler of `profiling` into its sink's settings.
@@ -211,14 +211,14 @@ impl Resolver<'_> {
         let pyroscope = config
             .pyroscope
             .as_ref()
-            .and_then(|app| pyroscope::settings::resolve(self, app, None, "apps.pyroscope".into()));
+            .and_then(|app| app.resolve(self, None, "apps.pyroscope".into()));
         if let Some(settings) = pyroscope {
             sink(Arc::new(settings));
         }
         let profefe = config
             .profefe
             .as_ref()
-            .and_then(|app| profefe::settings::resolve(self, app, None, "apps.profefe".into()));
+            .and_then(|app| app.resolve(self, None, "apps.profefe".into()));
         if let Some(settings) = profefe {
             sink(Arc::new(settings));
         }

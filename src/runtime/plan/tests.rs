@@ -1,6 +1,7 @@
 //! The resolution of whole configurations: inheritance, defaults, placeholders, checks.
 
 use super::*;
+use crate::apps::profefe;
 use crate::fields::ProfileType::{self, *};
 use crate::fields::parameters::DEFAULT_CPU_HZ;
 use std::path::PathBuf;
