@@ -68,9 +68,12 @@ use crate::apps::{ChildProfiler, FileSink, ProfefeApp, PyroscopeApp};
 use crate::config::Config;
 use crate::diagnostic::{Diagnostic, Error};
 use crate::fields::Parameters;
-#[cfg(doc)]
-use crate::fields::{FieldSpec, parameters::DEFAULT_CPU_HZ};
 use crate::runtime::sink::{ResolveChild, ResolveSink, SinkSettings, child_sink};
+#[cfg(doc)]
+use crate::{
+    apps::{file, profefe, pyroscope},
+    fields::{FieldSpec, parameters::DEFAULT_CPU_HZ},
+};
 pub use resolver::{PlanOptions, executable_name};
 use resolver::{Refusals, Resolver};
 
