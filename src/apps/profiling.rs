@@ -124,7 +124,7 @@ fn decode_child(d: &mut Decoder, node: &Node, path: &str) -> Option<ChildProfile
     };
     let name_path = join(path, "profiler");
     let name = d.string(&name_member.value, &name_path)?;
-    let Some(kind) = CHILDREN.iter().copied().find(|kind| kind.spec.name == name) else {
+    let Some(kind) = child_kind(&name) else {
         d.error(
             &name_member.value.span,
             format!("{name_path}: unknown profiler '{name}'"),
@@ -195,12 +195,14 @@ pub fn profiler_names() -> impl Iterator<Item = &'static str> {
     CHILDREN.iter().map(|kind| kind.spec.name)
 }
 
+/// The kind of child profiler named `name`, if there is one.
+fn child_kind(name: &str) -> Option<&'static ChildKind> {
+    CHILDREN.iter().copied().find(|kind| kind.spec.name == name)
+}
+
 /// The spec of the child profiler named `name`, if there is one.
 pub(crate) fn child_spec(name: &str) -> Option<&'static ProfilerSpec> {
-    CHILDREN
-        .iter()
-        .map(|kind| kind.spec)
-        .find(|spec| spec.name == name)
+    child_kind(name).map(|kind| kind.spec)
 }
 
 /// Reads the directives of a `profiling { … }` block: the parameters directly, and each
